@@ -1,0 +1,295 @@
+"""The packet path: one source track fanned out to subscriber tracks, encoded.
+
+A :class:`TrackForwarder` reads one remote track of a publication. With the
+passthrough decoder (see ``aiortc_compat``) that track yields ``av.Packet``s; the
+forwarder pushes each packet to every :class:`ForwardedTrack`, which an
+``RTCRtpSender`` of a subscriber reads and packetizes without encoding.
+
+Why a bounded queue per subscriber: one subscriber whose sender falls behind
+must not hold packets for everyone else or grow memory without limit. When its
+queue overflows, video is dropped up to the next keyframe (a delta frame after
+a gap would only show garbage) and a keyframe is requested from the publisher.
+
+:class:`TranscodingForwarder` is the baseline the benchmark compares against:
+stock aiortc ``MediaRelay`` (decode once, encode once per subscriber).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+
+from . import aiortc_compat
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_FRAMES = {"video": 60, "audio": 50}
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """A subscriber's copy of a source track: encoded packets, bounded, keyframe-gated."""
+
+    def __init__(self, kind: str, forwarder: "TrackForwarder", max_queue: int | None = None) -> None:
+        super().__init__()
+        self.kind = kind
+        self._forwarder = forwarder
+        self._max_queue = max_queue or DEFAULT_QUEUE_FRAMES.get(kind, 50)
+        self._queue: deque[av.Packet] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        # A video subscriber can only start decoding at a keyframe.
+        self._need_keyframe = kind == "video"
+        self.frames_forwarded = 0
+        self.frames_dropped = 0
+        self.overflows = 0
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._need_keyframe
+
+    def push(self, packet: av.Packet) -> None:
+        """Queue a packet for this subscriber; never blocks."""
+        if self.readyState != "live":
+            return
+        if self._need_keyframe:
+            if not packet.is_keyframe:
+                self.frames_dropped += 1
+                return
+            self._need_keyframe = False
+        if len(self._queue) >= self._max_queue:
+            self.overflows += 1
+            if self.kind == "video":
+                # Everything queued depends on frames the subscriber may never
+                # get now: drop it all and restart at a keyframe.
+                self.frames_dropped += len(self._queue)
+                self._queue.clear()
+                if not packet.is_keyframe:
+                    self.frames_dropped += 1
+                    self._need_keyframe = True
+                    self._forwarder.request_keyframe()
+                    return
+            else:
+                self._queue.popleft()
+                self.frames_dropped += 1
+        self._queue.append(packet)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self) -> Any:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self.frames_forwarded += 1
+        return self._queue.popleft()
+
+    def request_keyframe(self) -> None:
+        """The subscriber lost the picture (PLI/FIR): ask the publisher, throttled."""
+        self._forwarder.request_keyframe()
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        self._forwarder.unsubscribe(self)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class TrackForwarder:
+    """Reads one published track and fans its encoded packets out to subscribers."""
+
+    def __init__(
+        self,
+        track: MediaStreamTrack,
+        receiver: RTCRtpReceiver | None,
+        on_ended: Callable[[], None] | None = None,
+        keyframe_interval: float = 0.25,
+    ) -> None:
+        self.kind = track.kind
+        self.track = track
+        self.receiver = receiver
+        self._subscribers: set[ForwardedTrack] = set()
+        self._on_ended = on_ended
+        self._keyframe_interval = keyframe_interval
+        self._last_keyframe_request = -1e9
+        self._pending_keyframe: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.frames_received = 0
+        self.keyframes_received = 0
+        self.keyframe_requests_sent = 0
+        self.last_frame_at: float | None = None
+        self.started_at = time.monotonic()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self) -> ForwardedTrack:
+        """A new subscriber track; it starts at the next keyframe, requested now."""
+        sub = ForwardedTrack(self.kind, self)
+        self._subscribers.add(sub)
+        if self.kind == "video":
+            self.request_keyframe()
+        return sub
+
+    def unsubscribe(self, sub: MediaStreamTrack) -> None:
+        self._subscribers.discard(sub)  # type: ignore[arg-type]
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most once per ``keyframe_interval``.
+
+        Requests inside the interval are coalesced into one sent when it ends, so
+        a burst of joiners costs the publisher one keyframe, not one each.
+        """
+        if self.kind != "video" or self.receiver is None or self._task is None:
+            return
+        now = time.monotonic()
+        wait = self._last_keyframe_request + self._keyframe_interval - now
+        if wait <= 0:
+            self._send_keyframe_request()
+        elif self._pending_keyframe is None:
+            loop = asyncio.get_running_loop()
+            self._pending_keyframe = loop.call_later(wait, self._send_keyframe_request)
+
+    def _send_keyframe_request(self) -> None:
+        self._pending_keyframe = None
+        if self._task is None or self._task.done() or self.receiver is None:
+            return
+        self._last_keyframe_request = time.monotonic()
+        self.keyframe_requests_sent += 1
+        asyncio.ensure_future(aiortc_compat.send_pli(self.receiver))
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    packet = await self.track.recv()
+                except MediaStreamError:
+                    break
+                if not isinstance(packet, av.Packet):
+                    # Only happens if the passthrough decoder was not installed on
+                    # this connection: never forward decoded frames.
+                    logger.error("forwarder got a decoded %s frame; dropping", self.kind)
+                    continue
+                self.frames_received += 1
+                if packet.is_keyframe and self.kind == "video":
+                    self.keyframes_received += 1
+                self.last_frame_at = time.monotonic()
+                for sub in tuple(self._subscribers):
+                    sub.push(packet)
+        finally:
+            if self._pending_keyframe is not None:
+                self._pending_keyframe.cancel()
+                self._pending_keyframe = None
+            if self._on_ended is not None:
+                self._on_ended()
+
+    async def stop(self) -> None:
+        """Stop reading and end every subscriber track. Idempotent."""
+        task, self._task = self._task, None
+        if self._pending_keyframe is not None:
+            self._pending_keyframe.cancel()
+            self._pending_keyframe = None
+        self._on_ended = None
+        for sub in tuple(self._subscribers):
+            sub.stop()
+        self._subscribers.clear()
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
+class _TapTrack(MediaStreamTrack):
+    """Passes frames through, noting when the last one came (for liveness)."""
+
+    def __init__(self, source: MediaStreamTrack, forwarder: "TranscodingForwarder") -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source
+        self._forwarder = forwarder
+
+    async def recv(self) -> Any:
+        try:
+            frame = await self._source.recv()
+        except MediaStreamError:
+            self._forwarder._ended()
+            raise
+        self._forwarder.frames_received += 1
+        self._forwarder.last_frame_at = time.monotonic()
+        return frame
+
+
+class TranscodingForwarder:
+    """Baseline only: stock ``MediaRelay``, decoding once and encoding per subscriber."""
+
+    def __init__(
+        self,
+        track: MediaStreamTrack,
+        receiver: RTCRtpReceiver | None,
+        on_ended: Callable[[], None] | None = None,
+        keyframe_interval: float = 0.25,
+    ) -> None:
+        self.kind = track.kind
+        self.track = track
+        self.receiver = receiver
+        self._on_ended = on_ended
+        self._relay = MediaRelay()
+        self._tap = _TapTrack(track, self)
+        self._subscribers: set[MediaStreamTrack] = set()
+        self.frames_received = 0
+        self.keyframes_received = 0
+        self.keyframe_requests_sent = 0
+        self.last_frame_at: float | None = None
+        self.started_at = time.monotonic()
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self) -> MediaStreamTrack:
+        sub = self._relay.subscribe(self._tap, buffered=False)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: MediaStreamTrack) -> None:
+        self._subscribers.discard(sub)
+
+    def request_keyframe(self) -> None:
+        """Each subscriber's own encoder makes keyframes; nothing to ask upstream."""
+
+    def _ended(self) -> None:
+        callback, self._on_ended = self._on_ended, None
+        if callback is not None:
+            callback()
+
+    async def stop(self) -> None:
+        self._on_ended = None
+        for sub in tuple(self._subscribers):
+            sub.stop()
+        self._subscribers.clear()
+        self._tap.stop()

@@ -1,0 +1,101 @@
+"""Checking client session descriptions before they reach aiortc.
+
+aiortc's parser raises whatever it trips over (IndexError, ValueError, ...);
+a client must instead get one clear error and nothing must change. We also
+drop mDNS (``.local``) candidates: resolving them would send multicast queries
+onto the host's network, and a browser that hides its address behind mDNS is
+reached through the peer-reflexive candidate of its first connectivity check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiortc import sdp as aiortc_sdp
+
+from .errors import SdpError, UnsupportedCodec
+
+MAX_SDP_BYTES = 64 * 1024
+
+# What the forwarding path can carry, per media kind (lower-case codec names).
+FORWARDABLE = {"video": ("vp8", "h264"), "audio": ("opus",)}
+SEND_DIRECTIONS = ("sendonly", "sendrecv")
+RECV_DIRECTIONS = ("recvonly", "sendrecv")
+
+
+@dataclass(frozen=True)
+class MediaSection:
+    """One m-line of an offer: its kind, direction and offered codec names."""
+
+    kind: str
+    direction: str
+    codecs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A checked offer: the SDP to hand to aiortc and what it asks for."""
+
+    sdp: str
+    media: tuple[MediaSection, ...]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(m.kind for m in self.media)
+
+
+def _strip_mdns_candidates(sdp: str) -> str:
+    lines = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            parts = line.split()
+            if len(parts) > 4 and parts[4].lower().endswith(".local"):
+                continue
+        lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
+
+
+def parse_offer(sdp: object, purpose: str) -> Offer:
+    """Check an offer for ``purpose`` ("publish" or "subscribe") and return it cleaned.
+
+    Raises :class:`SdpError` or :class:`UnsupportedCodec` and never anything else.
+    """
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise SdpError("sdp must be a non-empty string")
+    if len(sdp.encode("utf-8", "replace")) > MAX_SDP_BYTES:
+        raise SdpError(f"sdp is larger than {MAX_SDP_BYTES} bytes")
+    if not sdp.lstrip().startswith("v=0"):
+        raise SdpError("sdp must start with v=0")
+    cleaned = _strip_mdns_candidates(sdp)
+    try:
+        parsed = aiortc_sdp.SessionDescription.parse(cleaned)
+    except Exception as exc:
+        raise SdpError(f"malformed sdp: {type(exc).__name__}: {exc}") from exc
+    if not parsed.media:
+        raise SdpError("sdp has no media section")
+
+    wanted = SEND_DIRECTIONS if purpose == "publish" else RECV_DIRECTIONS
+    sections = []
+    for media in parsed.media:
+        if media.kind not in FORWARDABLE:
+            raise SdpError(f"media kind {media.kind!r} is not supported")
+        if media.direction not in wanted:
+            raise SdpError(
+                f"{purpose} needs {' or '.join(wanted)} {media.kind}, got {media.direction}"
+            )
+        if not media.ice.usernameFragment or not media.ice.password:
+            raise SdpError(f"{media.kind} section lacks ice-ufrag/ice-pwd")
+        if not media.dtls or not media.dtls.fingerprints:
+            raise SdpError(f"{media.kind} section lacks a DTLS fingerprint")
+        names = tuple(c.name.lower() for c in media.rtp.codecs)
+        usable = [n for n in names if n in FORWARDABLE[media.kind]]
+        if not usable:
+            raise UnsupportedCodec(
+                f"{media.kind} offers {', '.join(names) or 'no codecs'}; "
+                f"the server forwards {', '.join(FORWARDABLE[media.kind])}"
+            )
+        sections.append(MediaSection(media.kind, media.direction, names))
+    kinds = [s.kind for s in sections]
+    if len(set(kinds)) != len(kinds):
+        raise SdpError("at most one audio and one video section per offer")
+    return Offer(cleaned, tuple(sections))

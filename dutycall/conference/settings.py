@@ -1,0 +1,36 @@
+"""Tunables of the conference layer, filled from the server configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+
+@dataclass
+class ConferenceSettings:
+    """How rooms forward media and how long they wait for peers."""
+
+    #: STUN/TURN servers the *server's* peer connections use (not the browsers').
+    #: Empty by default: aiortc would otherwise contact a public STUN server.
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    #: "passthrough" forwards encoded packets; "transcode" is the MediaRelay baseline
+    #: (decode + encode per subscriber) kept only for the benchmark.
+    forwarding: str = "passthrough"
+    #: A publication whose media stops for this long is removed.
+    media_timeout: float = 3.0
+    #: A publication that never delivers media is removed after this long.
+    connect_timeout: float = 15.0
+    #: Minimum time between two keyframe requests sent to one publisher.
+    keyframe_interval: float = 0.25
+    max_participants_per_room: int = 500
+    max_publications_per_participant: int = 4
+    max_subscriptions_per_participant: int = 64
+
+    def rtc_configuration(self) -> RTCConfiguration:
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in self.ice_servers
+        ]
+        return RTCConfiguration(iceServers=servers)

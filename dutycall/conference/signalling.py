@@ -1,0 +1,198 @@
+"""The signalling protocol (docs/protocol.md): JSON messages in, replies and events out.
+
+Transport-agnostic: the web layer feeds text frames to :meth:`SignallingPeer.handle_text`
+and delivers what ``send`` is given. Every request is answered, either with its
+reply or with an ``error``; a request that fails changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .conference import Conference
+from .errors import ConferenceError, InvalidRequest, InvalidState, NotFound
+from .participant import Participant
+from .room import Room
+from .sdp import parse_offer
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 128 * 1024
+ROOM_RE = re.compile(r"^[\w.\-]{1,64}$")
+LABEL_RE = re.compile(r"^[\w.\-]{1,32}$")
+VIDEO_CODECS = ("VP8", "H264")
+
+Send = Callable[[dict[str, Any]], None]
+
+
+def _text_field(msg: dict[str, Any], key: str, max_len: int, required: bool = True) -> str | None:
+    value = msg.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{key!r} must be a non-empty string")
+    value = value.strip()
+    if len(value) > max_len or any(ord(ch) < 32 for ch in value):
+        raise InvalidRequest(f"{key!r} must be at most {max_len} printable characters")
+    return value
+
+
+class SignallingPeer:
+    """One client's signalling connection: at most one room membership at a time."""
+
+    def __init__(
+        self, conference: Conference, send: Send, client_ice_servers: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.conference = conference
+        self._send = send
+        self.client_ice_servers = client_ice_servers or []
+        self.participant: Participant | None = None
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "join": self._join,
+            "publish": self._publish,
+            "unpublish": self._unpublish,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "leave": self._leave,
+            "ping": self._ping,
+        }
+
+    # -- entry points ----------------------------------------------------------------
+
+    async def handle_text(self, text: str) -> None:
+        """Handle one text frame; always answers, never raises."""
+        request_id: Any = None
+        msg_type: Any = None
+        try:
+            if len(text.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
+                raise InvalidRequest(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+            try:
+                msg = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                raise InvalidRequest(f"malformed JSON: {exc}") from exc
+            if not isinstance(msg, dict):
+                raise InvalidRequest("a message must be a JSON object")
+            request_id = msg.get("id")
+            if request_id is not None and not (
+                isinstance(request_id, (int, str)) and not isinstance(request_id, bool) and len(str(request_id)) <= 64
+            ):
+                request_id = None
+                raise InvalidRequest("'id' must be a string or integer of at most 64 characters")
+            msg_type = msg.get("type")
+            handler = self._handlers.get(msg_type) if isinstance(msg_type, str) else None
+            if handler is None:
+                raise InvalidRequest(f"unknown message type {msg_type!r}")
+            reply = await handler(msg)
+        except ConferenceError as exc:
+            self.send_error(exc.code, str(exc), request_id, msg_type)
+            return
+        except Exception as exc:  # never let one request take the connection down
+            logger.exception("signalling request %r failed", msg_type)
+            self.send_error("internal_error", f"internal error: {type(exc).__name__}", request_id, msg_type)
+            return
+        if request_id is not None:
+            reply["id"] = request_id
+        self._send(reply)
+
+    def handle_binary(self) -> None:
+        self.send_error("invalid_request", "binary messages are not part of the protocol", None, None)
+
+    def send_error(self, code: str, message: str, request_id: Any, msg_type: Any) -> None:
+        error: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if request_id is not None:
+            error["id"] = request_id
+        if isinstance(msg_type, str) and len(msg_type) <= 64:
+            error["request"] = msg_type
+        self._send(error)
+
+    async def close(self, reason: str = "disconnected") -> None:
+        """The transport is gone: leave the room. Idempotent."""
+        participant, self.participant = self.participant, None
+        if participant is not None:
+            await participant.room.leave(participant, reason)
+            self.conference.forget_if_empty(participant.room)
+
+    # -- handlers --------------------------------------------------------------------
+
+    def _require(self) -> tuple[Participant, Room]:
+        if self.participant is None or self.participant.closed:
+            self.participant = None
+            raise InvalidState("join a room first")
+        return self.participant, self.participant.room
+
+    async def _join(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if self.participant is not None and not self.participant.closed:
+            raise InvalidState(f"already in room {self.participant.room.name!r}; leave first")
+        room_name = _text_field(msg, "room", 64)
+        assert room_name is not None
+        if not ROOM_RE.match(room_name):
+            raise InvalidRequest("'room' may hold letters, digits, '.', '-' and '_' only")
+        name = _text_field(msg, "name", 64)
+        assert name is not None
+        room = self.conference.room(room_name)
+        self.participant = room.join(name, self._send)
+        return {
+            "type": "joined",
+            "protocol": PROTOCOL_VERSION,
+            "participant_id": self.participant.id,
+            "ice_servers": self.client_ice_servers,
+            **room.snapshot(),
+        }
+
+    async def _publish(self, msg: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._require()
+        label = _text_field(msg, "label", 32, required=False) or "camera"
+        if not LABEL_RE.match(label):
+            raise InvalidRequest("'label' may hold letters, digits, '.', '-' and '_' only")
+        video_codec = msg.get("video_codec")
+        if video_codec is not None and (not isinstance(video_codec, str) or video_codec.upper() not in VIDEO_CODECS):
+            raise InvalidRequest(f"'video_codec' must be one of {', '.join(VIDEO_CODECS)}")
+        offer = parse_offer(msg.get("sdp"), "publish")
+        publication, sdp = await room.publish(
+            participant, offer, label, video_codec.upper() if video_codec else None
+        )
+        return {"type": "published", "sdp": sdp, **publication.describe()}
+
+    async def _unpublish(self, msg: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._require()
+        publication_id = _text_field(msg, "publication_id", 64)
+        publication = participant.publications.get(publication_id or "")
+        if publication is None:
+            raise NotFound(f"you have no publication {publication_id!r}")
+        await room.unpublish(publication, "unpublished")
+        return {"type": "unpublished", "publication_id": publication.id}
+
+    async def _subscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._require()
+        publication_id = msg.get("publication_id")
+        room.get_publication(publication_id)  # a clear not_found before looking at the SDP
+        offer = parse_offer(msg.get("sdp"), "subscribe")
+        subscription, sdp = await room.subscribe(participant, publication_id, offer)
+        return {
+            "type": "subscribed",
+            "subscription_id": subscription.id,
+            "publication_id": subscription.publication.id,
+            "sdp": sdp,
+        }
+
+    async def _unsubscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._require()
+        subscription_id = _text_field(msg, "subscription_id", 64)
+        subscription = participant.subscriptions.get(subscription_id or "")
+        if subscription is None:
+            raise NotFound(f"you have no subscription {subscription_id!r}")
+        await room.unsubscribe(subscription, "unsubscribed")
+        return {"type": "unsubscribed", "subscription_id": subscription.id}
+
+    async def _leave(self, msg: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._require()
+        await self.close("left")
+        return {"type": "left", "room": room.name}
+
+    async def _ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "pong"}

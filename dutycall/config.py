@@ -1,0 +1,90 @@
+"""Server configuration: defaults, environment variables (DUTYCALL_*) and command-line flags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@dataclass
+class Config:
+    """Everything the server needs to start; see README "Configuration"."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    #: Local addresses advertised as ICE host candidates; empty: all of the host's own.
+    ice_addresses: list[str] = field(default_factory=list)
+    #: STUN/TURN servers the server itself uses (RTCIceServer dicts: urls, username, credential).
+    server_ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    #: STUN/TURN servers handed to browsers in the ``joined`` message.
+    client_ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    #: "passthrough" (the SFU) or "transcode" (benchmark baseline only).
+    forwarding: str = "passthrough"
+    media_timeout: float = 3.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_level: str = "INFO"
+
+
+def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
+    if not value:
+        return []
+    try:
+        servers = json.loads(value)
+    except ValueError as exc:
+        raise SystemExit(f"{name}: not valid JSON: {exc}") from exc
+    if isinstance(servers, dict):
+        servers = [servers]
+    if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
+        raise SystemExit(f'{name}: expected a JSON list of {{"urls": ..., "username": ..., "credential": ...}}')
+    return servers
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument("--host", default=env("DUTYCALL_HOST", "0.0.0.0"), help="address to listen on")
+    parser.add_argument("--port", type=int, default=int(env("DUTYCALL_PORT", "8080")))
+    parser.add_argument(
+        "--ice-addresses", default=env("DUTYCALL_ICE_ADDRESSES", ""),
+        help="comma-separated local addresses to advertise as ICE candidates (default: all of the host's)",
+    )
+    parser.add_argument(
+        "--server-ice-servers", default=env("DUTYCALL_SERVER_ICE_SERVERS", ""),
+        help="JSON list of STUN/TURN servers for the server's own connections",
+    )
+    parser.add_argument(
+        "--client-ice-servers", default=env("DUTYCALL_CLIENT_ICE_SERVERS", ""),
+        help="JSON list of STUN/TURN servers handed to browsers",
+    )
+    parser.add_argument(
+        "--forwarding", choices=("passthrough", "transcode"),
+        default=env("DUTYCALL_FORWARDING", "passthrough"), help=argparse.SUPPRESS,
+    )
+    parser.add_argument("--media-timeout", type=float, default=float(env("DUTYCALL_MEDIA_TIMEOUT", "3")))
+    parser.add_argument("--tls-cert", default=env("DUTYCALL_TLS_CERT"))
+    parser.add_argument("--tls-key", default=env("DUTYCALL_TLS_KEY"))
+    parser.add_argument("--log-level", default=env("DUTYCALL_LOG_LEVEL", "INFO"))
+
+
+def from_args(args: argparse.Namespace) -> Config:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    return Config(
+        host=args.host,
+        port=args.port,
+        ice_addresses=_split(args.ice_addresses),
+        server_ice_servers=_ice_servers(args.server_ice_servers, "--server-ice-servers"),
+        client_ice_servers=_ice_servers(args.client_ice_servers, "--client-ice-servers"),
+        forwarding=args.forwarding,
+        media_timeout=args.media_timeout,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        log_level=args.log_level,
+    )

@@ -1,0 +1,4 @@
+"""Recording and archive, snapshots, presence checks, the wall, ingest (not built yet).
+
+Uses `dutycall.conference`; never the other way round.
+"""

@@ -1,0 +1,171 @@
+"""Synthetic encoded video for tests, benchmarks and smoke checks of a deployment.
+
+The tracks here yield ``av.Packet``s that aiortc's sender packetizes as they
+are, so their keyframes come exactly when asked for (the start, and each
+PLI/FIR routed to :meth:`request_keyframe`), unlike aiortc's own encoder which
+also makes one whenever its bitrate estimate moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+VIDEO_CLOCK = 90000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+
+
+def make_encoder(codec: str, width: int, height: int, fps: int, bitrate: int) -> Any:
+    """An encoder that makes keyframes only when told to."""
+    name = {"vp8": "libvpx", "h264": "libx264"}[codec.lower()]
+    ctx = av.CodecContext.create(name, "w")
+    ctx.width = width
+    ctx.height = height
+    ctx.pix_fmt = "yuv420p"
+    ctx.time_base = fractions.Fraction(1, fps)
+    ctx.framerate = fractions.Fraction(fps, 1)
+    ctx.bit_rate = bitrate
+    ctx.gop_size = 100000
+    if name == "libvpx":
+        ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                       "kf_max_dist": "100000", "auto-alt-ref": "0"}
+    else:
+        ctx.profile = "Baseline"
+        ctx.options = {"tune": "zerolatency", "preset": "ultrafast", "keyint": "100000",
+                       "scenecut": "0", "repeat-headers": "1"}
+    ctx.open()
+    return ctx
+
+
+def solid_frame(rgb: tuple[int, int, int], width: int, height: int) -> av.VideoFrame:
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[:, :] = rgb
+    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+
+
+def noise_frames(count: int, width: int, height: int, seed: int = 1) -> list[av.VideoFrame]:
+    """Moving, noisy pictures: they cost a realistic bitrate to encode."""
+    rng = np.random.default_rng(seed)
+    base = np.zeros((height, width, 3), dtype=np.uint8)
+    ys, xs = np.mgrid[0:height, 0:width]
+    frames = []
+    for i in range(count):
+        base[..., 0] = (xs + 4 * i) % 256
+        base[..., 1] = (ys + 2 * i) % 256
+        base[..., 2] = 128
+        noisy = base + rng.integers(0, 24, size=base.shape, dtype=np.uint8)
+        frames.append(av.VideoFrame.from_ndarray(noisy, format="rgb24").reformat(format="yuv420p"))
+    return frames
+
+
+class _PacedTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, fps: int) -> None:
+        super().__init__()
+        self.fps = fps
+        self._start: float | None = None
+        self._index = 0
+        self._force_keyframe = True
+        self.keyframes_sent = 0
+        self.frames_sent = 0
+
+    def request_keyframe(self) -> None:
+        self._force_keyframe = True
+
+    async def _pace(self) -> int:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._index += 1
+            wait = self._start + self._index / self.fps - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return self._index * VIDEO_CLOCK // self.fps
+
+
+class EncodedColorTrack(_PacedTrack):
+    """A solid colour, encoded live (VP8 or H264); keyframes only on request."""
+
+    def __init__(self, rgb: tuple[int, int, int], codec: str = "vp8", width: int = 320,
+                 height: int = 240, fps: int = 30, bitrate: int = 300_000) -> None:
+        super().__init__(fps)
+        self.rgb = rgb
+        self._encoder = make_encoder(codec, width, height, fps, bitrate)
+        self._frame = solid_frame(rgb, width, height)
+        self._frame_no = 0
+        self._pending: list[av.Packet] = []
+
+    async def recv(self) -> av.Packet:
+        while True:
+            pts = await self._pace()
+            frame = self._frame
+            frame.pts = self._frame_no
+            frame.time_base = self._encoder.time_base
+            self._frame_no += 1
+            if self._force_keyframe:
+                frame.pict_type = av.video.frame.PictureType.I
+                self._force_keyframe = False
+            else:
+                frame.pict_type = av.video.frame.PictureType.NONE
+            packets = self._encoder.encode(frame)
+            if not packets:
+                continue
+            data = b"".join(bytes(p) for p in packets)
+            packet = av.Packet(data)
+            packet.pts = pts
+            packet.time_base = VIDEO_TIME_BASE
+            packet.is_keyframe = any(p.is_keyframe for p in packets)
+            self.frames_sent += 1
+            self.keyframes_sent += int(packet.is_keyframe)
+            return packet
+
+
+class PreEncodedTrack(_PacedTrack):
+    """Loops packets encoded once; a keyframe request restarts the loop at its keyframe.
+
+    Costs the sending process almost nothing, so many can run on one machine.
+    """
+
+    def __init__(self, packets: list[bytes], fps: int = 30) -> None:
+        super().__init__(fps)
+        self._packets = packets
+        self._pos = 0
+
+    @classmethod
+    def encode(cls, codec: str = "vp8", width: int = 640, height: int = 360, fps: int = 30,
+               bitrate: int = 700_000, seconds: float = 4.0) -> list[bytes]:
+        encoder = make_encoder(codec, width, height, fps, bitrate)
+        out: list[bytes] = []
+        for i, frame in enumerate(noise_frames(int(fps * seconds), width, height)):
+            frame.pts = i
+            frame.time_base = encoder.time_base
+            frame.pict_type = av.video.frame.PictureType.I if i == 0 else av.video.frame.PictureType.NONE
+            data = b"".join(bytes(p) for p in encoder.encode(frame))
+            if data:
+                out.append(data)
+        return out
+
+    async def recv(self) -> av.Packet:
+        pts = await self._pace()
+        if self._force_keyframe:
+            self._force_keyframe = False
+            self._pos = 0
+        data = self._packets[self._pos]
+        self._pos = (self._pos + 1) % len(self._packets)
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = VIDEO_TIME_BASE
+        packet.is_keyframe = self._pos == 1
+        self.frames_sent += 1
+        self.keyframes_sent += int(packet.is_keyframe)
+        return packet

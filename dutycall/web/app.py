@@ -1,0 +1,103 @@
+"""The aiohttp application: pages, health check and the signalling WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+import weakref
+
+from aiohttp import WSMsgType, web
+
+from .. import __version__
+from ..config import Config
+from ..conference import Conference, ConferenceSettings
+from ..conference import aiortc_compat
+from ..conference.signalling import MAX_MESSAGE_BYTES, SignallingPeer
+
+logger = logging.getLogger(__name__)
+
+STATIC = pathlib.Path(__file__).parent / "static"
+CONFIG = web.AppKey("config", Config)
+CONFERENCE = web.AppKey("conference", Conference)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+
+#: Frames above this are refused by aiohttp itself (the connection closes); frames
+#: between MAX_MESSAGE_BYTES and this get an error reply and the connection stays.
+WS_HARD_LIMIT = 1024 * 1024
+#: Ping interval: a client that vanishes without closing is noticed in ~2 intervals.
+WS_HEARTBEAT = 2.0
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    conference = request.app[CONFERENCE]
+    return web.json_response({"status": "ok", "version": __version__, **conference.stats()})
+
+
+async def signalling(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_HARD_LIMIT)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    # One writer per socket keeps replies and events in the order they were made.
+    outbox: asyncio.Queue[dict | None] = asyncio.Queue()
+    writer = asyncio.ensure_future(_write(ws, outbox))
+    config = request.app[CONFIG]
+    peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await peer.handle_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                peer.handle_binary()
+            elif msg.type == WSMsgType.ERROR:
+                logger.info("websocket error: %s", ws.exception())
+    finally:
+        await peer.close("disconnected")
+        outbox.put_nowait(None)
+        await writer
+    return ws
+
+
+async def _write(ws: web.WebSocketResponse, outbox: "asyncio.Queue[dict | None]") -> None:
+    while (message := await outbox.get()) is not None:
+        if ws.closed:
+            continue
+        try:
+            await ws.send_json(message)
+        except (ConnectionError, RuntimeError):
+            pass
+
+
+def create_app(config: Config | None = None) -> web.Application:
+    """Build the application; the conference lives as long as the app."""
+    config = config or Config()
+    aiortc_compat.set_host_addresses(config.ice_addresses)
+    settings = ConferenceSettings(
+        ice_servers=config.server_ice_servers,
+        forwarding=config.forwarding,
+        media_timeout=config.media_timeout,
+    )
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    app[CONFIG] = config
+    app[CONFERENCE] = Conference(settings)
+    app[SOCKETS] = weakref.WeakSet()
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/ws", signalling)
+    app.router.add_static("/static/", STATIC, append_version=True)
+    app.on_shutdown.append(_close_sockets)
+    app.on_cleanup.append(_close_conference)
+    return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=1001, message=b"server shutdown")
+
+
+async def _close_conference(app: web.Application) -> None:
+    await app[CONFERENCE].close()

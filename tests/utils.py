@@ -1,0 +1,76 @@
+"""Helpers shared by the tests: waiting on conditions and reading received media."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``condition`` until it is truthy; fail after a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(interval)
+
+
+class FrameReader:
+    """Reads a track in the background, counting frames and keeping the last picture's colour."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.track = track
+        self.frames = 0
+        self.first_frame_at: float | None = None
+        self.last_frame_at: float | None = None
+        self.last_rgb: tuple[int, int, int] | None = None
+        self.size: tuple[int, int] | None = None
+        self.ended = False
+        self.started_at = time.monotonic()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                frame = await self.track.recv()
+                now = time.monotonic()
+                if self.first_frame_at is None:
+                    self.first_frame_at = now
+                self.last_frame_at = now
+                self.frames += 1
+                if self.track.kind == "video" and hasattr(frame, "to_ndarray"):
+                    if self.frames % 5 == 1:
+                        rgb = frame.to_ndarray(format="rgb24")
+                        h, w = rgb.shape[:2]
+                        centre = rgb[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+                        self.last_rgb = tuple(int(v) for v in centre.reshape(-1, 3).mean(axis=0))
+                        self.size = (w, h)
+        except MediaStreamError:
+            self.ended = True
+
+    def frames_since(self, count: int) -> int:
+        return self.frames - count
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):
+            pass
+
+
+def close_colour(rgb: tuple[int, int, int] | None, expected: tuple[int, int, int], tolerance: int = 30) -> bool:
+    return rgb is not None and all(abs(a - b) <= tolerance for a, b in zip(rgb, expected))
+
+
+def mean_rgb(image: np.ndarray) -> tuple[int, int, int]:
+    return tuple(int(v) for v in image.reshape(-1, 3).mean(axis=0))  # type: ignore[return-value]
