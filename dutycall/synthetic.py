@@ -73,24 +73,43 @@ class _PacedTrack(MediaStreamTrack):
         self.fps = fps
         self._start: float | None = None
         self._index = 0
+        self._base_index = 0
+        self._epoch: float | None = None
         self._force_keyframe = True
         self.keyframes_sent = 0
         self.frames_sent = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def pause(self) -> None:
+        """Stop producing frames (a camera that froze); the track stays live."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+        self._start = None
 
     def request_keyframe(self) -> None:
         self._force_keyframe = True
 
     async def _pace(self) -> int:
+        """Wait for the next frame slot; return its RTP timestamp (90 kHz, wall clock)."""
         if self.readyState != "live":
             raise MediaStreamError
+        if not self._flowing.is_set():
+            await self._flowing.wait()
+        now = time.monotonic()
+        if self._epoch is None:
+            self._epoch = now
         if self._start is None:
-            self._start = time.monotonic()
+            self._start = now
+            self._base_index = self._index
         else:
-            self._index += 1
-            wait = self._start + self._index / self.fps - time.monotonic()
+            wait = self._start + (self._index - self._base_index) / self.fps - now
             if wait > 0:
                 await asyncio.sleep(wait)
-        return self._index * VIDEO_CLOCK // self.fps
+        self._index += 1
+        return int((time.monotonic() - self._epoch) * VIDEO_CLOCK)
 
 
 class EncodedColorTrack(_PacedTrack):
