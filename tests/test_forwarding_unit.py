@@ -1,0 +1,127 @@
+"""The packet path in isolation: keyframe gating, bounded queues, throttled keyframe requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import av
+from aiortc import MediaStreamTrack
+
+from dutycall.conference.aiortc_compat import is_keyframe
+from dutycall.conference.forwarding import ForwardedTrack, TrackForwarder
+
+from .utils import wait_for
+
+
+class QueueTrack(MediaStreamTrack):
+    """An in-memory source: whatever the test puts in comes out of recv()."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    async def recv(self):
+        return await self.queue.get()
+
+
+class CountingForwarder(TrackForwarder):
+    def __init__(self, track) -> None:
+        super().__init__(track, receiver=object(), keyframe_interval=0.2)  # type: ignore[arg-type]
+        self.sent_requests = 0
+
+    def _send_keyframe_request(self) -> None:
+        self._pending_keyframe = None
+        self._last_keyframe_request = time.monotonic()
+        self.sent_requests += 1
+
+
+def packet(n: int, key: bool) -> av.Packet:
+    p = av.Packet(bytes([0 if key else 1]) + n.to_bytes(4, "big"))
+    p.pts = n * 3000
+    p.is_keyframe = key
+    return p
+
+
+def test_vp8_and_h264_keyframe_detection():
+    assert is_keyframe("VP8", b"\x10\x02\x00")  # frame tag bit 0 clear
+    assert not is_keyframe("VP8", b"\x31\x02\x00")
+    assert is_keyframe("H264", b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x68\xce" + b"\x00\x00\x00\x01\x65\x88")
+    assert not is_keyframe("H264", b"\x00\x00\x00\x01\x41\x9a")
+    assert not is_keyframe("VP8", b"")
+
+
+async def test_new_subscriber_starts_at_a_keyframe():
+    source = QueueTrack()
+    forwarder = CountingForwarder(source)
+    forwarder.start()
+    sub = forwarder.subscribe()
+    assert forwarder.sent_requests == 1  # a keyframe was asked for at once
+    for n, key in enumerate([False, False, True, False]):
+        await source.queue.put(packet(n, key))
+    first = await asyncio.wait_for(sub.recv(), 5)
+    assert first.is_keyframe and first.pts == 2 * 3000
+    assert (await asyncio.wait_for(sub.recv(), 5)).pts == 3 * 3000
+    assert sub.frames_dropped == 2
+    await forwarder.stop()
+
+
+async def test_slow_subscriber_is_dropped_to_next_keyframe_without_stalling_others():
+    source = QueueTrack()
+    forwarder = CountingForwarder(source)
+    forwarder.start()
+    fast = forwarder.subscribe()
+    slow = forwarder.subscribe()
+    received = []
+
+    async def read_fast():
+        while True:
+            received.append(await fast.recv())
+
+    reader = asyncio.ensure_future(read_fast())
+    total = 300
+    for n in range(total):
+        await source.queue.put(packet(n, key=(n % 100 == 0)))
+        # A live source delivers a frame at a time: let the fast reader keep up.
+        for _ in range(4):
+            await asyncio.sleep(0)
+    await wait_for(lambda: len(received) == total, timeout=10, what="fast subscriber got everything")
+    # The slow one never read: its queue stayed bounded and it overflowed.
+    assert len(slow._queue) <= slow._max_queue
+    assert slow.overflows >= 1
+    # After an overflow the slow subscriber restarts exactly at a keyframe.
+    first = await slow.recv()
+    assert first.is_keyframe
+    # Requests made during the throttle window were coalesced.
+    requests = forwarder.sent_requests
+    for _ in range(20):
+        forwarder.request_keyframe()
+    await asyncio.sleep(0)
+    assert forwarder.sent_requests <= requests + 1
+    await wait_for(lambda: forwarder.sent_requests <= requests + 2 and forwarder._pending_keyframe is None, timeout=5)
+    reader.cancel()
+    await forwarder.stop()
+    assert fast.readyState == "ended" and slow.readyState == "ended"
+
+
+async def test_stopped_subscriber_track_ends_its_reader():
+    source = QueueTrack()
+    forwarder = CountingForwarder(source)
+    forwarder.start()
+    sub = forwarder.subscribe()
+    waiter = asyncio.ensure_future(sub.recv())
+    await asyncio.sleep(0)
+    sub.stop()
+    from aiortc.mediastreams import MediaStreamError
+
+    try:
+        await asyncio.wait_for(waiter, 5)
+    except MediaStreamError:
+        pass
+    else:
+        raise AssertionError("recv() should raise once the track is stopped")
+    assert forwarder.subscriber_count == 0
+    await forwarder.stop()
+    await forwarder.stop()  # idempotent
