@@ -21,6 +21,7 @@ STATIC = pathlib.Path(__file__).parent / "static"
 CONFIG = web.AppKey("config", Config)
 CONFERENCE = web.AppKey("conference", Conference)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+CLEANUPS = web.AppKey("cleanups", set)
 
 #: Frames above this are refused by aiohttp itself (the connection closes); frames
 #: between MAX_MESSAGE_BYTES and this get an error reply and the connection stays.
@@ -50,15 +51,21 @@ async def signalling(request: web.Request) -> web.WebSocketResponse:
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                await peer.handle_text(msg.data)
+                # Shielded: aiohttp cancels the handler when the client drops, and a
+                # half-done request must still finish or undo itself, not vanish.
+                await asyncio.shield(peer.handle_text(msg.data))
             elif msg.type == WSMsgType.BINARY:
                 peer.handle_binary()
             elif msg.type == WSMsgType.ERROR:
                 logger.info("websocket error: %s", ws.exception())
     finally:
-        await peer.close("disconnected")
+        logger.info("signalling socket closed (%s)", ws.close_code)
         outbox.put_nowait(None)
-        await writer
+        # Leaving the room must complete even if this handler is being cancelled.
+        cleanup = asyncio.ensure_future(peer.close("disconnected"))
+        request.app[CLEANUPS].add(cleanup)
+        cleanup.add_done_callback(request.app[CLEANUPS].discard)
+        await asyncio.shield(cleanup)
     return ws
 
 
@@ -85,6 +92,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CONFIG] = config
     app[CONFERENCE] = Conference(settings)
     app[SOCKETS] = weakref.WeakSet()
+    app[CLEANUPS] = set()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", signalling)
@@ -100,4 +108,6 @@ async def _close_sockets(app: web.Application) -> None:
 
 
 async def _close_conference(app: web.Application) -> None:
+    if app[CLEANUPS]:
+        await asyncio.gather(*app[CLEANUPS], return_exceptions=True)
     await app[CONFERENCE].close()

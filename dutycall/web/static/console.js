@@ -1,0 +1,329 @@
+// The duty-room console: join a room, publish camera and microphone, show everyone else.
+// Protocol: docs/protocol.md. No build step: plain ES2020 in the browser.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function waitForIceGathering(pc, timeoutMs = 3000) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+function setStatus(state) {
+  const el = $("status");
+  el.dataset.state = state;
+  el.textContent = t("status_" + state);
+}
+
+function showError(text) {
+  const el = $("error");
+  el.hidden = !text;
+  el.textContent = text || "";
+}
+
+class Tile {
+  constructor(key, name, local) {
+    this.el = document.createElement("div");
+    this.el.className = "tile";
+    this.el.dataset.key = key;
+    this.el.dataset.name = name;
+    if (local) this.el.dataset.local = "";
+    this.video = document.createElement("video");
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.muted = local;
+    const label = document.createElement("div");
+    label.className = "label";
+    this.nameEl = document.createElement("span");
+    this.nameEl.className = "name";
+    this.nameEl.textContent = local ? `${name}（${t("me")}）` : name;
+    this.stateEl = document.createElement("span");
+    this.stateEl.className = "state";
+    label.append(this.nameEl, this.stateEl);
+    this.el.append(this.video, label);
+    $("tiles").append(this.el);
+    this.setState("new");
+  }
+
+  setState(state) {
+    this.state = state;
+    this.el.dataset.state = state;
+    this.stateEl.dataset.state = state;
+    this.stateEl.textContent = t("state_" + state);
+  }
+
+  show(stream) {
+    if (this.video.srcObject !== stream) this.video.srcObject = stream;
+    this.video.play().catch(() => {
+      // Autoplay with sound needs a user gesture; show the picture muted rather than nothing.
+      this.video.muted = true;
+      this.video.play().catch(() => {});
+    });
+  }
+
+  remove() { this.el.remove(); }
+}
+
+class DutyConsole {
+  constructor() {
+    this.ws = null;
+    this.pending = new Map();
+    this.nextId = 1;
+    this.stream = null;
+    this.localTile = null;
+    this.publication = null; // {pc, id}
+    this.subscriptions = new Map(); // publication_id -> {pc, tile, subscriptionId}
+    this.participantId = null;
+    this.iceServers = [];
+    this.wanted = false;
+    this.backoff = 500;
+    this.everConnected = false;
+  }
+
+  async start(room, name) {
+    this.room = room;
+    this.name = name;
+    this.wanted = true;
+    showError("");
+    if (!this.stream) {
+      try {
+        this.stream = await navigator.mediaDevices.getUserMedia({
+          audio: true,
+          video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } },
+        });
+      } catch (err) {
+        // Still join: a console without a camera can watch and be seen as present.
+        showError(t("err_media") + err.message);
+      }
+    }
+    if (this.stream && !this.localTile) {
+      this.localTile = new Tile("local", name, true);
+      this.localTile.show(this.stream);
+    }
+    this.connect();
+  }
+
+  stop() {
+    this.wanted = false;
+    if (this.ws) this.ws.close();
+    this.teardown();
+    if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
+    this.stream = null;
+    if (this.localTile) this.localTile.remove();
+    this.localTile = null;
+    setStatus("idle");
+  }
+
+  connect() {
+    setStatus(this.everConnected ? "reconnecting" : "connecting");
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    this.ws = ws;
+    ws.onopen = () => this.onOpen(ws);
+    ws.onmessage = (event) => this.onMessage(event.data);
+    ws.onclose = () => this.onClose(ws);
+  }
+
+  async onOpen(ws) {
+    try {
+      const joined = await this.request("join", { room: this.room, name: this.name });
+      if (ws !== this.ws) return;
+      this.backoff = 500;
+      this.everConnected = true;
+      this.participantId = joined.participant_id;
+      this.iceServers = joined.ice_servers || [];
+      setStatus("connected");
+      showError("");
+      if (this.stream) await this.publish();
+      for (const publication of joined.publications) this.subscribe(publication);
+    } catch (err) {
+      showError(t("err_server") + err.message);
+    }
+  }
+
+  onClose(ws) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    this.teardown();
+    if (!this.wanted) return;
+    setStatus("reconnecting");
+    setTimeout(() => { if (this.wanted && !this.ws) this.connect(); }, this.backoff);
+    this.backoff = Math.min(this.backoff * 2, 5000);
+  }
+
+  teardown() {
+    for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
+    this.pending.clear();
+    if (this.publication) this.publication.pc.close();
+    this.publication = null;
+    for (const id of [...this.subscriptions.keys()]) this.dropSubscription(id);
+  }
+
+  request(type, fields = {}) {
+    return new Promise((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+        reject(new Error("not connected"));
+        return;
+      }
+      const id = this.nextId++;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${type}: no reply`));
+      }, 20000);
+      this.pending.set(id, {
+        resolve: (msg) => { clearTimeout(timer); resolve(msg); },
+        reject: (err) => { clearTimeout(timer); reject(err); },
+      });
+      this.ws.send(JSON.stringify({ type, id, ...fields }));
+    });
+  }
+
+  onMessage(text) {
+    const msg = JSON.parse(text);
+    if (msg.id !== undefined && this.pending.has(msg.id)) {
+      const { resolve, reject } = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      if (msg.type === "error") reject(new Error(`${msg.code}: ${msg.message}`));
+      else resolve(msg);
+      return;
+    }
+    switch (msg.type) {
+      case "publication_added":
+        this.subscribe(msg);
+        break;
+      case "publication_removed":
+        if (this.publication && msg.publication_id === this.publication.id) {
+          // The server dropped our publication (e.g. media stalled): publish again.
+          this.publication.pc.close();
+          this.publication = null;
+          if (this.wanted && this.stream && msg.reason !== "unpublished") this.publish().catch(() => {});
+        } else {
+          this.dropSubscription(msg.publication_id);
+        }
+        break;
+      case "subscription_closed":
+        this.dropSubscription(msg.publication_id);
+        break;
+      case "room_closed":
+        this.teardown();
+        break;
+      case "error":
+        showError(t("err_server") + msg.message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  async publish() {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    for (const track of this.stream.getTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [this.stream] });
+    }
+    pc.onconnectionstatechange = () => {
+      if (this.localTile) this.localTile.setState(pc.connectionState);
+      if (pc.connectionState === "failed" && this.publication && this.publication.pc === pc) {
+        // ICE failed while signalling is up: start the publication over.
+        this.request("unpublish", { publication_id: this.publication.id }).catch(() => {});
+        pc.close();
+        this.publication = null;
+        if (this.wanted) this.publish().catch(() => {});
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc);
+    let reply;
+    try {
+      reply = await this.request("publish", { sdp: pc.localDescription.sdp, label: "camera" });
+    } catch (err) {
+      pc.close();
+      throw err;
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+    this.publication = { pc, id: reply.publication_id };
+  }
+
+  async subscribe(publication) {
+    const id = publication.publication_id;
+    if (publication.participant_id === this.participantId || this.subscriptions.has(id)) return;
+    const tile = new Tile(id, publication.name, false);
+    tile.el.dataset.publicationId = id;
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const entry = { pc, tile, subscriptionId: null };
+    this.subscriptions.set(id, entry);
+    for (const kind of publication.kinds) pc.addTransceiver(kind, { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.ontrack = (event) => {
+      stream.addTrack(event.track);
+      tile.show(stream);
+    };
+    pc.onconnectionstatechange = () => tile.setState(pc.connectionState);
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForIceGathering(pc);
+      const reply = await this.request("subscribe", { publication_id: id, sdp: pc.localDescription.sdp });
+      entry.subscriptionId = reply.subscription_id;
+      await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+    } catch (err) {
+      if (this.subscriptions.get(id) === entry) this.dropSubscription(id);
+    }
+  }
+
+  dropSubscription(publicationId) {
+    const entry = this.subscriptions.get(publicationId);
+    if (!entry) return;
+    this.subscriptions.delete(publicationId);
+    entry.pc.close();
+    entry.tile.remove();
+  }
+}
+
+const dutyConsole = new DutyConsole();
+window.dutyConsole = dutyConsole;
+
+document.addEventListener("languagechange", () => {
+  setStatus($("status").dataset.state || "idle");
+  for (const tile of document.querySelectorAll(".tile")) {
+    const state = tile.querySelector(".state");
+    state.textContent = t("state_" + state.dataset.state);
+  }
+});
+
+$("lang").addEventListener("click", () => setLanguage(LANG === "en" ? "zh-CN" : "en"));
+
+$("join-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const room = $("room").value.trim();
+  const name = $("name").value.trim();
+  if (!room || !name) return;
+  localStorage.setItem("dutycall.room", room);
+  localStorage.setItem("dutycall.name", name);
+  $("join").hidden = true;
+  $("leave").hidden = false;
+  dutyConsole.start(room, name);
+});
+
+$("leave").addEventListener("click", () => {
+  dutyConsole.stop();
+  $("join").hidden = false;
+  $("leave").hidden = true;
+});
+
+(function init() {
+  applyLanguage();
+  setStatus("idle");
+  const params = new URLSearchParams(location.search);
+  $("room").value = params.get("room") || localStorage.getItem("dutycall.room") || "";
+  $("name").value = params.get("name") || localStorage.getItem("dutycall.name") || "";
+  // A duty-room console opens straight into its room: ?room=...&name=... joins at once.
+  if (params.get("room") && params.get("name")) $("join-form").requestSubmit();
+})();

@@ -1,0 +1,104 @@
+"""A real headless Chromium: two consoles in one room see each other's own pictures."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import async_playwright
+
+from dutycall.config import Config
+from dutycall.web import create_app
+from dutycall.web.app import CONFERENCE
+
+from .browser import VIDEO_RGB_JS, launch, write_y4m
+from .utils import close_colour, wait_for
+
+RED = (220, 40, 40)
+BLUE = (40, 60, 220)
+
+
+async def remote_rgb(page):
+    return await page.evaluate(VIDEO_RGB_JS, ".tile:not([data-local]) video")
+
+
+async def wait_for_remote_colour(page, rgb, timeout=30):
+    seen = {}
+
+    async def check():
+        seen["rgb"] = await remote_rgb(page)
+        return seen["rgb"] is not None and close_colour(tuple(seen["rgb"][:3]), rgb, 40)
+
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"remote video never showed {rgb}; last {seen.get('rgb')}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def browsers(tmp_path):
+    async with async_playwright() as pw:
+        red = await launch(pw, tmp_path / "a", write_y4m(tmp_path / "red.y4m", RED))
+        blue = await launch(pw, tmp_path / "b", write_y4m(tmp_path / "blue.y4m", BLUE))
+        yield red, blue
+        await red.close()
+        await blue.close()
+
+
+async def open_console(browser, base, room, name, lang=None):
+    page = await browser.new_page()
+    page.on("console", lambda msg: print(f"[{name}] {msg.type}: {msg.text}"))
+    url = f"{base}/?room={room}&name={name}" + (f"&lang={lang}" if lang else "")
+    await page.goto(url)
+    return page
+
+
+async def test_two_browsers_see_each_others_picture(server, browsers):
+    base = f"http://127.0.0.1:{server.port}"
+    red_browser, blue_browser = browsers
+    red = await open_console(red_browser, base, "duty", "红色值班室")
+    blue = await open_console(blue_browser, base, "duty", "blue-room", lang="en")
+
+    # Each decodes the other's camera through the server: red sees blue, blue sees red.
+    await wait_for_remote_colour(red, BLUE)
+    await wait_for_remote_colour(blue, RED)
+
+    # Names and connection state are shown, in each page's language.
+    await red.wait_for_selector('.tile[data-name="blue-room"][data-state="connected"]', timeout=20000)
+    assert await red.text_content('.tile[data-name="blue-room"] .state') == "已连接"
+    assert await red.text_content("#status") == "已连接"
+    await blue.wait_for_selector('.tile[data-name="红色值班室"][data-state="connected"]', timeout=20000)
+    assert await blue.text_content('.tile[data-name="红色值班室"] .state') == "Connected"
+    conference = server.conference
+    assert conference.stats()["publications"] == 2 and conference.stats()["subscriptions"] == 2
+
+    # Closing one page is noticed, and the other drops its tile.
+    await blue.close()
+    await red.wait_for_selector('.tile[data-name="blue-room"]', state="detached", timeout=10000)
+    await wait_for(lambda: conference.stats()["participants"] == 1, timeout=10)
+
+
+async def test_console_republishes_after_server_restart(aiohttp_server, browsers):
+    red_browser, blue_browser = browsers
+
+    def make_app():
+        return create_app(Config(host="127.0.0.1", ice_addresses=["127.0.0.1"]))
+
+    first = await aiohttp_server(make_app(), host="127.0.0.1")
+    port = first.port
+    base = f"http://127.0.0.1:{port}"
+    red = await open_console(red_browser, base, "restart", "red")
+    blue = await open_console(blue_browser, base, "restart", "blue")
+    await wait_for_remote_colour(blue, RED)
+
+    await first.close()
+    await blue.wait_for_selector('#status[data-state="reconnecting"]', timeout=10000)
+
+    second_app = make_app()
+    await aiohttp_server(second_app, host="127.0.0.1", port=port)
+    # Both consoles come back by themselves, publish again and see each other.
+    await wait_for_remote_colour(blue, RED, timeout=40)
+    await wait_for_remote_colour(red, BLUE, timeout=40)
+    await wait_for(lambda: second_app[CONFERENCE].stats()["publications"] == 2, timeout=10)
