@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -170,3 +171,49 @@ async def test_publisher_whose_media_stops_is_removed_within_5s(ws_url, server):
         await p.close()
     for c in (client, pub_client):
         await c.close()
+
+
+async def test_frozen_subscriber_does_not_stall_the_others(ws_url, server):
+    import os
+    import signal
+    import sys
+
+    pub_client, pub_pc, track, published = await _publisher(ws_url, "frozen-sub")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.subscriber_process", ws_url, "frozen-sub", published["publication_id"],
+        stdout=asyncio.subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    remote_frames = [0]
+
+    async def follow() -> None:
+        async for line in proc.stdout:
+            remote_frames[0] = int(line.split()[1])
+
+    follower = asyncio.ensure_future(follow())
+    client, pc, readers = await _subscriber(ws_url, "frozen-sub", published["publication_id"])
+    healthy = readers["video"]
+    try:
+        await wait_for(lambda: remote_frames[0] >= 15 and healthy.frames >= 15, timeout=30, what="both receiving")
+        os.kill(proc.pid, signal.SIGSTOP)
+        frozen_at, frames_at = time.monotonic(), healthy.frames
+        # While one subscriber is frozen solid, the other keeps its full frame rate...
+        await wait_for(lambda: time.monotonic() - frozen_at >= 4.0, timeout=10)
+        rate = (healthy.frames - frames_at) / (time.monotonic() - frozen_at)
+        assert rate >= 25, f"healthy subscriber fell to {rate:.1f} fps"
+        # ...and the server notices the frozen client (it stops answering pings) and
+        # removes it with everything it held.
+        await wait_for(lambda: server.conference.stats()["participants"] == 2, timeout=15,
+                       what="frozen participant removed")
+        assert server.conference.stats()["subscriptions"] == 1
+        frames_at, since = healthy.frames, time.monotonic()
+        await wait_for(lambda: healthy.frames >= frames_at + 30, timeout=10, what="healthy still flowing")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        follower.cancel()
+        await healthy.stop()
+        for p in (pc, pub_pc):
+            await p.close()
+        for c in (client, pub_client):
+            await c.close()

@@ -26,8 +26,9 @@ CLEANUPS = web.AppKey("cleanups", set)
 #: Frames above this are refused by aiohttp itself (the connection closes); frames
 #: between MAX_MESSAGE_BYTES and this get an error reply and the connection stays.
 WS_HARD_LIMIT = 1024 * 1024
-#: Ping interval: a client that vanishes without closing is noticed in ~2 intervals.
-WS_HEARTBEAT = 2.0
+#: Ping interval; a client that does not answer within half of it is dropped, so one
+#: that vanishes without closing is noticed within ~6 s (media stalls sooner: 3 s).
+WS_HEARTBEAT = 4.0
 
 
 async def index(request: web.Request) -> web.FileResponse:
