@@ -31,6 +31,13 @@ class Config:
     tls_cert: str | None = None
     tls_key: str | None = None
     log_level: str = "INFO"
+    #: SQLAlchemy URL; SQLite file by default, e.g. postgresql://user:pass@host/dutycall.
+    database_url: str = "sqlite:///data/dutycall.sqlite3"
+    #: First administrator, created when there are no accounts (password generated if unset).
+    admin_username: str | None = None
+    admin_password: str | None = None
+    #: Mark cookies Secure (on by default behind TLS).
+    secure_cookies: bool = False
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
@@ -71,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", default=env("DUTYCALL_TLS_CERT"))
     parser.add_argument("--tls-key", default=env("DUTYCALL_TLS_KEY"))
     parser.add_argument("--log-level", default=env("DUTYCALL_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--database-url", default=env("DUTYCALL_DATABASE_URL", "sqlite:///data/dutycall.sqlite3"),
+        help="database URL (default: SQLite file data/dutycall.sqlite3)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Config:
@@ -87,4 +98,8 @@ def from_args(args: argparse.Namespace) -> Config:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         log_level=args.log_level,
+        database_url=args.database_url,
+        admin_username=os.environ.get("DUTYCALL_ADMIN_USERNAME") or None,
+        admin_password=os.environ.get("DUTYCALL_ADMIN_PASSWORD") or None,
+        secure_cookies=bool(args.tls_cert) or os.environ.get("DUTYCALL_SECURE_COOKIES") == "1",
     )

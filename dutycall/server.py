@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     # aioice/aiortc are chatty at INFO about every candidate pair.
     logging.getLogger("aioice").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     ssl_context = None
     scheme = "http"
     if config.tls_cert:

@@ -14,6 +14,11 @@ from ..config import Config
 from ..conference import Conference, ConferenceSettings
 from ..conference import aiortc_compat
 from ..conference.signalling import MAX_MESSAGE_BYTES, SignallingPeer
+from .. import db
+from ..directory.bootstrap import ensure_first_admin
+from ..directory.service import Directory
+from . import api
+from .auth import DIRECTORY, SECURE_COOKIES, auth_middleware, errors_middleware
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +27,7 @@ CONFIG = web.AppKey("config", Config)
 CONFERENCE = web.AppKey("conference", Conference)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
 CLEANUPS = web.AppKey("cleanups", set)
+ENGINE = web.AppKey("engine", object)
 
 #: Frames above this are refused by aiohttp itself (the connection closes); frames
 #: between MAX_MESSAGE_BYTES and this get an error reply and the connection stays.
@@ -89,18 +95,39 @@ def create_app(config: Config | None = None) -> web.Application:
         forwarding=config.forwarding,
         media_timeout=config.media_timeout,
     )
-    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[errors_middleware, auth_middleware])
     app[CONFIG] = config
+    engine = db.make_engine(config.database_url)
+    app[ENGINE] = engine
+    app[DIRECTORY] = Directory(db.make_sessionmaker(engine))
+    app[SECURE_COOKIES] = config.secure_cookies
+    app.cleanup_ctx.append(_database)
     app[CONFERENCE] = Conference(settings)
     app[SOCKETS] = weakref.WeakSet()
     app[CLEANUPS] = set()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", signalling)
+    app.router.add_routes(api.routes)
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_close_conference)
     return app
+
+
+async def _database(app: web.Application):  # type: ignore[no-untyped-def]
+    """Migrate at start (nothing recorded is lost: migrations only add), dispose at stop."""
+    config = app[CONFIG]
+    await db.upgrade(config.database_url)
+    admin = await ensure_first_admin(app[DIRECTORY].sessionmaker, config.admin_username, config.admin_password)
+    if admin is not None:
+        shown = admin.password if admin.generated else "(from DUTYCALL_ADMIN_PASSWORD)"
+        message = (f"first run: sign in as {admin.username!r} with password {shown} "
+                   "and change it; set DUTYCALL_ADMIN_USERNAME/DUTYCALL_ADMIN_PASSWORD to choose them")
+        logger.warning(message)
+        print(message, flush=True)
+    yield
+    await app[ENGINE].dispose()  # type: ignore[attr-defined]
 
 
 async def _close_sockets(app: web.Application) -> None:

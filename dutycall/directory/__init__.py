@@ -1,0 +1,1 @@
+"""The unit directory, duty rooms, accounts and the duty roster (database-backed)."""

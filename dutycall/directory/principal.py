@@ -1,0 +1,62 @@
+"""Who is asking, and what they may do: the role table and the scope rule, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import Forbidden
+from .models import Role
+
+ALL_ROLES = frozenset(Role)
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "units.read": ALL_ROLES,
+    "units.write": frozenset({Role.admin}),
+    "rooms.read": ALL_ROLES,
+    "rooms.write": frozenset({Role.admin}),
+    "accounts.read": frozenset({Role.admin}),
+    "accounts.write": frozenset({Role.admin}),
+    "devices.write": frozenset({Role.admin}),
+    "audit.read": frozenset({Role.admin}),
+    "contacts.read": ALL_ROLES,
+    "roster.read": ALL_ROLES,
+    "roster.write": frozenset({Role.admin, Role.host, Role.duty_officer}),
+    "roster.status": frozenset({Role.admin, Role.host}),
+    "conference.join": ALL_ROLES,
+}
+#: A duty-room console signed in with a device credential may only do this much.
+DEVICE_PERMISSIONS = frozenset({"conference.join", "roster.read", "rooms.read", "units.read"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An account, or a console signed in for one duty room."""
+
+    kind: str  # "account" or "device"
+    id: int
+    name: str
+    role: Role | None
+    unit_id: int
+    unit_path: str
+    duty_room_id: int | None = None
+    session_id: int | None = None
+    csrf_token: str = ""
+
+    def may(self, permission: str) -> bool:
+        if self.kind == "device":
+            return permission in DEVICE_PERMISSIONS
+        return self.role is not None and self.role in PERMISSIONS.get(permission, frozenset())
+
+    def require(self, permission: str) -> None:
+        if not self.may(permission):
+            raise Forbidden(f"not allowed: {permission}")
+
+    def covers(self, unit_path: str) -> bool:
+        """Whether a unit (by its path) lies in this principal's subtree."""
+        return unit_path.startswith(self.unit_path)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": self.kind, "id": self.id, "name": self.name,
+            "role": self.role.value if self.role else "console",
+            "unit_id": self.unit_id, "duty_room_id": self.duty_room_id,
+        }

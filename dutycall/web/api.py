@@ -1,0 +1,177 @@
+"""The JSON API (described by /api/openapi.json). Each handler: who, check, delegate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..directory.errors import Invalid
+from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
+from .auth import DIRECTORY, SESSION_COOKIE, json_body, principal_of, set_session_cookie
+
+routes = web.RouteTableDef()
+
+
+def _int(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError as exc:
+        raise Invalid(f"{name} must be an integer") from exc
+
+
+def _query_int(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise Invalid(f"{name} must be an integer") from exc
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+@routes.post("/api/session")
+async def sign_in(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    username, password = data.get("username"), data.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise Invalid("username and password are required")
+    token, principal = await request.app[DIRECTORY].sign_in(username, password)
+    response = ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
+    set_session_cookie(request, response, token, int(SESSION_TTL.total_seconds()))
+    return response
+
+
+@routes.post("/api/device-session")
+async def device_sign_in(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    device_token = data.get("token")
+    if not isinstance(device_token, str):
+        raise Invalid("token is required")
+    token, principal = await request.app[DIRECTORY].device_sign_in(device_token)
+    response = ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
+    set_session_cookie(request, response, token, int(DEVICE_SESSION_TTL.total_seconds()))
+    return response
+
+
+@routes.delete("/api/session")
+async def sign_out(request: web.Request) -> web.Response:
+    await request.app[DIRECTORY].sign_out(principal_of(request))
+    response = ok({"signed_out": True})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    return ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
+
+
+# -- units and duty rooms ----------------------------------------------------------------------
+
+@routes.get("/api/units")
+async def list_units(request: web.Request) -> web.Response:
+    inactive = request.query.get("include_inactive") == "1"
+    return ok(await request.app[DIRECTORY].list_units(principal_of(request), inactive))
+
+
+@routes.post("/api/units")
+async def create_unit(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].create_unit(principal_of(request), await json_body(request)), 201)
+
+
+@routes.patch("/api/units/{id}")
+async def update_unit(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].update_unit(principal_of(request), _int(request, "id"),
+                                                       await json_body(request)))
+
+
+@routes.post("/api/units/{id}/move")
+async def move_unit(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    return ok(await request.app[DIRECTORY].move_unit(principal_of(request), _int(request, "id"), data.get("parent_id")))
+
+
+@routes.post("/api/units/{id}/deactivate")
+async def deactivate_unit(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].set_unit_active(principal_of(request), _int(request, "id"), False))
+
+
+@routes.post("/api/units/{id}/activate")
+async def activate_unit(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].set_unit_active(principal_of(request), _int(request, "id"), True))
+
+
+@routes.get("/api/rooms")
+async def list_rooms(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].list_rooms(principal_of(request), _query_int(request, "unit_id")))
+
+
+@routes.post("/api/rooms")
+async def create_room(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].create_room(principal_of(request), await json_body(request)), 201)
+
+
+@routes.get("/api/rooms/{id}")
+async def get_room(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].get_room(principal_of(request), _int(request, "id")))
+
+
+@routes.patch("/api/rooms/{id}")
+async def update_room(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].update_room(principal_of(request), _int(request, "id"),
+                                                       await json_body(request)))
+
+
+@routes.post("/api/rooms/{id}/deactivate")
+async def deactivate_room(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].update_room(principal_of(request), _int(request, "id"), {"active": False}))
+
+
+@routes.post("/api/rooms/{id}/device-credentials")
+async def create_device_credential(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    label = data.get("label") if isinstance(data.get("label"), str) else ""
+    return ok(await request.app[DIRECTORY].create_device_credential(principal_of(request), _int(request, "id"),
+                                                                    label), 201)
+
+
+@routes.post("/api/device-credentials/{id}/revoke")
+async def revoke_device_credential(request: web.Request) -> web.Response:
+    await request.app[DIRECTORY].revoke_device_credential(principal_of(request), _int(request, "id"))
+    return ok({"revoked": True})
+
+
+# -- accounts, audit, contacts -------------------------------------------------------------------
+
+@routes.get("/api/accounts")
+async def list_accounts(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].list_accounts(principal_of(request)))
+
+
+@routes.post("/api/accounts")
+async def create_account(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].create_account(principal_of(request), await json_body(request)), 201)
+
+
+@routes.patch("/api/accounts/{id}")
+async def update_account(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].update_account(principal_of(request), _int(request, "id"),
+                                                          await json_body(request)))
+
+
+@routes.get("/api/audit")
+async def audit_log(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].audit_log(principal_of(request), _query_int(request, "limit") or 200))
+
+
+@routes.get("/api/contacts")
+async def contacts(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].search_contacts(principal_of(request), request.query.get("q", "")))
