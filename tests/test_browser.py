@@ -9,6 +9,7 @@ from dutycall.config import Config
 from dutycall.web import create_app
 from dutycall.web.app import CONFERENCE
 
+from .conftest import make_config
 from .browser import VIDEO_RGB_JS, launch, write_y4m
 from .utils import close_colour, wait_for
 
@@ -80,11 +81,11 @@ async def test_two_browsers_see_each_others_picture(server, browsers):
     await wait_for(lambda: conference.stats()["participants"] == 1, timeout=10)
 
 
-async def test_console_republishes_after_server_restart(aiohttp_server, browsers):
+async def test_console_republishes_after_server_restart(aiohttp_server, browsers, tmp_path):
     red_browser, blue_browser = browsers
 
     def make_app():
-        return create_app(Config(host="127.0.0.1", ice_addresses=["127.0.0.1"]))
+        return create_app(make_config(f"sqlite:///{tmp_path}/restart.sqlite3"))
 
     first = await aiohttp_server(make_app(), host="127.0.0.1")
     port = first.port
