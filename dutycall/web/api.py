@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..directory.errors import Invalid
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
-from .auth import DIRECTORY, SESSION_COOKIE, json_body, principal_of, set_session_cookie
+from .auth import DIRECTORY, ROSTER, SESSION_COOKIE, json_body, principal_of, set_session_cookie
 
 routes = web.RouteTableDef()
 
@@ -175,3 +175,60 @@ async def audit_log(request: web.Request) -> web.Response:
 @routes.get("/api/contacts")
 async def contacts(request: web.Request) -> web.Response:
     return ok(await request.app[DIRECTORY].search_contacts(principal_of(request), request.query.get("q", "")))
+
+
+# -- roster ----------------------------------------------------------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _download(body: bytes, content_type: str, filename: str) -> web.Response:
+    from urllib.parse import quote
+
+    return web.Response(body=body, content_type=content_type, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+@routes.get("/api/roster")
+async def roster_shifts(request: web.Request) -> web.Response:
+    q = request.query
+    return ok(await request.app[ROSTER].shifts(principal_of(request), _query_int(request, "room_id"),
+                                               q.get("start"), q.get("end")))
+
+
+@routes.put("/api/roster/{room_id}/{date}")
+async def roster_set_shift(request: web.Request) -> web.Response:
+    return ok(await request.app[ROSTER].set_shift(principal_of(request), _int(request, "room_id"),
+                                                  request.match_info["date"], await json_body(request)))
+
+
+@routes.get("/api/roster/template.xlsx")
+async def roster_template(request: web.Request) -> web.Response:
+    q = request.query
+    body = await request.app[ROSTER].template(principal_of(request), q.get("period"), q.get("start"), q.get("end"))
+    return _download(body, XLSX, f"值班表模板-{q.get('period')}.xlsx")
+
+
+@routes.post("/api/roster/upload")
+async def roster_upload(request: web.Request) -> web.Response:
+    who = principal_of(request)
+    body = await request.content.read(5 * 1024 * 1024 + 1)
+    return ok(await request.app[ROSTER].upload(who, request.query.get("period"), body))
+
+
+@routes.get("/api/roster/status")
+async def roster_status(request: web.Request) -> web.Response:
+    return ok(await request.app[ROSTER].status(principal_of(request), request.query.get("period")))
+
+
+@routes.get("/api/roster/handbook.pdf")
+async def roster_handbook(request: web.Request) -> web.Response:
+    q = request.query
+    body = await request.app[ROSTER].handbook_pdf(principal_of(request), q.get("period"), q.get("start"), q.get("end"))
+    return _download(body, "application/pdf", f"值班手册-{q.get('period')}.pdf")
+
+
+@routes.get("/api/rooms/{id}/roster.ics")
+async def roster_calendar(request: web.Request) -> web.Response:
+    body = await request.app[ROSTER].calendar(principal_of(request), _int(request, "id"))
+    return web.Response(body=body, content_type="text/calendar", charset="utf-8")

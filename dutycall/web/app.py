@@ -18,7 +18,8 @@ from .. import db
 from ..directory.bootstrap import ensure_first_admin
 from ..directory.service import Directory
 from . import api
-from .auth import DIRECTORY, SECURE_COOKIES, auth_middleware, errors_middleware
+from ..directory.roster import Roster
+from .auth import DIRECTORY, ROSTER, SECURE_COOKIES, auth_middleware, errors_middleware
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +96,12 @@ def create_app(config: Config | None = None) -> web.Application:
         forwarding=config.forwarding,
         media_timeout=config.media_timeout,
     )
-    app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[errors_middleware, auth_middleware])
+    app = web.Application(client_max_size=6 * 1024 * 1024, middlewares=[errors_middleware, auth_middleware])
     app[CONFIG] = config
     engine = db.make_engine(config.database_url)
     app[ENGINE] = engine
     app[DIRECTORY] = Directory(db.make_sessionmaker(engine))
+    app[ROSTER] = Roster(app[DIRECTORY].sessionmaker)
     app[SECURE_COOKIES] = config.secure_cookies
     app.cleanup_ctx.append(_database)
     app[CONFERENCE] = Conference(settings)

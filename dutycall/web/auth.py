@@ -13,6 +13,7 @@ from ..directory.errors import (
     AccountLocked, Conflict, DirectoryError, Forbidden, Invalid, NotFound, NotSignedIn,
 )
 from ..directory.principal import Principal
+from ..directory.roster import Roster
 from ..directory.service import Directory
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 SESSION_COOKIE = "dutycall_session"
 CSRF_HEADER = "X-CSRF-Token"
 DIRECTORY = web.AppKey("directory", Directory)
+ROSTER = web.AppKey("roster", Roster)
 SECURE_COOKIES = web.AppKey("secure_cookies", bool)
 PRINCIPAL = "principal"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

@@ -1,0 +1,392 @@
+"""The duty roster: shifts per room and date, the holiday XLSX template and upload,
+who has not submitted, the PDF handbook and iCalendar feeds.
+
+Libraries: openpyxl (XLSX), reportlab (PDF), icalendar (RFC 5545).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .errors import Invalid, NotFound
+from .models import DutyRoom, RosterShift, RosterSubmission, Unit, utcnow
+from .principal import Principal
+from .service import PHONE_RE, Directory, tree_order
+
+COLUMNS = ["单位编码", "单位名称", "值班室编号", "值班室", "日期", "带班领导", "带班领导电话",
+           "值班员1", "值班员1电话", "值班员2", "值班员2电话"]
+MAX_DAYS = 62
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+FONT_CANDIDATES = [
+    os.environ.get("DUTYCALL_PDF_FONT", ""),
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+]
+PERIOD_RE = re.compile(r"^[\w\-. ]{1,64}$")
+
+
+def parse_date(value: object, field: str = "date") -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise Invalid(f"{field} must be a date YYYY-MM-DD", [{"field": field, "message": "YYYY-MM-DD"}])
+
+
+def date_range(start: object, end: object) -> tuple[dt.date, dt.date]:
+    first, last = parse_date(start, "start"), parse_date(end, "end")
+    if last < first or (last - first).days >= MAX_DAYS:
+        raise Invalid(f"end must be on or after start and within {MAX_DAYS} days")
+    return first, last
+
+
+def check_period(period: object) -> str:
+    if not isinstance(period, str) or not PERIOD_RE.match(period.strip()):
+        raise Invalid("period must be a short name such as 2027春节", [{"field": "period", "message": "format"}])
+    return period.strip()
+
+
+def shift_json(shift: RosterShift) -> dict[str, Any]:
+    return {"duty_room_id": shift.duty_room_id, "date": shift.date.isoformat(), "leader_name": shift.leader_name,
+            "leader_phone": shift.leader_phone, "officers": shift.officers, "note": shift.note}
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+class Roster:
+    """Roster operations, scoped like the rest of the directory."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def _rooms_in_scope(self, db: AsyncSession, who: Principal) -> list[tuple[DutyRoom, Unit]]:
+        query = (select(DutyRoom, Unit).join(Unit)
+                 .where(Unit.path.startswith(who.unit_path), Unit.active.is_(True), DutyRoom.active.is_(True)))
+        if who.kind == "device":
+            query = query.where(DutyRoom.id == who.duty_room_id)
+        rows = (await db.execute(query)).all()
+        units = (await db.execute(select(Unit).where(Unit.path.startswith(who.unit_path)))).scalars().all()
+        order = {u.id: i for i, u in enumerate(tree_order(units))}
+        return sorted(rows, key=lambda ru: (order.get(ru[1].id, 0), ru[0].id))
+
+    # -- shifts -------------------------------------------------------------------------
+
+    async def shifts(self, who: Principal, room_id: int | None, start: object, end: object) -> list[dict[str, Any]]:
+        who.require("roster.read")
+        first, last = date_range(start, end)
+        async with self.sessionmaker() as db:
+            rooms = {r.id for r, _ in await self._rooms_in_scope(db, who)}
+            if room_id is not None:
+                if room_id not in rooms:
+                    raise NotFound(f"no duty room {room_id!r} in your scope")
+                rooms = {room_id}
+            rows = (await db.execute(select(RosterShift).where(
+                RosterShift.duty_room_id.in_(rooms), RosterShift.date >= first, RosterShift.date <= last)
+                .order_by(RosterShift.date, RosterShift.duty_room_id))).scalars().all()
+        return [shift_json(s) for s in rows]
+
+    async def set_shift(self, who: Principal, room_id: int, date: object, data: dict[str, Any]) -> dict[str, Any]:
+        who.require("roster.write")
+        day = parse_date(date)
+        officers = data.get("officers")
+        if not isinstance(officers, list) or not officers or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"].strip() for o in officers
+        ):
+            raise Invalid("officers must list at least one {name, phone}", [{"field": "officers", "message": "required"}])
+        cleaned = []
+        for officer in officers[:6]:
+            phone = officer.get("phone") or ""
+            if not isinstance(phone, str) or not PHONE_RE.match(phone):
+                raise Invalid("officer phone is not a phone number", [{"field": "officers", "message": "phone"}])
+            cleaned.append({"name": officer["name"].strip()[:64], "phone": phone.strip()})
+        leader_name = data.get("leader_name") or ""
+        leader_phone = data.get("leader_phone") or ""
+        if not isinstance(leader_name, str) or not isinstance(leader_phone, str) or not PHONE_RE.match(leader_phone):
+            raise Invalid("leader_name / leader_phone malformed", [{"field": "leader_phone", "message": "phone"}])
+        async with self.sessionmaker() as db:
+            rooms = {r.id: u for r, u in await self._rooms_in_scope(db, who)}
+            if room_id not in rooms:
+                raise NotFound(f"no duty room {room_id!r} in your scope")
+            await db.execute(delete(RosterShift).where(RosterShift.duty_room_id == room_id, RosterShift.date == day))
+            shift = RosterShift(duty_room_id=room_id, date=day, leader_name=leader_name.strip()[:64],
+                                leader_phone=leader_phone.strip(), officers=cleaned)
+            db.add(shift)
+            Directory.audit(db, who, "set_shift", "roster", f"{room_id}:{day}", rooms[room_id].path)
+            await db.commit()
+            return shift_json(shift)
+
+    # -- the holiday template and upload ------------------------------------------------------
+
+    async def template(self, who: Principal, period: object, start: object, end: object) -> bytes:
+        """An XLSX with a row per room in scope per day, to fill in and upload."""
+        who.require("roster.read")
+        from openpyxl import Workbook
+        from openpyxl.styles import Font, PatternFill
+
+        period = check_period(period)
+        first, last = date_range(start, end)
+        async with self.sessionmaker() as db:
+            rooms = await self._rooms_in_scope(db, who)
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "值班表"
+        sheet.append(COLUMNS)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="DDEBF7")
+        for room, unit in rooms:
+            day = first
+            while day <= last:
+                sheet.append([unit.code, unit.name, room.id, room.name, day.isoformat()] + [""] * 6)
+                day += dt.timedelta(days=1)
+        for column, width in zip("ABCDEFGHIJK", (12, 20, 10, 24, 12, 12, 16, 12, 16, 12, 16)):
+            sheet.column_dimensions[column].width = width
+        help_sheet = book.create_sheet("说明")
+        for line in (
+            f"节假日值班表：{period}（{first.isoformat()} 至 {last.isoformat()}）",
+            "请勿修改前五列（单位编码、单位名称、值班室编号、值班室、日期）。",
+            "每行填写带班领导及其电话、至少一名值班员及其电话。电话只能包含数字、空格、+、-。",
+            "日期格式为 YYYY-MM-DD。整个文件校验通过后才会保存；有错误时不会保存任何一行。",
+        ):
+            help_sheet.append([line])
+        help_sheet.column_dimensions["A"].width = 100
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+
+    async def upload(self, who: Principal, period: object, content: bytes) -> dict[str, Any]:
+        """Validate every row; save all of them, or none with the errors of every bad row."""
+        who.require("roster.write")
+        period = check_period(period)
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise Invalid("文件过大（上限 5 MB）")
+        rows = _read_rows(content)
+        async with self.sessionmaker() as db:
+            rooms = {r.id: (r, u) for r, u in await self._rooms_in_scope(db, who)}
+            shifts, errors = _validate(rows, rooms)
+            if errors:
+                raise Invalid(f"值班表有 {len(errors)} 处错误，未保存任何内容", errors)
+            if not shifts:
+                raise Invalid("值班表中没有任何值班记录，未保存", [{"row": 0, "message": "值班表中没有任何值班记录"}])
+            for shift in shifts:
+                await db.execute(delete(RosterShift).where(
+                    RosterShift.duty_room_id == shift.duty_room_id, RosterShift.date == shift.date))
+            db.add_all(shifts)
+            units: dict[int, int] = {}
+            for shift in shifts:
+                unit_id = rooms[shift.duty_room_id][1].id
+                units[unit_id] = units.get(unit_id, 0) + 1
+            for unit_id, count in units.items():
+                await db.execute(delete(RosterSubmission).where(
+                    RosterSubmission.unit_id == unit_id, RosterSubmission.period == period))
+                db.add(RosterSubmission(unit_id=unit_id, period=period, rows=count,
+                                        submitted_by=who.id if who.kind == "account" else None))
+            Directory.audit(db, who, "upload_roster", "roster", period, who.unit_path, rows=len(shifts))
+            await db.commit()
+        return {"saved": len(shifts), "units": len(units), "period": period}
+
+    async def status(self, who: Principal, period: object) -> list[dict[str, Any]]:
+        """Every unit in scope that has duty rooms, and whether it submitted for ``period``."""
+        who.require("roster.status")
+        period = check_period(period)
+        async with self.sessionmaker() as db:
+            rooms = await self._rooms_in_scope(db, who)
+            submissions = {s.unit_id: s for s in (await db.execute(select(RosterSubmission).where(
+                RosterSubmission.period == period))).scalars()}
+        seen: dict[int, Unit] = {}
+        for _, unit in rooms:
+            seen.setdefault(unit.id, unit)
+        result = []
+        for unit in seen.values():
+            submission = submissions.get(unit.id)
+            result.append({"unit_id": unit.id, "code": unit.code, "name": unit.name,
+                           "submitted": submission is not None,
+                           "submitted_at": submission.submitted_at.isoformat() if submission else None,
+                           "rows": submission.rows if submission else 0})
+        return result
+
+    # -- the handbook and calendar feeds ------------------------------------------------------
+
+    async def handbook_pdf(self, who: Principal, title: object, start: object, end: object) -> bytes:
+        """The holiday duty handbook: all units in tree order, a table per unit."""
+        who.require("roster.read")
+        title = check_period(title)
+        first, last = date_range(start, end)
+        async with self.sessionmaker() as db:
+            rooms = await self._rooms_in_scope(db, who)
+            shifts = (await db.execute(select(RosterShift).where(
+                RosterShift.duty_room_id.in_([r.id for r, _ in rooms]),
+                RosterShift.date >= first, RosterShift.date <= last))).scalars().all()
+        by_room: dict[int, list[RosterShift]] = {}
+        for shift in sorted(shifts, key=lambda s: s.date):
+            by_room.setdefault(shift.duty_room_id, []).append(shift)
+        return render_handbook(title, first, last, rooms, by_room)
+
+    async def calendar(self, who: Principal, room_id: int) -> bytes:
+        who.require("roster.read")
+        from icalendar import Calendar, Event
+
+        async with self.sessionmaker() as db:
+            rooms = {r.id: (r, u) for r, u in await self._rooms_in_scope(db, who)}
+            if room_id not in rooms:
+                raise NotFound(f"no duty room {room_id!r} in your scope")
+            shifts = (await db.execute(select(RosterShift).where(RosterShift.duty_room_id == room_id)
+                                       .order_by(RosterShift.date))).scalars().all()
+        room, unit = rooms[room_id]
+        cal = Calendar()
+        cal.add("prodid", "-//dutycall//roster//ZH")
+        cal.add("version", "2.0")
+        cal.add("x-wr-calname", f"{unit.name} {room.name} 值班表")
+        stamp = utcnow()
+        for shift in shifts:
+            event = Event()
+            event.add("uid", f"roster-{room.id}-{shift.date.isoformat()}@dutycall")
+            event.add("dtstamp", stamp)
+            event.add("dtstart", shift.date)
+            event.add("dtend", shift.date + dt.timedelta(days=1))
+            names = "、".join(o["name"] for o in shift.officers)
+            event.add("summary", f"值班：{names}；带班领导：{shift.leader_name}")
+            lines = [f"{o['name']} {o.get('phone', '')}".strip() for o in shift.officers]
+            event.add("description", "\n".join(lines + [f"带班领导 {shift.leader_name} {shift.leader_phone}".strip()]))
+            event.add("location", f"{unit.name} {room.name}")
+            cal.add_component(event)
+        return cal.to_ical()
+
+
+def _read_rows(content: bytes) -> list[tuple[int, list[str]]]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a non-XLSX file
+        raise Invalid("无法读取文件：请上传由模板填写的 .xlsx 文件",
+                      [{"row": 0, "message": f"不是有效的 XLSX 文件（{type(exc).__name__}）"}]) from exc
+    sheet = book["值班表"] if "值班表" in book.sheetnames else book.worksheets[0]
+    rows = list(sheet.iter_rows(values_only=True))
+    if not rows or [_cell(v) for v in rows[0][: len(COLUMNS)]] != COLUMNS:
+        raise Invalid("表头与模板不一致，请使用下载的模板",
+                      [{"row": 1, "message": "表头应为：" + "、".join(COLUMNS)}])
+    result = []
+    for number, values in enumerate(rows[1:], start=2):
+        cells = [_cell(v) if not isinstance(v, (dt.date, dt.datetime)) else v for v in values[: len(COLUMNS)]]
+        cells += [""] * (len(COLUMNS) - len(cells))
+        if all(c == "" for c in cells):
+            continue
+        result.append((number, cells))  # type: ignore[arg-type]
+    return result
+
+
+def _validate(rows: list[tuple[int, list[Any]]],
+              rooms: dict[int, tuple[DutyRoom, Unit]]) -> tuple[list[RosterShift], list[dict[str, Any]]]:
+    errors: list[dict[str, Any]] = []
+    shifts: list[RosterShift] = []
+    seen: dict[tuple[int, dt.date], int] = {}
+
+    def error(row: int, message: str) -> None:
+        errors.append({"row": row, "message": f"第{row}行：{message}"})
+
+    for number, cells in rows:
+        unit_code, _, room_cell, _, date_cell, leader, leader_phone, o1, p1, o2, p2 = cells
+        before = len(errors)
+        try:
+            room_id = int(str(room_cell))
+        except ValueError:
+            room_id = -1
+        if room_id not in rooms:
+            error(number, f"值班室编号“{room_cell}”不存在或不在您的管辖范围内")
+        elif unit_code != rooms[room_id][1].code:
+            error(number, f"单位编码“{unit_code}”与值班室所属单位（{rooms[room_id][1].code}）不符")
+        try:
+            day = parse_date(date_cell)
+        except Invalid:
+            day = None
+            error(number, f"日期“{date_cell}”无效，应为 YYYY-MM-DD")
+        if not leader:
+            error(number, "请填写带班领导")
+        for label, phone in (("带班领导电话", leader_phone), ("值班员1电话", p1), ("值班员2电话", p2)):
+            if phone and not PHONE_RE.match(str(phone)):
+                error(number, f"{label}“{phone}”不是有效的电话号码")
+        if not o1 and not o2:
+            error(number, "至少填写一名值班员")
+        for name, phone, label in ((o1, p1, "值班员1"), (o2, p2, "值班员2")):
+            if name and not phone:
+                error(number, f"请填写{label}电话")
+        if day is not None and room_id in rooms:
+            key = (room_id, day)
+            if key in seen:
+                error(number, f"与第{seen[key]}行重复（同一值班室同一日期）")
+            seen.setdefault(key, number)
+        if len(errors) == before and day is not None:
+            officers = [{"name": str(n)[:64], "phone": str(p)} for n, p in ((o1, p1), (o2, p2)) if n]
+            shifts.append(RosterShift(duty_room_id=room_id, date=day, leader_name=str(leader)[:64],
+                                      leader_phone=str(leader_phone), officers=officers))
+    return shifts, errors
+
+
+def _font() -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if "DutyCJK" in pdfmetrics.getRegisteredFontNames():
+        return "DutyCJK"
+    for path in FONT_CANDIDATES:
+        if path and os.path.exists(path):
+            kwargs = {"subfontIndex": 0} if path.endswith(".ttc") else {}
+            pdfmetrics.registerFont(TTFont("DutyCJK", path, **kwargs))
+            return "DutyCJK"
+    raise RuntimeError("no Chinese font for the PDF handbook: install fonts-wqy-microhei or set DUTYCALL_PDF_FONT")
+
+
+def render_handbook(title: str, first: dt.date, last: dt.date, rooms: list[tuple[DutyRoom, Unit]],
+                    by_room: dict[int, list[RosterShift]]) -> bytes:
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    font = _font()
+    heading = ParagraphStyle("h", fontName=font, fontSize=18, leading=24, alignment=1)
+    unit_style = ParagraphStyle("u", fontName=font, fontSize=12, leading=16, spaceBefore=6)
+    cell_style = ParagraphStyle("c", fontName=font, fontSize=9, leading=12)
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
+                            topMargin=15 * mm, bottomMargin=15 * mm, title=f"{title} 值班手册")
+    story: list[Any] = [Paragraph(f"{title} 值班手册", heading),
+                        Paragraph(f"{first.isoformat()} 至 {last.isoformat()}", unit_style), Spacer(1, 6 * mm)]
+    for room, unit in rooms:
+        story.append(Paragraph(f"{unit.name}　{room.name}　电话：{room.phone or '—'}", unit_style))
+        data = [["日期", "带班领导", "值班员"]]
+        for shift in by_room.get(room.id, []):
+            officers = "，".join(f"{o['name']} {o.get('phone', '')}".strip() for o in shift.officers)
+            data.append([shift.date.isoformat(), f"{shift.leader_name} {shift.leader_phone}".strip(), officers])
+        if len(data) == 1:
+            data.append(["—", "未报送", ""])
+        table = Table([[Paragraph(str(c), cell_style) for c in row] for row in data],
+                      colWidths=[28 * mm, 50 * mm, 100 * mm], repeatRows=1)
+        table.setStyle(TableStyle([
+            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDEBF7")),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ]))
+        story += [table, Spacer(1, 3 * mm)]
+    doc.build(story)
+    return out.getvalue()
