@@ -1,16 +1,22 @@
-"""The entry point: ``dutycall`` (or ``python -m dutycall.server``) starts the server."""
+"""The entry point: ``dutycall`` (or ``python -m dutycall.server``).
+
+    dutycall [serve] [flags]      start the server (the default)
+    dutycall db upgrade           apply database migrations
+    dutycall demo                 load the demo city (and create the first admin if needed)
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 import ssl
 import sys
 
 from aiohttp import web
 
 from . import __version__, config as config_mod
-from .web import create_app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,19 +26,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the server (the default)")
     config_mod.add_arguments(serve)
     config_mod.add_arguments(parser)
+    database = sub.add_parser("db", help="database maintenance")
+    database.add_argument("action", choices=("upgrade",))
+    database.add_argument("--database-url", default=os.environ.get("DUTYCALL_DATABASE_URL", config_mod.Config.database_url))
+    demo = sub.add_parser("demo", help="load a demo city: units, rooms, accounts and a month of roster")
+    demo.add_argument("--database-url", default=os.environ.get("DUTYCALL_DATABASE_URL", config_mod.Config.database_url))
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    config = config_mod.from_args(args)
+def _logging(level: str) -> None:
     logging.basicConfig(
-        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aioice/aiortc are chatty at INFO about every candidate pair.
+    # aioice is chatty about every candidate pair; alembic about every plugin.
     logging.getLogger("aioice").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def serve(config: config_mod.Config) -> None:
+    from .web import create_app
+
     ssl_context = None
     scheme = "http"
     if config.tls_cert:
@@ -45,6 +59,51 @@ def main(argv: list[str] | None = None) -> None:
         create_app(config), host=config.host, port=config.port, ssl_context=ssl_context,
         print=None, shutdown_timeout=5,
     )
+
+
+async def load_demo(database_url: str) -> None:
+    from . import db
+    from .directory.bootstrap import ensure_first_admin
+    from .directory.demo import DEMO_PASSWORD, DemoExists, load_demo as load
+
+    await db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    sessionmaker = db.make_sessionmaker(engine)
+    try:
+        admin = await ensure_first_admin(sessionmaker, os.environ.get("DUTYCALL_ADMIN_USERNAME"),
+                                         os.environ.get("DUTYCALL_ADMIN_PASSWORD"))
+        if admin is not None:
+            print(f"administrator: {admin.username} / {admin.password if admin.generated else '(from DUTYCALL_ADMIN_PASSWORD)'}")
+        try:
+            summary = await load(sessionmaker)
+        except DemoExists as exc:
+            print(f"nothing to do: {exc}")
+            return
+        print(f"demo city loaded: {summary.units} units, {summary.rooms} duty rooms, "
+              f"{summary.accounts} accounts, {summary.shifts} roster shifts")
+        print(f"demo accounts (password {DEMO_PASSWORD}): city-host, city-leader, city-viewer, "
+              "d01-admin, d01-host, d01s01 (a street duty officer), a01 (an agency duty officer), ...")
+        print(f"a console for {summary.console_room}: /?device={summary.console_token}&room=duty")
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "db":
+        _logging("WARNING")
+        from . import db
+
+        asyncio.run(db.upgrade(args.database_url))
+        print("database is up to date")
+        return
+    if args.command == "demo":
+        _logging("WARNING")
+        asyncio.run(load_demo(args.database_url))
+        return
+    config = config_mod.from_args(args)
+    _logging(config.log_level)
+    serve(config)
 
 
 if __name__ == "__main__":

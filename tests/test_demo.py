@@ -1,0 +1,43 @@
+"""``dutycall demo`` loads a usable city, once; sign-in works afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sqlalchemy import func, select
+
+from dutycall import db
+from dutycall.directory.models import Account, DutyRoom, RosterShift, Unit, UnitKind
+
+
+async def test_demo_city_loads_once_and_signs_in(tmp_path):
+    url = f"sqlite:///{tmp_path}/demo.sqlite3"
+    run = [sys.executable, "-m", "dutycall.server", "demo", "--database-url", url]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "administrator: admin / " in first.stdout and "demo city loaded" in first.stdout
+    second = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "already loaded" in second.stdout
+
+    engine = db.make_engine(url)
+    async with db.make_sessionmaker(engine)() as session:
+        kinds = dict((await session.execute(select(Unit.kind, func.count()).group_by(Unit.kind))).all())
+        assert kinds[UnitKind.city] == 1 and kinds[UnitKind.district] == 10 and kinds[UnitKind.street] == 74
+        assert kinds[UnitKind.agency] + kinds[UnitKind.enterprise] == 20
+        assert (await session.execute(select(func.count(DutyRoom.id)))).scalar_one() == 105
+        assert (await session.execute(select(func.count(RosterShift.id)))).scalar_one() == 105 * 30
+        assert (await session.execute(select(func.count(Account.id)))).scalar_one() > 100
+    await engine.dispose()
+
+    from dutycall.directory.demo import DEMO_PASSWORD
+    from dutycall.directory.service import Directory
+
+    engine = db.make_engine(url)
+    directory = Directory(db.make_sessionmaker(engine))
+    _, host = await directory.sign_in("d01-host", DEMO_PASSWORD)
+    results = await directory.search_contacts(host, "ylj")
+    assert "园岭街道" in [r["name"] for r in results]
+    units = await directory.list_units(host)
+    assert len(units) == 11  # 福田区 and its ten streets
+    await engine.dispose()
