@@ -30,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 ROOM = "bench"
+BENCH_PASSWORD = "bench-password-1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -51,6 +52,8 @@ def process_cpu_seconds(pid: int) -> float:
 
 async def run_worker(url: str, publication_id: str, count: int, first_index: int) -> None:
     from dutycall.client import SignallingClient, subscribe
+
+    cookies = json.loads(os.environ["DUTYCALL_BENCH_COOKIES"])
     from dutycall.conference import aiortc_compat
 
     aiortc_compat.set_host_addresses(["127.0.0.1"])
@@ -64,7 +67,7 @@ async def run_worker(url: str, publication_id: str, count: int, first_index: int
                 frames[i] += 1
 
     for i in range(count):
-        client = await SignallingClient(url).connect()
+        client = await SignallingClient(url, cookies=cookies).connect()
         await client.join(ROOM, f"sub{first_index + i}")
         pc, _, tracks = await subscribe(client, publication_id, passthrough=True)
         asyncio.ensure_future(read(i, tracks["video"]))
@@ -121,22 +124,28 @@ async def wait_healthy(port: int, proc: asyncio.subprocess.Process, timeout: flo
 
 
 async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, packets: list[bytes]) -> dict[str, Any]:
-    from dutycall.client import SignallingClient, publish
+    import tempfile
+
+    from dutycall.client import SignallingClient, publish, sign_in
     from dutycall.conference import aiortc_compat
     from dutycall.synthetic import PreEncodedTrack
 
     aiortc_compat.set_host_addresses(["127.0.0.1"])
     port = free_port()
+    data = tempfile.mkdtemp(prefix="dutycall-bench-")
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
         "--ice-addresses", "127.0.0.1", "--forwarding", mode, "--log-level", "WARNING",
+        "--database-url", f"sqlite:///{data}/bench.sqlite3",
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": BENCH_PASSWORD},
     )
     workers: list[asyncio.subprocess.Process] = []
     try:
         await wait_healthy(port, server)
         url = f"ws://127.0.0.1:{port}/ws"
-        pub_client = await SignallingClient(url).connect()
+        cookies = await sign_in(f"http://127.0.0.1:{port}", "admin", BENCH_PASSWORD)
+        pub_client = await SignallingClient(url, cookies=cookies).connect()
         await pub_client.join(ROOM, "publisher")
         track = PreEncodedTrack(packets, fps=30)
         pub_pc, published = await publish(pub_client, video=track)
@@ -146,7 +155,7 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             count = min(per_worker, subscribers - index)
             workers.append(await asyncio.create_subprocess_exec(
                 sys.executable, os.path.abspath(__file__), "--worker", url, published["publication_id"],
-                str(count), str(index), cwd=ROOT,
+                str(count), str(index), cwd=ROOT, env={**os.environ, "DUTYCALL_BENCH_COOKIES": json.dumps(cookies)},
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             ))
             index += count
@@ -195,6 +204,9 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
         except asyncio.TimeoutError:
             server.kill()
             await server.wait()
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -31,8 +31,9 @@ class SignallingError(Exception):
 class SignallingClient:
     """One WebSocket to the server: requests with replies, and a queue of events."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cookies: dict[str, str] | None = None) -> None:
         self.url = url
+        self.cookies = cookies or {}
         self._session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
@@ -43,7 +44,7 @@ class SignallingClient:
         self.participant_id: str | None = None
 
     async def connect(self) -> "SignallingClient":
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(cookies=self.cookies)
         self.ws = await self._session.ws_connect(self.url, max_msg_size=4 * 1024 * 1024)
         self._reader = asyncio.ensure_future(self._read())
         return self
@@ -110,6 +111,19 @@ class SignallingClient:
                 self._reader.cancel()
         if self._session is not None:
             await self._session.close()
+
+
+async def sign_in(base_url: str, username: str | None = None, password: str | None = None,
+                  device_token: str | None = None) -> dict[str, str]:
+    """Sign in (an account, or a console's device credential); returns the session cookie."""
+    async with aiohttp.ClientSession() as session:
+        if device_token is not None:
+            resp = await session.post(f"{base_url}/api/device-session", json={"token": device_token})
+        else:
+            resp = await session.post(f"{base_url}/api/session", json={"username": username, "password": password})
+        if resp.status != 200:
+            raise SignallingError((await resp.json()).get("error", {}))
+        return {"dutycall_session": resp.cookies["dutycall_session"].value}
 
 
 def new_peer_connection() -> RTCPeerConnection:

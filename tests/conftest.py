@@ -7,9 +7,12 @@ from sqlalchemy import text
 
 from dutycall import db
 from dutycall.conference import aiortc_compat
+from dutycall.client import sign_in
 from dutycall.config import Config
 from dutycall.web import create_app
 from dutycall.web.app import CONFERENCE
+
+from .utils import AUTH
 
 # Tests only ever talk over loopback: advertise 127.0.0.1 on both sides.
 aiortc_compat.set_host_addresses(["127.0.0.1"])
@@ -45,7 +48,10 @@ async def server(aiohttp_server, tmp_path):
     app = create_app(make_config(f"sqlite:///{tmp_path}/dutycall.sqlite3"))
     srv = await aiohttp_server(app, host="127.0.0.1")
     srv.conference = app[CONFERENCE]
+    srv.cookies = await sign_in(f"http://127.0.0.1:{srv.port}", "admin", ADMIN_PASSWORD)
+    AUTH[f"ws://127.0.0.1:{srv.port}/ws"] = srv.cookies
     yield srv
+    AUTH.pop(f"ws://127.0.0.1:{srv.port}/ws", None)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import sys
 
 from dutycall.client import SignallingClient, subscribe
@@ -11,7 +13,8 @@ from dutycall.conference import aiortc_compat
 
 async def main(url: str, room: str, publication_id: str) -> None:
     aiortc_compat.set_host_addresses(["127.0.0.1"])
-    client = await SignallingClient(url).connect()
+    cookies = json.loads(os.environ.get("DUTYCALL_TEST_COOKIES", "{}"))
+    client = await SignallingClient(url, cookies=cookies).connect()
     await client.join(room, "frozen-subscriber")
     pc, _, tracks = await subscribe(client, publication_id, passthrough=True)
     frames = 0

@@ -9,7 +9,9 @@ from dutycall.config import Config
 from dutycall.web import create_app
 from dutycall.web.app import CONFERENCE
 
-from .conftest import make_config
+from dutycall.web.auth import DIRECTORY
+
+from .conftest import ADMIN_PASSWORD, make_config
 from .browser import VIDEO_RGB_JS, launch, write_y4m
 from .utils import close_colour, wait_for
 
@@ -48,10 +50,18 @@ async def browsers(tmp_path):
         await blue.close()
 
 
-async def open_console(browser, base, room, name, lang=None):
+async def console_credential(app, room_name: str) -> str:
+    """A duty room and its console's device credential, as an administrator would make them."""
+    directory = app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": room_name})
+    return (await directory.create_device_credential(admin, room["id"], "test console"))["token"]
+
+
+async def open_console(browser, base, room, token, lang=None):
     page = await browser.new_page()
-    page.on("console", lambda msg: print(f"[{name}] {msg.type}: {msg.text}"))
-    url = f"{base}/?room={room}&name={name}" + (f"&lang={lang}" if lang else "")
+    page.on("console", lambda msg: print(f"[{room}] {msg.type}: {msg.text}"))
+    url = f"{base}/?device={token}&room={room}" + (f"&lang={lang}" if lang else "")
     await page.goto(url)
     return page
 
@@ -59,8 +69,10 @@ async def open_console(browser, base, room, name, lang=None):
 async def test_two_browsers_see_each_others_picture(server, browsers):
     base = f"http://127.0.0.1:{server.port}"
     red_browser, blue_browser = browsers
-    red = await open_console(red_browser, base, "duty", "红色值班室")
-    blue = await open_console(blue_browser, base, "duty", "blue-room", lang="en")
+    red = await open_console(red_browser, base, "duty", await console_credential(server.app, "红色值班室"))
+    blue = await open_console(blue_browser, base, "duty", await console_credential(server.app, "blue-room"), lang="en")
+    # The device token is traded for a session and dropped from the address bar.
+    assert "device=" not in red.url
 
     # Each decodes the other's camera through the server: red sees blue, blue sees red.
     await wait_for_remote_colour(red, BLUE)
@@ -87,11 +99,12 @@ async def test_console_republishes_after_server_restart(aiohttp_server, browsers
     def make_app():
         return create_app(make_config(f"sqlite:///{tmp_path}/restart.sqlite3"))
 
-    first = await aiohttp_server(make_app(), host="127.0.0.1")
+    first_app = make_app()
+    first = await aiohttp_server(first_app, host="127.0.0.1")
     port = first.port
     base = f"http://127.0.0.1:{port}"
-    red = await open_console(red_browser, base, "restart", "red")
-    blue = await open_console(blue_browser, base, "restart", "blue")
+    red = await open_console(red_browser, base, "restart", await console_credential(first_app, "red"))
+    blue = await open_console(blue_browser, base, "restart", await console_credential(first_app, "blue"))
     await wait_for_remote_colour(blue, RED)
 
     await first.close()
@@ -103,3 +116,22 @@ async def test_console_republishes_after_server_restart(aiohttp_server, browsers
     await wait_for_remote_colour(blue, RED, timeout=40)
     await wait_for_remote_colour(red, BLUE, timeout=40)
     await wait_for(lambda: second_app[CONFERENCE].stats()["publications"] == 2, timeout=10)
+
+
+async def test_signing_in_with_a_password_then_joining(server, browsers):
+    red_browser, _ = browsers
+    page = await red_browser.new_page()
+    await page.goto(f"http://127.0.0.1:{server.port}/?room=duty")
+    await page.wait_for_selector("#sign-in-form:not([hidden])")
+    await page.fill("#username", "admin")
+    await page.fill("#password", "wrong password")
+    await page.click("#sign-in")
+    await page.wait_for_selector("#error:not([hidden])")
+    assert "登录失败" in await page.text_content("#error")
+    await page.fill("#password", ADMIN_PASSWORD)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#join-form:not([hidden])")
+    assert "系统管理员" in await page.text_content("#whoami")
+    await page.click("#join")
+    await page.wait_for_selector('#status[data-state="connected"]', timeout=20000)
+    await wait_for(lambda: server.conference.stats()["publications"] == 1, timeout=20)

@@ -11,7 +11,7 @@ from dutycall.conference import Conference, ConferenceSettings
 from dutycall.conference.errors import LimitExceeded
 from dutycall.synthetic import EncodedColorTrack
 
-from .utils import FrameReader, wait_for
+from .utils import FrameReader, wait_for, signalling
 
 
 def test_join_and_leave_events_reach_the_others():
@@ -66,12 +66,12 @@ def test_a_broken_notify_does_not_break_the_room():
 
 
 async def test_closing_a_room_closes_everything_under_it(ws_url, server):
-    pub_client = await SignallingClient(ws_url).connect()
+    pub_client = await signalling(ws_url).connect()
     await pub_client.join("closing", "publisher")
     pub_pc, published = await publish(pub_client, video=EncodedColorTrack((10, 200, 10)))
     clients, readers = [], []
     for i in range(2):
-        client = await SignallingClient(ws_url).connect()
+        client = await signalling(ws_url).connect()
         await client.join("closing", f"s{i}")
         pc, _, tracks = await subscribe(client, published["publication_id"])
         clients.append((client, pc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 
 import pytest
@@ -11,14 +12,14 @@ import pytest
 from dutycall.client import SignallingClient, publish, subscribe
 from dutycall.synthetic import EncodedColorTrack
 
-from .utils import FrameReader, close_colour, wait_for
+from .utils import FrameReader, close_colour, wait_for, signalling
 
 RED = (220, 30, 30)
 
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
 async def test_one_publisher_to_several_subscribers(ws_url, server, codec):
-    pub_client = await SignallingClient(ws_url).connect()
+    pub_client = await signalling(ws_url).connect()
     await pub_client.join("r1", "publisher")
     track = EncodedColorTrack(RED, codec=codec.lower())
     pub_pc, published = await publish(pub_client, video=track, video_codec=codec)
@@ -26,7 +27,7 @@ async def test_one_publisher_to_several_subscribers(ws_url, server, codec):
 
     subs = []
     for i in range(3):
-        client = await SignallingClient(ws_url).connect()
+        client = await signalling(ws_url).connect()
         joined = await client.join("r1", f"sub{i}")
         assert [p["publication_id"] for p in joined["publications"]] == [published["publication_id"]]
         pc, reply, tracks = await subscribe(client, published["publication_id"])
@@ -50,7 +51,7 @@ async def test_one_publisher_to_several_subscribers(ws_url, server, codec):
 
 
 async def _publisher(ws_url, room, rgb=RED, codec="vp8", audio=False):
-    client = await SignallingClient(ws_url).connect()
+    client = await signalling(ws_url).connect()
     await client.join(room, "publisher")
     track = EncodedColorTrack(rgb, codec=codec)
     audio_track = None
@@ -63,7 +64,7 @@ async def _publisher(ws_url, room, rgb=RED, codec="vp8", audio=False):
 
 
 async def _subscriber(ws_url, room, publication_id, name="sub", kinds=("video",)):
-    client = await SignallingClient(ws_url).connect()
+    client = await signalling(ws_url).connect()
     await client.join(room, name)
     pc, reply, tracks = await subscribe(client, publication_id, kinds=kinds)
     return client, pc, {k: FrameReader(t) for k, t in tracks.items()}
@@ -89,7 +90,7 @@ async def test_late_joiner_gets_a_picture_within_one_second(ws_url, server):
     await wait_for(lambda: first["video"].frames >= 45, timeout=30, what="first subscriber running")
     keyframes_before = track.keyframes_sent
 
-    late_client = await SignallingClient(ws_url).connect()
+    late_client = await signalling(ws_url).connect()
     await late_client.join("late", "late")
     late_pc, reply, tracks = await subscribe(late_client, published["publication_id"])
     connected_at: list[float] = []
@@ -182,6 +183,7 @@ async def test_frozen_subscriber_does_not_stall_the_others(ws_url, server):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.subscriber_process", ws_url, "frozen-sub", published["publication_id"],
         stdout=asyncio.subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)),
+        env={**os.environ, "DUTYCALL_TEST_COOKIES": json.dumps(server.cookies)},
     )
     remote_frames = [0]
 

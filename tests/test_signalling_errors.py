@@ -9,7 +9,7 @@ import pytest
 from dutycall.client import SignallingClient, SignallingError, new_peer_connection, publish, subscribe
 from dutycall.synthetic import EncodedColorTrack
 
-from .utils import FrameReader, wait_for
+from .utils import FrameReader, wait_for, signalling
 
 GREEN = (30, 200, 40)
 
@@ -39,10 +39,10 @@ async def _sendonly_offer() -> str:
 
 
 async def test_malformed_messages_get_errors_while_media_flows(ws_url, server):
-    pub_client = await SignallingClient(ws_url).connect()
+    pub_client = await signalling(ws_url).connect()
     await pub_client.join("bad", "publisher")
     pub_pc, published = await publish(pub_client, video=EncodedColorTrack(GREEN))
-    sub_client = await SignallingClient(ws_url).connect()
+    sub_client = await signalling(ws_url).connect()
     await sub_client.join("bad", "viewer")
     sub_pc, _, tracks = await subscribe(sub_client, published["publication_id"])
     reader = FrameReader(tracks["video"])
@@ -100,11 +100,11 @@ async def test_malformed_messages_get_errors_while_media_flows(ws_url, server):
     assert info.value.code == "invalid_sdp"
 
     # Requests before joining are refused.
-    stranger = await SignallingClient(ws_url).connect()
+    stranger = await signalling(ws_url).connect()
     with pytest.raises(SignallingError) as info:
         await stranger.request("publish", sdp=sendonly)
     assert info.value.code == "invalid_state"
-    for bad_join in ({"room": "../etc", "name": "x"}, {"room": "ok", "name": ""}, {"room": "ok", "name": "x" * 65}):
+    for bad_join in ({"room": "../etc"}, {"room": ""}, {"room": "x" * 65}, {"room": ["list"]}):
         with pytest.raises(SignallingError) as info:
             await stranger.request("join", **bad_join)
         assert info.value.code == "invalid_request"
@@ -122,3 +122,38 @@ async def test_malformed_messages_get_errors_while_media_flows(ws_url, server):
         await pc.close()
     for c in (sub_client, pub_client):
         await c.close()
+
+
+async def test_signalling_needs_a_signed_in_session_from_our_own_origin(ws_url, server):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(ws_url)
+        assert info.value.status == 401
+    async with aiohttp.ClientSession(cookies=server.cookies) as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(ws_url, origin="http://evil.example")
+        assert info.value.status == 403
+        ws = await session.ws_connect(ws_url, origin=f"http://127.0.0.1:{server.port}")
+        await ws.close()
+
+
+async def test_a_console_joins_as_its_duty_room(ws_url, server):
+    from dutycall.client import sign_in
+    from dutycall.web.auth import DIRECTORY
+
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", "admin-password-1")
+    room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "市总值班室"})
+    credential = await directory.create_device_credential(admin, room["id"])
+    cookies = await sign_in(f"http://127.0.0.1:{server.port}", device_token=credential["token"])
+    console = await SignallingClient(ws_url, cookies=cookies).connect()
+    joined = await console.request("join", room="duty", name="I am someone else")
+    assert joined["name"] == "市总值班室"
+    watcher = await signalling(ws_url).connect()
+    watched = await watcher.join("duty", "admin")
+    assert {"participant_id": joined["participant_id"], "name": "市总值班室",
+            "duty_room_id": room["id"]} in watched["participants"]
+    await console.close()
+    await watcher.close()

@@ -11,6 +11,16 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from dutycall.client import SignallingClient
+
+#: Session cookies of the test servers, by signalling URL (filled by the server fixture).
+AUTH: dict[str, dict[str, str]] = {}
+
+
+def signalling(ws_url: str) -> SignallingClient:
+    """A signalling client signed in to the test server at ``ws_url``."""
+    return SignallingClient(ws_url, cookies=AUTH.get(ws_url))
+
 
 async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
     """Poll ``condition`` until it is truthy; fail after a generous deadline."""

@@ -19,9 +19,12 @@ Notify = Callable[[dict[str, Any]], None]
 class Participant:
     """One client in a room. ``notify`` delivers server events to it and must not block."""
 
-    def __init__(self, id: str, name: str, room: "Room", notify: Notify) -> None:
+    def __init__(self, id: str, name: str, room: "Room", notify: Notify,
+                 identity: dict[str, Any] | None = None) -> None:
         self.id = id
         self.name = name
+        #: Who the transport authenticated (account or duty room); opaque to the conference.
+        self.identity = dict(identity or {})
         self.room = room
         self._notify = notify
         self.publications: dict[str, "Publication"] = {}
@@ -29,7 +32,10 @@ class Participant:
         self.closed = False
 
     def describe(self) -> dict[str, Any]:
-        return {"participant_id": self.id, "name": self.name}
+        described: dict[str, Any] = {"participant_id": self.id, "name": self.name}
+        if self.identity.get("duty_room_id") is not None:
+            described["duty_room_id"] = self.identity["duty_room_id"]
+        return described
 
     def notify(self, message: dict[str, Any]) -> None:
         if self.closed:

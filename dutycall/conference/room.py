@@ -62,11 +62,11 @@ class Room:
 
     # -- participants ------------------------------------------------------------
 
-    def join(self, name: str, notify: Notify) -> Participant:
+    def join(self, name: str, notify: Notify, identity: dict[str, Any] | None = None) -> Participant:
         self._check_open()
         if len(self.participants) >= self.settings.max_participants_per_room:
             raise LimitExceeded(f"room {self.name!r} is full")
-        participant = Participant(new_id("p"), name, self, notify)
+        participant = Participant(new_id("p"), name, self, notify, identity)
         self.participants[participant.id] = participant
         logger.info("room %s: %s (%s) joined", self.name, participant.id, name)
         self.broadcast({"type": "participant_joined", **participant.describe()}, exclude=participant)

@@ -46,9 +46,13 @@ class SignallingPeer:
     """One client's signalling connection: at most one room membership at a time."""
 
     def __init__(
-        self, conference: Conference, send: Send, client_ice_servers: list[dict[str, Any]] | None = None
+        self, conference: Conference, send: Send, client_ice_servers: list[dict[str, Any]] | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> None:
+        """``identity`` is who the transport authenticated (its ``name`` is shown to others);
+        without one, the client's own ``name`` is used (tests of the protocol alone)."""
         self.conference = conference
+        self.identity = identity
         self._send = send
         self.client_ice_servers = client_ice_servers or []
         self.participant: Participant | None = None
@@ -132,14 +136,18 @@ class SignallingPeer:
         assert room_name is not None
         if not ROOM_RE.match(room_name):
             raise InvalidRequest("'room' may hold letters, digits, '.', '-' and '_' only")
-        name = _text_field(msg, "name", 64)
-        assert name is not None
+        if self.identity is not None:
+            name = str(self.identity.get("name") or "?")[:64]
+        else:
+            name = _text_field(msg, "name", 64)
+            assert name is not None
         room = self.conference.room(room_name)
-        self.participant = room.join(name, self._send)
+        self.participant = room.join(name, self._send, self.identity)
         return {
             "type": "joined",
             "protocol": PROTOCOL_VERSION,
             "participant_id": self.participant.id,
+            "name": self.participant.name,
             "ice_servers": self.client_ice_servers,
             **room.snapshot(),
         }

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import pathlib
 import weakref
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -19,7 +20,9 @@ from ..directory.bootstrap import ensure_first_admin
 from ..directory.service import Directory
 from . import api
 from ..directory.roster import Roster
-from .auth import DIRECTORY, ROSTER, SECURE_COOKIES, auth_middleware, errors_middleware
+from .auth import (
+    DIRECTORY, PRINCIPAL, ROSTER, SECURE_COOKIES, auth_middleware, error_response, errors_middleware,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,20 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__, **conference.stats()})
 
 
-async def signalling(request: web.Request) -> web.WebSocketResponse:
+def _same_origin(request: web.Request) -> bool:
+    """Browsers always send Origin on WebSockets; refuse other sites riding our cookie."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser (the Python client, load tools)
+    return urlsplit(origin).netloc == request.host
+
+
+async def signalling(request: web.Request) -> web.StreamResponse:
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        return error_response(401, "not_signed_in", "sign in first")
+    if not principal.may("conference.join") or not _same_origin(request):
+        return error_response(403, "forbidden", "not allowed to join rooms from here")
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_HARD_LIMIT)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
@@ -55,7 +71,10 @@ async def signalling(request: web.Request) -> web.WebSocketResponse:
     outbox: asyncio.Queue[dict | None] = asyncio.Queue()
     writer = asyncio.ensure_future(_write(ws, outbox))
     config = request.app[CONFIG]
-    peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers)
+    identity = {"name": principal.name, "kind": principal.kind,
+                "account_id": principal.id if principal.kind == "account" else None,
+                "duty_room_id": principal.duty_room_id}
+    peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers, identity)
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:

@@ -91,7 +91,7 @@ class DutyConsole {
 
   async start(room, name) {
     this.room = room;
-    this.name = name;
+    this.name = name; // shown until the server says who we are (our account or duty room)
     this.wanted = true;
     showError("");
     if (!this.stream) {
@@ -131,12 +131,14 @@ class DutyConsole {
     ws.onopen = () => this.onOpen(ws);
     ws.onmessage = (event) => this.onMessage(event.data);
     ws.onclose = () => this.onClose(ws);
+    ws.onerror = () => {};
   }
 
   async onOpen(ws) {
     try {
-      const joined = await this.request("join", { room: this.room, name: this.name });
+      const joined = await this.request("join", { room: this.room });
       if (ws !== this.ws) return;
+      if (this.localTile && joined.name) this.localTile.nameEl.textContent = `${joined.name}（${t("me")}）`;
       this.backoff = 500;
       this.everConnected = true;
       this.participantId = joined.participant_id;
@@ -291,6 +293,7 @@ const dutyConsole = new DutyConsole();
 window.dutyConsole = dutyConsole;
 
 document.addEventListener("languagechange", () => {
+  if (principal) $("whoami").textContent = t("signed_in_as") + principal.name;
   setStatus($("status").dataset.state || "idle");
   for (const tile of document.querySelectorAll(".tile")) {
     const state = tile.querySelector(".state");
@@ -300,16 +303,77 @@ document.addEventListener("languagechange", () => {
 
 $("lang").addEventListener("click", () => setLanguage(LANG === "en" ? "zh-CN" : "en"));
 
+let principal = null;
+
+async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (principal && principal.csrf) headers["X-CSRF-Token"] = principal.csrf;
+  const response = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
+  return data;
+}
+
+function showSignedIn(me) {
+  principal = { ...me.principal, csrf: me.csrf_token };
+  $("sign-in-form").hidden = true;
+  $("join-form").hidden = false;
+  $("whoami").textContent = t("signed_in_as") + principal.name;
+}
+
+async function signedIn() {
+  // A console opened with ?device=TOKEN trades it for a long-lived session, then forgets it.
+  const params = new URLSearchParams(location.search);
+  const device = params.get("device");
+  if (device) {
+    params.delete("device");
+    history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
+    try {
+      showSignedIn(await api("POST", "/api/device-session", { token: device }));
+      return true;
+    } catch (err) {
+      showError(t("err_device"));
+    }
+  }
+  try {
+    showSignedIn(await api("GET", "/api/me"));
+    return true;
+  } catch (err) {
+    $("sign-in-form").hidden = false;
+    $("join-form").hidden = true;
+    return false;
+  }
+}
+
+$("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    showSignedIn(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
+    showError("");
+    $("password").value = "";
+  } catch (err) {
+    showError(t("err_sign_in") + err.message);
+  }
+});
+
+$("sign-out").addEventListener("click", async () => {
+  dutyConsole.stop();
+  await api("DELETE", "/api/session").catch(() => {});
+  principal = null;
+  $("join").hidden = false;
+  $("leave").hidden = true;
+  $("sign-in-form").hidden = false;
+  $("join-form").hidden = true;
+});
+
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const room = $("room").value.trim();
-  const name = $("name").value.trim();
-  if (!room || !name) return;
+  if (!room || !principal) return;
   localStorage.setItem("dutycall.room", room);
-  localStorage.setItem("dutycall.name", name);
   $("join").hidden = true;
   $("leave").hidden = false;
-  dutyConsole.start(room, name);
+  dutyConsole.start(room, principal.name);
 });
 
 $("leave").addEventListener("click", () => {
@@ -318,12 +382,11 @@ $("leave").addEventListener("click", () => {
   $("leave").hidden = true;
 });
 
-(function init() {
+(async function init() {
   applyLanguage();
   setStatus("idle");
   const params = new URLSearchParams(location.search);
   $("room").value = params.get("room") || localStorage.getItem("dutycall.room") || "";
-  $("name").value = params.get("name") || localStorage.getItem("dutycall.name") || "";
-  // A duty-room console opens straight into its room: ?room=...&name=... joins at once.
-  if (params.get("room") && params.get("name")) $("join-form").requestSubmit();
+  // A duty-room console opens straight into its room: ?room=... joins at once once signed in.
+  if ((await signedIn()) && params.get("room")) $("join-form").requestSubmit();
 })();

@@ -9,6 +9,8 @@ const MESSAGES = {
     state_new: "等待中", state_connecting: "连接中", state_connected: "已连接",
     state_disconnected: "信号中断", state_failed: "连接失败", state_closed: "已关闭",
     err_media: "无法打开摄像头或麦克风：", err_server: "服务器错误：",
+    username: "用户名", password: "密码", sign_in: "登录", sign_out: "退出登录", signed_in_as: "当前用户：",
+    err_sign_in: "登录失败：", err_device: "本机的终端凭证无效或已被吊销，请联系管理员。",
   },
   en: {
     title: "Duty video", room: "Room", name: "Name", join: "Join", leave: "Leave",
@@ -18,6 +20,8 @@ const MESSAGES = {
     state_new: "Waiting", state_connecting: "Connecting", state_connected: "Connected",
     state_disconnected: "Interrupted", state_failed: "Failed", state_closed: "Closed",
     err_media: "Cannot open camera or microphone: ", err_server: "Server error: ",
+    username: "Username", password: "Password", sign_in: "Sign in", sign_out: "Sign out", signed_in_as: "Signed in as ",
+    err_sign_in: "Sign-in failed: ", err_device: "This console's device credential is invalid or revoked; ask an administrator.",
   },
 };
 
