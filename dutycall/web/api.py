@@ -232,3 +232,10 @@ async def roster_handbook(request: web.Request) -> web.Response:
 async def roster_calendar(request: web.Request) -> web.Response:
     body = await request.app[ROSTER].calendar(principal_of(request), _int(request, "id"))
     return web.Response(body=body, content_type="text/calendar", charset="utf-8")
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    from .openapi import spec
+
+    return ok(spec())
