@@ -135,3 +135,30 @@ async def test_signing_in_with_a_password_then_joining(server, browsers):
     await page.click("#join")
     await page.wait_for_selector('#status[data-state="connected"]', timeout=20000)
     await wait_for(lambda: server.conference.stats()["publications"] == 1, timeout=20)
+
+
+async def test_directory_page_creates_searches_and_deactivates_units(server, browsers):
+    red_browser, _ = browsers
+    page = await red_browser.new_page()
+    await page.goto(f"http://127.0.0.1:{server.port}/directory")
+    await page.fill("#username", "admin")
+    await page.fill("#password", ADMIN_PASSWORD)
+    await page.click("#sign-in")
+    await page.wait_for_selector('#units tr[data-code="city"]')
+    await page.fill("#new-unit-code", "D01")
+    await page.fill("#new-unit-name", "福田区")
+    await page.select_option("#new-unit-kind", "district")
+    await page.click("#new-unit button[type=submit]")
+    await page.wait_for_selector('#units tr[data-code="D01"]')
+    assert "区" in await page.text_content('#units tr[data-code="D01"]')
+    await page.fill("#search", "ftq")
+    await page.wait_for_selector("#results li")
+    assert "福田区" in await page.text_content("#results")
+    await page.click('#units tr[data-code="D01"] button.deactivate')
+    await page.wait_for_selector('#units tr.inactive[data-code="D01"]')
+    # A duplicate code is refused with a message, and nothing is added.
+    await page.fill("#new-unit-code", "D01")
+    await page.fill("#new-unit-name", "重复")
+    await page.click("#new-unit button[type=submit]")
+    await page.wait_for_selector("#error:not([hidden])")
+    assert await page.locator('#units tr[data-code="D01"]').count() == 1

@@ -11,6 +11,14 @@ const MESSAGES = {
     err_media: "无法打开摄像头或麦克风：", err_server: "服务器错误：",
     username: "用户名", password: "密码", sign_in: "登录", sign_out: "退出登录", signed_in_as: "当前用户：",
     err_sign_in: "登录失败：", err_device: "本机的终端凭证无效或已被吊销，请联系管理员。",
+    dir_title: "单位与值班表", to_console: "视频值班台", contacts: "通讯录", search_hint: "名称、拼音首字母或电话",
+    units: "单位", code: "编码", unit_name: "名称", kind: "类型", duty_rooms: "值班室", actions: "操作",
+    new_unit: "新建单位", new_room: "新建值班室", room_name: "值班室名称", phone: "电话", create: "创建",
+    rename: "改名", move: "移动", deactivate: "停用", new_name: "新名称：", new_parent: "移动到（单位编码）：",
+    kind_city: "市", kind_district: "区", kind_street: "街道", kind_agency: "部门", kind_enterprise: "企业",
+    roster: "节假日值班表", download_template: "下载模板", download_handbook: "下载值班手册", upload: "上传",
+    status: "报送情况", submitted: "已报送", not_submitted: "未报送", saved: "已保存行数：",
+    type_unit: "单位", type_duty_room: "值班室", type_person: "人员",
   },
   en: {
     title: "Duty video", room: "Room", name: "Name", join: "Join", leave: "Leave",
@@ -22,6 +30,14 @@ const MESSAGES = {
     err_media: "Cannot open camera or microphone: ", err_server: "Server error: ",
     username: "Username", password: "Password", sign_in: "Sign in", sign_out: "Sign out", signed_in_as: "Signed in as ",
     err_sign_in: "Sign-in failed: ", err_device: "This console's device credential is invalid or revoked; ask an administrator.",
+    dir_title: "Units and roster", to_console: "Video console", contacts: "Contacts", search_hint: "Name, pinyin initials or phone",
+    units: "Units", code: "Code", unit_name: "Name", kind: "Kind", duty_rooms: "Duty rooms", actions: "Actions",
+    new_unit: "New unit", new_room: "New duty room", room_name: "Duty room name", phone: "Phone", create: "Create",
+    rename: "Rename", move: "Move", deactivate: "Deactivate", new_name: "New name:", new_parent: "Move under (unit code):",
+    kind_city: "City", kind_district: "District", kind_street: "Street", kind_agency: "Agency", kind_enterprise: "Enterprise",
+    roster: "Holiday roster", download_template: "Download template", download_handbook: "Download handbook", upload: "Upload",
+    status: "Submissions", submitted: "submitted", not_submitted: "not submitted", saved: "Rows saved: ",
+    type_unit: "Unit", type_duty_room: "Duty room", type_person: "Person",
   },
 };
 
@@ -40,6 +56,7 @@ function t(key) {
 function applyLanguage() {
   document.documentElement.lang = LANG;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
   document.dispatchEvent(new Event("languagechange"));
 }
 

@@ -1,0 +1,177 @@
+// Units, duty rooms, contacts and the holiday roster, over the JSON API (/api/openapi.json).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let me = null;
+let units = [];
+
+function showError(text) {
+  $("error").hidden = !text;
+  $("error").textContent = text || "";
+}
+
+async function api(method, path, body, raw) {
+  const headers = {};
+  if (me) headers["X-CSRF-Token"] = me.csrf;
+  if (body !== undefined && !raw) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: raw ? body : body === undefined ? undefined : JSON.stringify(body) });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error((data.error && data.error.message) || response.statusText);
+    error.rows = (data.error && data.error.errors) || [];
+    throw error;
+  }
+  return data;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function load() {
+  units = await api("GET", "/api/units?include_inactive=1");
+  const rooms = await api("GET", "/api/rooms");
+  const depth = {};
+  for (const unit of units) depth[unit.id] = unit.parent_id in depth ? depth[unit.parent_id] + 1 : 0;
+  const body = $("units").querySelector("tbody");
+  body.replaceChildren();
+  const admin = me.role === "admin";
+  for (const unit of units) {
+    const roomNames = rooms.filter((r) => r.unit_id === unit.id).map((r) => r.name).join("，");
+    const actions = el("td");
+    if (admin && unit.active) {
+      actions.append(
+        el("button", { textContent: t("rename"), className: "rename", onclick: () => rename(unit) }),
+        el("button", { textContent: t("move"), className: "move", onclick: () => move(unit) }),
+        el("button", { textContent: t("deactivate"), className: "deactivate", onclick: () => deactivate(unit) }),
+      );
+    }
+    const row = el("tr", { className: unit.active ? "" : "inactive" },
+      el("td", { textContent: unit.code }),
+      el("td", { textContent: unit.name, className: `depth-${Math.min(depth[unit.id], 3)}` }),
+      el("td", { textContent: t("kind_" + unit.kind) }),
+      el("td", { textContent: roomNames }),
+      actions);
+    row.dataset.code = unit.code;
+    body.append(row);
+  }
+  for (const select of [$("new-unit-parent"), $("new-room-unit")]) {
+    select.replaceChildren(...units.filter((u) => u.active).map((u) => el("option", { value: u.id, textContent: `${u.code} ${u.name}` })));
+  }
+  for (const form of document.querySelectorAll(".admin-only")) form.hidden = !admin;
+}
+
+async function act(promise) {
+  try {
+    await promise;
+    showError("");
+    await load();
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function rename(unit) {
+  const name = prompt(t("new_name"), unit.name);
+  if (name) act(api("PATCH", `/api/units/${unit.id}`, { name }));
+}
+
+function move(unit) {
+  const code = prompt(t("new_parent"));
+  const parent = units.find((u) => u.code === code);
+  if (parent) act(api("POST", `/api/units/${unit.id}/move`, { parent_id: parent.id }));
+}
+
+function deactivate(unit) {
+  act(api("POST", `/api/units/${unit.id}/deactivate`));
+}
+
+$("new-unit").addEventListener("submit", (event) => {
+  event.preventDefault();
+  act(api("POST", "/api/units", {
+    parent_id: Number($("new-unit-parent").value), code: $("new-unit-code").value,
+    name: $("new-unit-name").value, kind: $("new-unit-kind").value,
+  }));
+});
+
+$("new-room").addEventListener("submit", (event) => {
+  event.preventDefault();
+  act(api("POST", "/api/rooms", {
+    unit_id: Number($("new-room-unit").value), name: $("new-room-name").value, phone: $("new-room-phone").value,
+  }));
+});
+
+let searchTimer = null;
+$("search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(async () => {
+    const q = $("search").value.trim();
+    const results = q ? await api("GET", `/api/contacts?q=${encodeURIComponent(q)}`).catch(() => []) : [];
+    $("results").replaceChildren(...results.map((r) => el("li", {
+      textContent: `${t("type_" + r.type)}　${r.name}${r.unit_name ? "（" + r.unit_name + "）" : ""}　${r.phone || ""}`,
+    })));
+  }, 150);
+});
+
+function rosterQuery() {
+  return `period=${encodeURIComponent($("period").value)}&start=${$("start").value}&end=${$("end").value}`;
+}
+
+$("download-template").addEventListener("click", () => { location.href = `/api/roster/template.xlsx?${rosterQuery()}`; });
+$("download-handbook").addEventListener("click", () => { location.href = `/api/roster/handbook.pdf?${rosterQuery()}`; });
+
+$("upload-roster").addEventListener("click", async () => {
+  const file = $("roster-file").files[0];
+  if (!file) return;
+  const list = $("roster-messages");
+  try {
+    const result = await api("POST", `/api/roster/upload?period=${encodeURIComponent($("period").value)}`, file, true);
+    list.replaceChildren(el("li", { textContent: t("saved") + result.saved }));
+  } catch (err) {
+    list.replaceChildren(el("li", { className: "bad", textContent: err.message }),
+      ...err.rows.map((row) => el("li", { className: "bad", textContent: row.message })));
+  }
+});
+
+$("show-status").addEventListener("click", async () => {
+  try {
+    const report = await api("GET", `/api/roster/status?period=${encodeURIComponent($("period").value)}`);
+    $("roster-messages").replaceChildren(...report.map((r) => el("li", {
+      className: r.submitted ? "" : "bad", textContent: `${r.code} ${r.name}：${t(r.submitted ? "submitted" : "not_submitted")}`,
+    })));
+  } catch (err) {
+    showError(err.message);
+  }
+});
+
+function signedIn(reply) {
+  me = { ...reply.principal, csrf: reply.csrf_token };
+  $("whoami").textContent = t("signed_in_as") + me.name;
+  $("sign-in-form").hidden = true;
+  $("directory").hidden = false;
+  return load();
+}
+
+$("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await signedIn(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
+    showError("");
+  } catch (err) {
+    showError(t("err_sign_in") + err.message);
+  }
+});
+
+$("lang").addEventListener("click", () => { setLanguage(LANG === "en" ? "zh-CN" : "en"); if (me) load(); });
+
+(async function init() {
+  applyLanguage();
+  try {
+    await signedIn(await api("GET", "/api/me"));
+  } catch (err) {
+    $("sign-in-form").hidden = false;
+  }
+})();
