@@ -195,6 +195,9 @@ async def test_device_credential_signs_in_a_console_until_revoked(world):
 # Expected: status for (own, other).
 READ_ALL = {"adminA": (200, 404), "hostA": (200, 404), "officerA1": (200, 404),
             "leaderA": (200, 404), "viewerA": (200, 404)}
+ROSTER_WRITE = {"adminA": ("ok", 404), "hostA": ("ok", 404), "officerA1": ("ok", 404),
+                "leaderA": (403, 403), "viewerA": (403, 403)}
+SHIFT = {"leader_name": "王五", "leader_phone": "13900000000", "officers": [{"name": "张三", "phone": "13800000000"}]}
 ADMIN_ONLY_WRITE = {"adminA": ("ok", 404), "hostA": (403, 403), "officerA1": (403, 403),
                     "leaderA": (403, 403), "viewerA": (403, 403)}
 
@@ -204,35 +207,43 @@ def _routes(ids):
     other_unit = ids["B1"]
     return [
         ("GET room", lambda u: ("GET", f"/api/rooms/{u['room']}", None), READ_ALL),
+        ("GET rooms of unit", lambda u: ("GET", f"/api/rooms?unit_id={u['unit']}", None), READ_ALL),
+        ("GET roster", lambda u: ("GET", f"/api/roster?room_id={u['room']}&start=2027-02-10&end=2027-02-11", None),
+         READ_ALL),
+        ("GET roster.ics", lambda u: ("GET", f"/api/rooms/{u['room']}/roster.ics", None), READ_ALL),
+        ("PUT shift", lambda u: ("PUT", f"/api/roster/{u['room']}/2027-02-10", SHIFT), ROSTER_WRITE),
+        ("move unit", lambda u: ("POST", f"/api/units/{u['unit']}/move", {"parent_id": u["parent"]}), ADMIN_ONLY_WRITE),
         ("PATCH unit", lambda u: ("PATCH", f"/api/units/{u['unit']}", {"name": "改名"}), ADMIN_ONLY_WRITE),
         ("POST room", lambda u: ("POST", "/api/rooms", {"unit_id": u["unit"], "name": "新值班室"}), ADMIN_ONLY_WRITE),
         ("PATCH room", lambda u: ("PATCH", f"/api/rooms/{u['room']}", {"phone": "123"}), ADMIN_ONLY_WRITE),
         ("POST unit", lambda u: ("POST", "/api/units", {"code": f"N{u['unit']}", "name": "新街道", "kind": "street",
                                                         "parent_id": u["unit"]}), ADMIN_ONLY_WRITE),
-        ("deactivate room", lambda u: ("POST", f"/api/rooms/{u['room']}/deactivate", None), ADMIN_ONLY_WRITE),
         ("device credential", lambda u: ("POST", f"/api/rooms/{u['room']}/device-credentials", {}), ADMIN_ONLY_WRITE),
         ("PATCH account", lambda u: ("PATCH", f"/api/accounts/{u['account']}", {"phone": "1"}), ADMIN_ONLY_WRITE),
         ("POST account", lambda u: ("POST", "/api/accounts", {"username": f"new{u['unit']}", "display_name": "新人",
                                                               "password": PASSWORD, "role": "viewer",
                                                               "unit_id": u["unit"]}), ADMIN_ONLY_WRITE),
+        ("deactivate room", lambda u: ("POST", f"/api/rooms/{u['room']}/deactivate", None), ADMIN_ONLY_WRITE),
     ], own_unit, other_unit
 
 
 async def test_scope_table_every_role_every_route(world):
     ids = world.ids
     routes, _, _ = _routes(ids)
-    own = {"unit": ids["A1"], "room": ids["roomA1"], "account": ids["officerA1"]}
-    other = {"unit": ids["B1"], "room": ids["roomB1"], "account": ids["adminB"]}
+    own = {"unit": ids["A1"], "room": ids["roomA1"], "account": ids["officerA1"], "parent": ids["A"]}
+    other = {"unit": ids["B1"], "room": ids["roomB1"], "account": ids["adminB"], "parent": ids["B"]}
     failures = []
-    for username in READ_ALL:
-        api = await world.client(username)
-        for name, build, expected in routes:
+    apis = {username: await world.client(username) for username in READ_ALL}
+    # Route by route (deactivation comes last), each role in turn, own scope then the other's.
+    for name, build, expected in routes:
+        for username, api in apis.items():
             for which, target, want in (("own", own, expected[username][0]), ("other", other, expected[username][1])):
                 method, path, body = build(target)
                 status, reply = await api.call(method, path, body)
                 ok = (200 <= status < 300) if want == "ok" else status == want
                 if not ok:
                     failures.append(f"{username} {name} {which}: {status} (wanted {want}) {reply}")
+    for username, api in apis.items():
         # Listings never show another district.
         status, units = await api.call("GET", "/api/units")
         assert status == 200 and not {"B", "B1"} & {u["code"] for u in units}, (username, units)
