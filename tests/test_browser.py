@@ -162,3 +162,32 @@ async def test_directory_page_creates_searches_and_deactivates_units(server, bro
     await page.click("#new-unit button[type=submit]")
     await page.wait_for_selector("#error:not([hidden])")
     assert await page.locator('#units tr[data-code="D01"]').count() == 1
+
+
+async def test_directory_page_issues_a_console_link_and_creates_accounts(server, browsers):
+    red_browser, blue_browser = browsers
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "应急值班室"})
+    page = await red_browser.new_page()
+    await page.goto(f"http://127.0.0.1:{server.port}/directory")
+    await page.fill("#username", "admin")
+    await page.fill("#password", ADMIN_PASSWORD)
+    await page.click("#sign-in")
+    await page.click(f'#rooms tr[data-room-id="{room["id"]}"] button.issue-link')
+    link = await page.text_content(f'#rooms tr[data-room-id="{room["id"]}"] code.link')
+    assert "device=" in link
+    # The link signs a console in as that duty room.
+    console = await blue_browser.new_page()
+    await console.goto(link)
+    await console.wait_for_selector("#join-form:not([hidden])")
+    assert "应急值班室" in await console.text_content("#whoami")
+
+    await page.fill("#new-account-username", "host1")
+    await page.fill("#new-account-name", "值班主任")
+    await page.fill("#new-account-password", "password-456")
+    await page.select_option("#new-account-role", "host")
+    await page.click("#new-account button[type=submit]")
+    await page.wait_for_selector('#accounts tr[data-username="host1"]')
+    _, host = await directory.sign_in("host1", "password-456")
+    assert host.role.value == "host"

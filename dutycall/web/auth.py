@@ -23,7 +23,7 @@ CSRF_HEADER = "X-CSRF-Token"
 DIRECTORY = web.AppKey("directory", Directory)
 ROSTER = web.AppKey("roster", Roster)
 SECURE_COOKIES = web.AppKey("secure_cookies", bool)
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", object) if hasattr(web, "RequestKey") else "principal"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Requests that create a session cannot carry a CSRF token yet.
 CSRF_EXEMPT = {("POST", "/api/session"), ("POST", "/api/device-session")}

@@ -62,7 +62,55 @@ async function load() {
     select.replaceChildren(...units.filter((u) => u.active).map((u) => el("option", { value: u.id, textContent: `${u.code} ${u.name}` })));
   }
   for (const form of document.querySelectorAll(".admin-only")) form.hidden = !admin;
+  $("new-account-unit").replaceChildren(...units.filter((u) => u.active).map((u) => el("option", { value: u.id, textContent: `${u.code} ${u.name}` })));
+  if (admin) await loadAdmin(rooms);
 }
+
+async function loadAdmin(rooms) {
+  const roomRows = rooms.map((room) => {
+    const cell = el("td");
+    cell.append(el("button", {
+      textContent: t("issue_link"), className: "issue-link",
+      onclick: async () => {
+        try {
+          const credential = await api("POST", `/api/rooms/${room.id}/device-credentials`, { label: "console" });
+          const link = `${location.origin}/?device=${credential.token}&room=duty`;
+          cell.replaceChildren(el("span", { textContent: t("link_once") }), el("code", { className: "link", textContent: link }));
+        } catch (err) {
+          showError(err.message);
+        }
+      },
+    }));
+    const row = el("tr", {}, el("td", { textContent: room.name }), el("td", { textContent: room.phone }), cell);
+    row.dataset.roomId = room.id;
+    return row;
+  });
+  $("rooms").querySelector("tbody").replaceChildren(...roomRows);
+  const accounts = await api("GET", "/api/accounts");
+  const unitName = Object.fromEntries(units.map((u) => [u.id, u.name]));
+  $("accounts").querySelector("tbody").replaceChildren(...accounts.map((account) => {
+    const actions = el("td");
+    if (account.active && account.id !== me.id) {
+      actions.append(el("button", { textContent: t("disable"), className: "disable",
+        onclick: () => act(api("PATCH", `/api/accounts/${account.id}`, { active: false })) }));
+    }
+    const row = el("tr", { className: account.active ? "" : "inactive" },
+      el("td", { textContent: account.username }), el("td", { textContent: account.display_name }),
+      el("td", { textContent: t("role_" + account.role) }), el("td", { textContent: unitName[account.unit_id] || "" }),
+      actions);
+    row.dataset.username = account.username;
+    return row;
+  }));
+}
+
+$("new-account").addEventListener("submit", (event) => {
+  event.preventDefault();
+  act(api("POST", "/api/accounts", {
+    username: $("new-account-username").value, display_name: $("new-account-name").value,
+    password: $("new-account-password").value, role: $("new-account-role").value,
+    unit_id: Number($("new-account-unit").value),
+  }).then(() => { $("new-account-password").value = ""; }));
+});
 
 async function act(promise) {
   try {

@@ -19,6 +19,9 @@ const MESSAGES = {
     roster: "节假日值班表", download_template: "下载模板", download_handbook: "下载值班手册", upload: "上传",
     status: "报送情况", submitted: "已报送", not_submitted: "未报送", saved: "已保存行数：",
     type_unit: "单位", type_duty_room: "值班室", type_person: "人员",
+    console_link: "终端登录链接", issue_link: "生成链接", accounts: "账号", display_name: "姓名", role: "角色",
+    new_account: "新建账号", disable: "停用", role_admin: "管理员", role_host: "主持人", role_duty_officer: "值班员",
+    role_leader: "领导", role_viewer: "查看员", link_once: "请在该值班室电脑上打开一次（只显示这一次）：",
   },
   en: {
     title: "Duty video", room: "Room", name: "Name", join: "Join", leave: "Leave",
@@ -38,6 +41,9 @@ const MESSAGES = {
     roster: "Holiday roster", download_template: "Download template", download_handbook: "Download handbook", upload: "Upload",
     status: "Submissions", submitted: "submitted", not_submitted: "not submitted", saved: "Rows saved: ",
     type_unit: "Unit", type_duty_room: "Duty room", type_person: "Person",
+    console_link: "Console sign-in link", issue_link: "Issue link", accounts: "Accounts", display_name: "Name", role: "Role",
+    new_account: "New account", disable: "Disable", role_admin: "Administrator", role_host: "Host", role_duty_officer: "Duty officer",
+    role_leader: "Leader", role_viewer: "Viewer", link_once: "Open once on that duty room's PC (shown only now): ",
   },
 };
 
