@@ -124,10 +124,13 @@ class EncodedColorTrack(_PacedTrack):
         self._frame_no = 0
         self._pending: list[av.Packet] = []
 
+    def _next_picture(self) -> av.VideoFrame:
+        return self._frame
+
     async def recv(self) -> av.Packet:
         while True:
             pts = await self._pace()
-            frame = self._frame
+            frame = self._next_picture()
             frame.pts = self._frame_no
             frame.time_base = self._encoder.time_base
             self._frame_no += 1
@@ -147,6 +150,21 @@ class EncodedColorTrack(_PacedTrack):
             self.frames_sent += 1
             self.keyframes_sent += int(packet.is_keyframe)
             return packet
+
+
+class EncodedImageTrack(EncodedColorTrack):
+    """Pictures (RGB arrays of one size) shown in turn, ``hold`` frames each; keyframes on request."""
+
+    def __init__(self, images: list[np.ndarray], codec: str = "vp8", fps: int = 30, hold: int = 15,
+                 bitrate: int = 600_000) -> None:
+        height, width = images[0].shape[:2]
+        super().__init__((0, 0, 0), codec=codec, width=width, height=height, fps=fps, bitrate=bitrate)
+        self._pictures = [av.VideoFrame.from_ndarray(np.ascontiguousarray(i), format="rgb24").reformat(format="yuv420p")
+                          for i in images]
+        self._hold = hold
+
+    def _next_picture(self) -> av.VideoFrame:
+        return self._pictures[(self._frame_no // self._hold) % len(self._pictures)]
 
 
 class PreEncodedTrack(_PacedTrack):
