@@ -38,6 +38,8 @@ class Config:
     admin_password: str | None = None
     #: Mark cookies Secure (on by default behind TLS).
     secure_cookies: bool = False
+    #: Seconds between the two snapshots of the liveness check after a room answers.
+    evidence_gap: float = 3.0
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ class SignallingPeer:
     def __init__(
         self, conference: Conference, send: Send, client_ice_servers: list[dict[str, Any]] | None = None,
         identity: dict[str, Any] | None = None,
+        extensions: dict[str, Callable[["SignallingPeer", dict[str, Any]], Awaitable[dict[str, Any]]]] | None = None,
     ) -> None:
         """``identity`` is who the transport authenticated (its ``name`` is shown to others);
         without one, the client's own ``name`` is used (tests of the protocol alone)."""
@@ -65,6 +66,9 @@ class SignallingPeer:
             "leave": self._leave,
             "ping": self._ping,
         }
+        # Message types of the layers above (e.g. answering a roll-call); ours take precedence.
+        for name, handler in (extensions or {}).items():
+            self._handlers.setdefault(name, lambda msg, handler=handler: handler(self, msg))
 
     # -- entry points ----------------------------------------------------------------
 

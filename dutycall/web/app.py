@@ -18,7 +18,8 @@ from ..conference.signalling import MAX_MESSAGE_BYTES, SignallingPeer
 from .. import db
 from ..directory.bootstrap import ensure_first_admin
 from ..directory.service import Directory
-from . import api
+from ..rollcall.coordinator import RollCallCoordinator
+from . import api, rollcalls
 from ..directory.roster import Roster
 from .auth import (
     DIRECTORY, PRINCIPAL, ROSTER, SECURE_COOKIES, auth_middleware, error_response, errors_middleware,
@@ -78,7 +79,8 @@ async def signalling(request: web.Request) -> web.StreamResponse:
     identity = {"name": principal.name, "kind": principal.kind,
                 "account_id": principal.id if principal.kind == "account" else None,
                 "duty_room_id": principal.duty_room_id}
-    peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers, identity)
+    peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers, identity,
+                          extensions=rollcalls.signalling_extensions(request.app))
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -128,6 +130,8 @@ def create_app(config: Config | None = None) -> web.Application:
     app[SECURE_COOKIES] = config.secure_cookies
     app.cleanup_ctx.append(_database)
     app[CONFERENCE] = Conference(settings)
+    app[rollcalls.COORDINATOR] = RollCallCoordinator(app[DIRECTORY].sessionmaker, app[CONFERENCE],
+                                                     evidence_gap=config.evidence_gap)
     app[SOCKETS] = weakref.WeakSet()
     app[CLEANUPS] = set()
     app.router.add_get("/", index)
@@ -135,6 +139,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", signalling)
     app.router.add_routes(api.routes)
+    app.router.add_routes(rollcalls.routes)
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_close_conference)
@@ -152,7 +157,11 @@ async def _database(app: web.Application):  # type: ignore[no-untyped-def]
                    "and change it; set DUTYCALL_ADMIN_USERNAME/DUTYCALL_ADMIN_PASSWORD to choose them")
         logger.warning(message)
         print(message, flush=True)
+    interrupted = await app[rollcalls.COORDINATOR].recover()
+    if interrupted:
+        logger.warning("roll-calls %s were running when the server stopped: closed as interrupted", interrupted)
     yield
+    await app[rollcalls.COORDINATOR].close()
     await app[ENGINE].dispose()  # type: ignore[attr-defined]
 
 

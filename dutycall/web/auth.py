@@ -13,6 +13,7 @@ from ..directory.errors import (
     AccountLocked, Conflict, DirectoryError, Forbidden, Invalid, NotFound, NotSignedIn,
 )
 from ..directory.principal import Principal
+from ..rollcall.machine import IllegalEvent
 from ..directory.roster import Roster
 from ..directory.service import Directory
 
@@ -49,6 +50,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except DirectoryError as exc:
         return error_response(STATUS.get(type(exc), 400), exc.code, str(exc), exc.errors)
+    except IllegalEvent as exc:
+        return error_response(409, "illegal_event", str(exc))
 
 
 @web.middleware

@@ -92,6 +92,15 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     ("get", "/api/roster/status", "roster", "Which units have submitted for a period (?period=)", None,
      {"type": "array", "items": {"type": "object"}}),
     ("get", "/api/roster/handbook.pdf", "roster", "Holiday duty handbook PDF (?period=&start=&end=)", None, None),
+    ("post", "/api/rollcalls", "rollcalls", "Create a roll-call (or a spot-check of one room) of rooms in your scope",
+     {"type": "object", "required": ["room_ids"], "properties": {
+         "title": TEXT, "room_ids": {"type": "array", "items": ID}, "answer_window": {"type": "number"},
+         "late_after": {"type": "number"}, "kind": {"enum": ["adhoc", "spot_check"]}}},
+     {"type": "object", "properties": {"id": ID, "room": TEXT}}),
+    ("get", "/api/rollcalls/{id}", "rollcalls", "The live attendance board", None, {"type": "object"}),
+    ("post", "/api/rollcalls/{id}/{action}", "rollcalls",
+     "start | call {room_id?} | skip | excuse {room_id, reason} | poll {dwell} | stop_poll | finish | cancel; "
+     "an action the roll-call's state does not allow answers 409", {"type": "object"}, {"type": "object"}),
 ]
 
 
@@ -107,7 +116,8 @@ def spec() -> dict[str, Any]:
             },
         }
         params = [{"name": p.strip("{}"), "in": "path", "required": True,
-                   "schema": DATE if p == "{date}" else ID} for p in path.split("/") if p.startswith("{")]
+                   "schema": DATE if p == "{date}" else TEXT if p == "{action}" else ID}
+                  for p in path.split("/") if p.startswith("{")]
         if params:
             operation["parameters"] = params
         if request is not None:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dutycall.db import Base
 from dutycall.directory import models  # noqa: F401  (registers the tables)
+from dutycall.rollcall import models as rollcall_models  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,55 @@
+"""Roll-call records: each occurrence and each room's attendance, committed as they change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base
+from ..directory.models import utcnow
+
+Timestamp = DateTime(timezone=True)
+
+
+class RollCallRecord(Base):
+    """One roll-call (or spot-check): its settings and the machine's state after every event."""
+
+    __tablename__ = "roll_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16), default="adhoc")  # adhoc | spot_check | plan
+    host_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    phase: Mapped[str] = mapped_column(String(16), default="scheduled", index=True)
+    answer_window: Mapped[float] = mapped_column(Float, default=60.0)
+    late_after: Mapped[float] = mapped_column(Float, default=30.0)
+    #: The state machine's value, serialised after every accepted event.
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class AttendanceRecord(Base):
+    """A duty room's outcome in one roll-call, with the evidence for it."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (UniqueConstraint("roll_call_id", "duty_room_id", name="uq_attendance_call_room"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    roll_call_id: Mapped[int] = mapped_column(ForeignKey("roll_calls.id"), index=True)
+    duty_room_id: Mapped[int] = mapped_column(ForeignKey("duty_rooms.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    officer: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(256))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    #: Whether the officer who answered is on that room's roster for the day (None: unknown).
+    on_roster: Mapped[bool | None] = mapped_column()
+    evidence: Mapped[str | None] = mapped_column(String(16))
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    snapshot: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -1,0 +1,73 @@
+"""Roll-call routes and the console's "到" over signalling. Each handler: who, check, delegate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..conference.errors import InvalidRequest, InvalidState
+from ..conference.errors import NotFound as ConferenceNotFound
+from ..directory.errors import DirectoryError
+from ..rollcall.coordinator import RollCallCoordinator, conference_room
+from ..rollcall.machine import IllegalEvent
+from .auth import json_body, principal_of
+
+COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
+ACTIONS = ("start", "call", "skip", "excuse", "poll", "stop_poll", "finish", "cancel")
+routes = web.RouteTableDef()
+
+
+def _id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError as exc:
+        raise web.HTTPNotFound() from exc
+
+
+@routes.post("/api/rollcalls")
+async def create_rollcall(request: web.Request) -> web.Response:
+    created = await request.app[COORDINATOR].create(principal_of(request), await json_body(request))
+    return web.json_response(created, status=201)
+
+
+@routes.get("/api/rollcalls/{id}")
+async def rollcall_board(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[COORDINATOR].board(principal_of(request), _id(request)))
+
+
+@routes.post("/api/rollcalls/{id}/{action}")
+async def rollcall_command(request: web.Request) -> web.Response:
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        raise web.HTTPNotFound()
+    data = await json_body(request) if request.can_read_body else {}
+    return web.json_response(await request.app[COORDINATOR].command(principal_of(request), _id(request), action, data))
+
+
+def signalling_extensions(app: web.Application) -> dict[str, Any]:
+    """Signalling messages for roll-calls, added to the conference protocol."""
+    coordinator = app[COORDINATOR]
+
+    async def answer(peer: Any, msg: dict[str, Any]) -> dict[str, Any]:
+        participant = peer.participant
+        if participant is None or participant.closed:
+            raise InvalidState("join the roll-call's room first")
+        duty_room_id = participant.identity.get("duty_room_id")
+        if duty_room_id is None:
+            raise InvalidState("only a duty room's console can answer a roll-call")
+        roll_call_id = msg.get("roll_call_id")
+        if not isinstance(roll_call_id, int) or isinstance(roll_call_id, bool):
+            raise InvalidRequest("'roll_call_id' must be an integer")
+        if participant.room.name != conference_room(roll_call_id):
+            raise InvalidState("answer from the roll-call's own room")
+        officer = msg.get("officer") if isinstance(msg.get("officer"), str) else ""
+        try:
+            await coordinator.answer(roll_call_id, duty_room_id, officer)
+        except IllegalEvent as exc:
+            raise InvalidState(str(exc)) from exc
+        except DirectoryError as exc:
+            raise ConferenceNotFound(str(exc)) from exc
+        return {"type": "rollcall_answered", "roll_call_id": roll_call_id, "duty_room_id": duty_room_id}
+
+    return {"rollcall_answer": answer}
