@@ -1,0 +1,296 @@
+"""Roll-calls with real aiortc consoles through the real server: ring, answer, outcomes,
+evidence, polling, scope, and a server killed mid roll-call."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import socket
+import sys
+import time
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from dutycall import db
+from dutycall.client import SignallingClient, publish, sign_in
+from dutycall.rollcall.models import AttendanceRecord
+from dutycall.synthetic import EncodedImageTrack
+from dutycall.web import create_app
+from dutycall.web.auth import DIRECTORY, ROSTER
+from dutycall.web.rollcalls import COORDINATOR
+
+from .conftest import ADMIN_PASSWORD, make_config
+from .test_evidence import letterboxed_face
+from .utils import wait_for
+
+def http_session() -> aiohttp.ClientSession:
+    # The test server is on 127.0.0.1: cookies for IP hosts need the unsafe jar.
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+PAN = [letterboxed_face(shift) for shift in range(-30, 30, 2)]
+
+
+@pytest.fixture
+async def rc_server(aiohttp_server, tmp_path):
+    app = create_app(make_config(f"sqlite:///{tmp_path}/rc.sqlite3", evidence_gap=1.0))
+    srv = await aiohttp_server(app, host="127.0.0.1")
+    yield srv
+
+
+async def make_rooms(app, names):
+    directory = app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    rooms = {}
+    for name in names:
+        room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": name})
+        token = (await directory.create_device_credential(admin, room["id"]))["token"]
+        rooms[name] = (room["id"], token)
+    return admin, rooms
+
+
+class Console:
+    """A duty-room console: signed in with its device credential, in the roll-call's room, publishing."""
+
+    async def start(self, base: str, token: str, room: str) -> "Console":
+        cookies = await sign_in(base, device_token=token)
+        self.client = await SignallingClient(base.replace("http", "ws") + "/ws", cookies=cookies).connect()
+        self.joined = await self.client.join(room, "")
+        self.pc, _ = await publish(self.client, video=EncodedImageTrack(PAN, hold=2))
+        return self
+
+    async def close(self) -> None:
+        await self.pc.close()
+        await self.client.close()
+
+
+async def board_of(app, admin, rid):
+    return {r["duty_room_id"]: r for r in (await app[COORDINATOR].board(admin, rid))["rooms"]}
+
+
+async def test_a_roll_call_records_every_outcome(rc_server):
+    app = rc_server.app
+    base = f"http://127.0.0.1:{rc_server.port}"
+    admin, rooms = await make_rooms(app, ["甲值班室", "乙值班室", "丙值班室"])
+    a, b, c = (rooms[n][0] for n in ("甲值班室", "乙值班室", "丙值班室"))
+    await app[ROSTER].set_shift(admin, a, dt.date.today().isoformat(),
+                                {"leader_name": "王五", "officers": [{"name": "张三", "phone": ""}]})
+    coordinator = app[COORDINATOR]
+    created = await coordinator.create(admin, {"title": "周点名", "room_ids": [a, b, c], "answer_window": 3,
+                                               "late_after": 1})
+    rid = created["id"]
+    con_a = await Console().start(base, rooms["甲值班室"][1], created["room"])
+    con_b = await Console().start(base, rooms["乙值班室"][1], created["room"])
+    await wait_for(lambda: coordinator.is_connected(rid, a) and coordinator.is_connected(rid, b), timeout=20)
+    await coordinator.command(admin, rid, "start", {})
+
+    # A is rung and answers at once: on time, matched against its roster.
+    board = await coordinator.command(admin, rid, "call", {})
+    assert board["current"] == a
+    ring = await con_a.client.wait_event("rollcall_ring", timeout=5, duty_room_id=a)
+    assert ring["roll_call_id"] == rid
+    floor = await con_b.client.wait_event("rollcall_floor", timeout=5)
+    assert floor["duty_room_id"] == a  # every room is told who has the floor
+    await con_a.client.request("rollcall_answer", roll_call_id=rid, officer="张三")
+    rows = await board_of(app, admin, rid)
+    assert rows[a]["status"] == "on_time" and rows[a]["on_roster"] is True
+
+    # B answers after the late threshold: late.
+    await coordinator.command(admin, rid, "call", {})
+    await con_b.client.wait_event("rollcall_ring", timeout=5, duty_room_id=b)
+    called = time.monotonic()
+    await wait_for(lambda: time.monotonic() - called > 1.3, timeout=5)
+    await con_b.client.request("rollcall_answer", roll_call_id=rid, officer="李四")
+    assert (await board_of(app, admin, rid))[b]["status"] == "late"
+
+    # C never connected: offline at once. A console cannot answer for another room, or twice.
+    await coordinator.command(admin, rid, "call", {})
+    assert (await board_of(app, admin, rid))[c]["status"] == "offline"
+    with pytest.raises(Exception) as info:
+        await con_a.client.request("rollcall_answer", roll_call_id=rid)
+    assert "not being called" in str(info.value)
+
+    # Re-call B and let the window pass: absent. Then excuse C.
+    await coordinator.command(admin, rid, "call", {"room_id": b})
+    await wait_for(lambda: coordinator._live[rid].state.room(b).status == "absent", timeout=10, what="absent")
+    rows = await board_of(app, admin, rid)
+    assert rows[b]["status"] == "absent" and rows[b]["attempts"] == 2
+    await coordinator.command(admin, rid, "excuse", {"room_id": c, "reason": "线路检修"})
+    board = await coordinator.command(admin, rid, "finish", {})
+    assert board["phase"] == "finished"
+    assert {r["duty_room_id"]: r["status"] for r in board["rooms"]} == {a: "on_time", b: "absent", c: "excused"}
+
+    # A's answer was verified on camera, from its own stream.
+    async def evidence_of_a():
+        return (await board_of(app, admin, rid))[a]["evidence"]
+    deadline = time.monotonic() + 20
+    while await evidence_of_a() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    rows = await board_of(app, admin, rid)
+    assert rows[a]["evidence"] == "verified" and len(rows[a]["evidence_sha256"]) == 64
+
+    async with app[DIRECTORY].sessionmaker() as session:
+        count = (await session.execute(select(func.count(AttendanceRecord.id)).where(
+            AttendanceRecord.roll_call_id == rid))).scalar_one()
+    assert count == 3  # one row per room, updated in place
+    for con in (con_a, con_b):
+        await con.close()
+
+
+async def test_polling_calls_each_room_in_turn_and_finishes(rc_server):
+    app = rc_server.app
+    base = f"http://127.0.0.1:{rc_server.port}"
+    admin, rooms = await make_rooms(app, ["东值班室", "西值班室"])
+    coordinator = app[COORDINATOR]
+    ids = [rooms[n][0] for n in ("东值班室", "西值班室")]
+    created = await coordinator.create(admin, {"room_ids": ids, "answer_window": 5, "late_after": 3})
+    rid = created["id"]
+    consoles = [await Console().start(base, rooms[n][1], created["room"]) for n in ("东值班室", "西值班室")]
+    await wait_for(lambda: all(coordinator.is_connected(rid, i) for i in ids), timeout=20)
+    await coordinator.command(admin, rid, "start", {})
+    await coordinator.command(admin, rid, "poll", {"dwell": 0.3})
+    for console, room_id in zip(consoles, ids):
+        await console.client.wait_event("rollcall_ring", timeout=10, duty_room_id=room_id)
+        await console.client.request("rollcall_answer", roll_call_id=rid)
+    await wait_for(lambda: coordinator._live[rid].state.phase == "finished", timeout=10, what="finished by polling")
+    rows = await board_of(app, admin, rid)
+    assert [rows[i]["status"] for i in ids] == ["on_time", "on_time"]
+    for console in consoles:
+        await console.close()
+
+
+async def test_scope_and_illegal_commands_over_http(rc_server):
+    app = rc_server.app
+    base = f"http://127.0.0.1:{rc_server.port}"
+    directory = app[DIRECTORY]
+    admin, rooms = await make_rooms(app, ["总值班室"])
+    district = await directory.create_unit(admin, {"code": "D1", "name": "一区", "kind": "district",
+                                                   "parent_id": admin.unit_id})
+    await directory.create_account(admin, {"username": "host1", "display_name": "一区主任", "password": "password-1",
+                                           "role": "host", "unit_id": district["id"]})
+    officer_room = await directory.create_room(admin, {"unit_id": district["id"], "name": "一区值班室"})
+    async with http_session() as http:
+        resp = await http.post(f"{base}/api/session", json={"username": "host1", "password": "password-1"})
+        csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+        # A district host cannot call the city's room...
+        resp = await http.post(f"{base}/api/rollcalls", json={"room_ids": [rooms["总值班室"][0]]}, headers=csrf)
+        assert resp.status == 404
+        # ...but can spot-check its own.
+        resp = await http.post(f"{base}/api/rollcalls", json={"room_ids": [officer_room["id"]], "kind": "spot_check"},
+                               headers=csrf)
+        assert resp.status == 201
+        rid = (await resp.json())["id"]
+        resp = await http.post(f"{base}/api/rollcalls/{rid}/call", json={}, headers=csrf)
+        assert resp.status == 409 and (await resp.json())["error"]["code"] == "illegal_event"
+        resp = await http.post(f"{base}/api/rollcalls/{rid}/start", json={}, headers=csrf)
+        assert resp.status == 200 and (await resp.json())["phase"] == "running"
+        resp = await http.post(f"{base}/api/rollcalls/{rid}/call", json={}, headers=csrf)
+        board = await resp.json()
+        assert board["rooms"][0]["status"] == "offline" and board["kind"] == "spot_check"
+        resp = await http.get(f"{base}/api/rollcalls/{rid}")
+        assert resp.status == 200
+    async with http_session() as http:
+        resp = await http.post(f"{base}/api/session", json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert resp.status == 200
+        resp = await http.get(f"{base}/api/rollcalls/{rid}")
+        assert resp.status == 200  # the city sees the district's roll-calls
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _start_server(url: str, port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
+        "--ice-addresses", "127.0.0.1", "--database-url", url, "--log-level", "WARNING",
+        env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": ADMIN_PASSWORD}, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    async with http_session() as http:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError("server did not start")
+
+
+async def test_server_killed_mid_roll_call_loses_and_duplicates_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path}/killed.sqlite3"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await _start_server(url, port)
+    consoles = []
+    try:
+        # Rooms and credentials straight in the database the server uses.
+        engine = db.make_engine(url)
+        from dutycall.directory.service import Directory
+
+        directory = Directory(db.make_sessionmaker(engine))
+        _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+        tokens = {}
+        for name in ("一号", "二号"):
+            room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": name})
+            tokens[room["id"]] = (await directory.create_device_credential(admin, room["id"]))["token"]
+        a, b = list(tokens)
+        async with http_session() as http:
+            resp = await http.post(f"{base}/api/session", json={"username": "admin", "password": ADMIN_PASSWORD})
+            csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+            created = await (await http.post(f"{base}/api/rollcalls", json={"room_ids": [a, b], "answer_window": 30},
+                                             headers=csrf)).json()
+            rid = created["id"]
+            for room_id in (a, b):
+                consoles.append(await Console().start(base, tokens[room_id], created["room"]))
+
+            async def connected():
+                board = await (await http.get(f"{base}/api/rollcalls/{rid}")).json()
+                return all(r["connected"] for r in board["rooms"])
+
+            deadline = time.monotonic() + 20
+            while not await connected():
+                assert time.monotonic() < deadline, "consoles never connected"
+                await asyncio.sleep(0.2)
+            await http.post(f"{base}/api/rollcalls/{rid}/start", json={}, headers=csrf)
+            await http.post(f"{base}/api/rollcalls/{rid}/call", json={}, headers=csrf)
+            await consoles[0].client.wait_event("rollcall_ring", timeout=5)
+            await consoles[0].client.request("rollcall_answer", roll_call_id=rid, officer="张三")
+            board = await (await http.post(f"{base}/api/rollcalls/{rid}/call", json={}, headers=csrf)).json()
+            assert board["current"] == b
+
+        # Killed while B is being rung: no cleanup runs.
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        for console in consoles:
+            await console.close()
+        proc = await _start_server(url, port)
+        async with http_session() as http:
+            resp = await http.post(f"{base}/api/session", json={"username": "admin", "password": ADMIN_PASSWORD})
+            csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+            board = await (await http.get(f"{base}/api/rollcalls/{rid}")).json()
+            assert board["phase"] == "interrupted"
+            rows = {r["duty_room_id"]: r for r in board["rooms"]}
+            assert rows[a]["status"] == "on_time" and rows[a]["officer"] == "张三"
+            assert rows[b]["status"] == "pending"  # the call in flight is made again on resume
+            # Resume: the host starts it again and carries on.
+            resp = await http.post(f"{base}/api/rollcalls/{rid}/start", json={}, headers=csrf)
+            assert (await resp.json())["phase"] == "running"
+            resp = await http.post(f"{base}/api/rollcalls/{rid}/call", json={}, headers=csrf)
+            assert {r["duty_room_id"]: r["status"] for r in (await resp.json())["rooms"]}[b] == "offline"
+        async with directory.sessionmaker() as session:
+            count = (await session.execute(select(func.count(AttendanceRecord.id)).where(
+                AttendanceRecord.roll_call_id == rid))).scalar_one()
+        assert count == 2
+        await engine.dispose()
+    finally:
+        proc.kill()
+        await proc.wait()
