@@ -191,3 +191,30 @@ async def test_directory_page_issues_a_console_link_and_creates_accounts(server,
     await page.wait_for_selector('#accounts tr[data-username="host1"]')
     _, host = await directory.sign_in("host1", "password-456")
     assert host.role.value == "host"
+
+
+async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(server, browsers):
+    from dutycall.web.rollcalls import COORDINATOR
+
+    red_browser, _ = browsers
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "城东值班室"})
+    token = (await directory.create_device_credential(admin, room["id"]))["token"]
+    page = await open_console(red_browser, f"http://127.0.0.1:{server.port}", "lobby", token)
+    await page.wait_for_selector('#status[data-state="connected"]', timeout=20000)
+
+    coordinator = server.app[COORDINATOR]
+    created = await coordinator.create(admin, {"room_ids": [room["id"]], "answer_window": 60, "late_after": 30})
+    rid = created["id"]
+    await coordinator.command(admin, rid, "start", {})
+    # The console moves into the roll-call's room by itself and publishes there.
+    await wait_for(lambda: coordinator.is_connected(rid, room["id"]), timeout=20, what="console joined the roll-call")
+    assert await page.input_value("#room") == created["room"]
+    await coordinator.command(admin, rid, "call", {})
+    await page.wait_for_selector("#ring:not([hidden])", timeout=10000)
+    assert await page.text_content("#ring strong") == "视频点名：请应答"
+    await page.click("#answer")
+    await page.wait_for_selector("#ring", state="hidden", timeout=10000)
+    board = await coordinator.board(admin, rid)
+    assert board["rooms"][0]["status"] == "on_time" and board["rooms"][0]["officer"] == "城东值班室"

@@ -157,6 +157,8 @@ class RollCallCoordinator:
         else:
             raise NotFound(f"no roll-call action {action!r}")
         await self.dispatch(roll_call_id, event)
+        if action == "start":
+            self.invite(roll_call_id)
         return await self.board(who, roll_call_id)
 
     async def answer(self, roll_call_id: int, duty_room_id: int, officer: str = "") -> None:
@@ -186,6 +188,23 @@ class RollCallCoordinator:
                 "rooms": rooms}
 
     # -- the engine ----------------------------------------------------------------------------
+
+    def invite(self, roll_call_id: int) -> int:
+        """Ask every target console, wherever it is connected, to join the roll-call's room."""
+        live = self._live.get(roll_call_id)
+        if live is None:
+            return 0
+        targets = {call.room_id for call in live.state.rooms}
+        invited = 0
+        for room in list(self.conference.rooms.values()):
+            if room.name == conference_room(roll_call_id):
+                continue
+            for participant in list(room.participants.values()):
+                if participant.identity.get("duty_room_id") in targets:
+                    participant.notify({"type": "rollcall_invite", "roll_call_id": roll_call_id,
+                                        "room": conference_room(roll_call_id)})
+                    invited += 1
+        return invited
 
     async def dispatch(self, roll_call_id: int, event: machine.Event) -> machine.RollCall:
         """Apply one event: commit the result, then carry out its effects."""

@@ -87,6 +87,9 @@ class DutyConsole {
     this.wanted = false;
     this.backoff = 500;
     this.everConnected = false;
+    this.ringing = null;
+    this.beeper = null;
+    this.participants = null;
   }
 
   async start(room, name) {
@@ -142,6 +145,7 @@ class DutyConsole {
       this.backoff = 500;
       this.everConnected = true;
       this.participantId = joined.participant_id;
+      this.participants = new Map(joined.participants.map((p) => [p.participant_id, p]));
       this.iceServers = joined.ice_servers || [];
       setStatus("connected");
       showError("");
@@ -199,6 +203,9 @@ class DutyConsole {
       return;
     }
     switch (msg.type) {
+      case "participant_joined":
+        if (this.participants) this.participants.set(msg.participant_id, msg);
+        break;
       case "publication_added":
         this.subscribe(msg);
         break;
@@ -221,8 +228,79 @@ class DutyConsole {
       case "error":
         showError(t("err_server") + msg.message);
         break;
+      case "rollcall_invite":
+        // A roll-call of this duty room started: go to its room at once.
+        this.moveTo(msg.room);
+        break;
+      case "rollcall_ring":
+        this.ring(msg.roll_call_id);
+        break;
+      case "rollcall_ring_stop":
+      case "rollcall_ended":
+        this.stopRinging();
+        break;
+      case "rollcall_floor":
+        for (const tile of document.querySelectorAll(".tile")) delete tile.dataset.floor;
+        if (msg.duty_room_id !== null) {
+          for (const tile of document.querySelectorAll(`.tile[data-duty-room-id="${msg.duty_room_id}"]`)) tile.dataset.floor = "";
+        }
+        break;
       default:
         break;
+    }
+  }
+
+  async moveTo(room) {
+    if (room === this.room || !this.ws) return;
+    this.room = room;
+    $("room").value = room;
+    localStorage.setItem("dutycall.room", room);
+    // Same socket: leave, drop our connections, join the new room and publish there.
+    await this.request("leave").catch(() => {});
+    this.teardown();
+    await this.onOpen(this.ws);
+  }
+
+  ring(rollCallId) {
+    this.ringing = rollCallId;
+    $("ring").hidden = false;
+    this.beep();
+  }
+
+  stopRinging() {
+    this.ringing = null;
+    $("ring").hidden = true;
+    if (this.beeper) clearInterval(this.beeper);
+    this.beeper = null;
+  }
+
+  beep() {
+    // A ring tone from WebAudio: no file to fetch, works offline.
+    try {
+      const context = this.audio || (this.audio = new AudioContext());
+      const once = () => {
+        const osc = context.createOscillator();
+        const gain = context.createGain();
+        osc.frequency.value = 880;
+        gain.gain.value = 0.2;
+        osc.connect(gain).connect(context.destination);
+        osc.start();
+        osc.stop(context.currentTime + 0.4);
+      };
+      once();
+      if (!this.beeper) this.beeper = setInterval(once, 1200);
+    } catch (err) {
+      /* no audio device: the visible alert remains */
+    }
+  }
+
+  async answer() {
+    if (this.ringing === null) return;
+    try {
+      await this.request("rollcall_answer", { roll_call_id: this.ringing, officer: principal ? principal.name : "" });
+      this.stopRinging();
+    } catch (err) {
+      showError(t("err_server") + err.message);
     }
   }
 
@@ -259,6 +337,8 @@ class DutyConsole {
     if (publication.participant_id === this.participantId || this.subscriptions.has(id)) return;
     const tile = new Tile(id, publication.name, false);
     tile.el.dataset.publicationId = id;
+    const owner = this.participants && this.participants.get(publication.participant_id);
+    if (owner && owner.duty_room_id !== undefined) tile.el.dataset.dutyRoomId = owner.duty_room_id;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     const entry = { pc, tile, subscriptionId: null };
     this.subscriptions.set(id, entry);
@@ -302,6 +382,7 @@ document.addEventListener("languagechange", () => {
 });
 
 $("lang").addEventListener("click", () => setLanguage(LANG === "en" ? "zh-CN" : "en"));
+$("answer").addEventListener("click", () => dutyConsole.answer());
 
 let principal = null;
 

@@ -22,6 +22,7 @@ const MESSAGES = {
     console_link: "终端登录链接", issue_link: "生成链接", accounts: "账号", display_name: "姓名", role: "角色",
     new_account: "新建账号", disable: "停用", role_admin: "管理员", role_host: "主持人", role_duty_officer: "值班员",
     role_leader: "领导", role_viewer: "查看员", link_once: "请在该值班室电脑上打开一次（只显示这一次）：",
+    ring_title: "视频点名：请应答", answer: "到", answered: "已应答", floor: "发言中",
   },
   en: {
     title: "Duty video", room: "Room", name: "Name", join: "Join", leave: "Leave",
@@ -44,6 +45,7 @@ const MESSAGES = {
     console_link: "Console sign-in link", issue_link: "Issue link", accounts: "Accounts", display_name: "Name", role: "Role",
     new_account: "New account", disable: "Disable", role_admin: "Administrator", role_host: "Host", role_duty_officer: "Duty officer",
     role_leader: "Leader", role_viewer: "Viewer", link_once: "Open once on that duty room's PC (shown only now): ",
+    ring_title: "Roll-call: please answer", answer: "Present", answered: "Answered", floor: "On the floor",
   },
 };
 
