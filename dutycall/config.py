@@ -40,6 +40,8 @@ class Config:
     secure_cookies: bool = False
     #: Seconds between the two snapshots of the liveness check after a room answers.
     evidence_gap: float = 3.0
+    #: How often the scheduler looks for roll-call plans that are due.
+    scheduler_interval: float = 5.0
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:

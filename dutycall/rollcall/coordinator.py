@@ -102,7 +102,9 @@ class RollCallCoordinator:
         late = data.get("late_after", min(30, window) if isinstance(window, (int, float)) else 30)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (window, late)):
             raise Invalid("answer_window and late_after are seconds")
-        kind = "spot_check" if len(room_ids) == 1 and data.get("kind") == "spot_check" else "adhoc"
+        kind = data.get("kind") if data.get("kind") in ("spot_check", "plan") else "adhoc"
+        if kind == "spot_check" and len(room_ids) != 1:
+            raise Invalid("a spot-check calls exactly one room")
         async with self.sessionmaker() as db:
             rooms = (await db.execute(select(DutyRoom, Unit).join(Unit).where(
                 DutyRoom.id.in_(room_ids), DutyRoom.active.is_(True)))).all()

@@ -53,3 +53,33 @@ class AttendanceRecord(Base):
     evidence: Mapped[str | None] = mapped_column(String(16))
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
     snapshot: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class RollCallPlan(Base):
+    """A recurring (RFC 5545 RRULE) or dated roll-call of the rooms of a unit subtree."""
+
+    __tablename__ = "roll_call_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(128))
+    host_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    target_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    #: Unit kinds whose rooms are called (empty: every kind).
+    target_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The first occurrence as ISO 8601 with its own UTC offset (kept as text: the recurrence
+    #: is evaluated in that local time, "Monday 07:00 +08:00" is not Monday in UTC), and the
+    #: RRULE, e.g. "FREQ=WEEKLY;BYDAY=MO".
+    dtstart: Mapped[str] = mapped_column(String(40))
+    rrule: Mapped[str | None] = mapped_column(String(256))
+    #: Extra dated occurrences (ISO datetimes), e.g. daily during a festival.
+    dates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answer_window: Mapped[float] = mapped_column(Float, default=60.0)
+    late_after: Mapped[float] = mapped_column(Float, default=30.0)
+    #: [] for unit-tree order, or the room ids in the order to call them.
+    custom_order: Mapped[list[int]] = mapped_column(JSON, default=list)
+    focus_points: Mapped[str] = mapped_column(String(2000), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    #: The last occurrence that was fired (or skipped as missed): never fired twice.
+    last_fired_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)

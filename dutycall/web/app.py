@@ -19,6 +19,7 @@ from .. import db
 from ..directory.bootstrap import ensure_first_admin
 from ..directory.service import Directory
 from ..rollcall.coordinator import RollCallCoordinator
+from ..rollcall.plans import Plans
 from . import api, rollcalls
 from ..directory.roster import Roster
 from .auth import (
@@ -132,6 +133,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CONFERENCE] = Conference(settings)
     app[rollcalls.COORDINATOR] = RollCallCoordinator(app[DIRECTORY].sessionmaker, app[CONFERENCE],
                                                      evidence_gap=config.evidence_gap)
+    app[rollcalls.PLANS] = Plans(app[DIRECTORY].sessionmaker, app[rollcalls.COORDINATOR])
     app[SOCKETS] = weakref.WeakSet()
     app[CLEANUPS] = set()
     app.router.add_get("/", index)
@@ -160,7 +162,10 @@ async def _database(app: web.Application):  # type: ignore[no-untyped-def]
     interrupted = await app[rollcalls.COORDINATOR].recover()
     if interrupted:
         logger.warning("roll-calls %s were running when the server stopped: closed as interrupted", interrupted)
+    scheduler = asyncio.ensure_future(app[rollcalls.PLANS].run(config.scheduler_interval))
     yield
+    scheduler.cancel()
+    await asyncio.gather(scheduler, return_exceptions=True)
     await app[rollcalls.COORDINATOR].close()
     await app[ENGINE].dispose()  # type: ignore[attr-defined]
 

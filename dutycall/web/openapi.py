@@ -97,6 +97,20 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
          "title": TEXT, "room_ids": {"type": "array", "items": ID}, "answer_window": {"type": "number"},
          "late_after": {"type": "number"}, "kind": {"enum": ["adhoc", "spot_check"]}}},
      {"type": "object", "properties": {"id": ID, "room": TEXT}}),
+    ("get", "/api/plans", "rollcalls", "Roll-call plans in your scope", None, {"type": "array", "items": {"type": "object"}}),
+    ("post", "/api/plans", "rollcalls",
+     "Create a plan: target unit subtree and kinds, dtstart (with UTC offset), RFC 5545 rrule and/or dates, "
+     "answer window, late threshold, custom order, focus points",
+     {"type": "object", "required": ["title", "target_unit_id", "dtstart"], "properties": {
+         "title": TEXT, "target_unit_id": ID, "target_kinds": {"type": "array", "items": TEXT},
+         "dtstart": {"type": "string", "format": "date-time"}, "rrule": TEXT,
+         "dates": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+         "answer_window": {"type": "number"}, "late_after": {"type": "number"},
+         "custom_order": {"type": "array", "items": ID}, "focus_points": TEXT}}, {"type": "object"}),
+    ("get", "/api/plans/{id}/upcoming", "rollcalls", "The plan's next occurrences", None,
+     {"type": "array", "items": {"type": "string", "format": "date-time"}}),
+    ("get", "/api/rooms/{id}/rollcalls.ics", "rollcalls", "A duty room's upcoming roll-calls as iCalendar",
+     None, None),
     ("get", "/api/rollcalls/{id}", "rollcalls", "The live attendance board", None, {"type": "object"}),
     ("post", "/api/rollcalls/{id}/{action}", "rollcalls",
      "start | call {room_id?} | skip | excuse {room_id, reason} | poll {dwell} | stop_poll | finish | cancel; "

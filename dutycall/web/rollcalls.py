@@ -11,9 +11,11 @@ from ..conference.errors import NotFound as ConferenceNotFound
 from ..directory.errors import DirectoryError
 from ..rollcall.coordinator import RollCallCoordinator, conference_room
 from ..rollcall.machine import IllegalEvent
+from ..rollcall.plans import Plans
 from .auth import json_body, principal_of
 
 COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
+PLANS = web.AppKey("rollcall_plans", Plans)
 ACTIONS = ("start", "call", "skip", "excuse", "poll", "stop_poll", "finish", "cancel")
 routes = web.RouteTableDef()
 
@@ -43,6 +45,28 @@ async def rollcall_command(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     data = await json_body(request) if request.can_read_body else {}
     return web.json_response(await request.app[COORDINATOR].command(principal_of(request), _id(request), action, data))
+
+
+@routes.get("/api/plans")
+async def list_plans(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANS].list(principal_of(request)))
+
+
+@routes.post("/api/plans")
+async def create_plan(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANS].create(principal_of(request), await json_body(request)),
+                             status=201)
+
+
+@routes.get("/api/plans/{id}/upcoming")
+async def plan_upcoming(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANS].upcoming(principal_of(request), _id(request)))
+
+
+@routes.get("/api/rooms/{id}/rollcalls.ics")
+async def room_rollcalls_calendar(request: web.Request) -> web.Response:
+    body = await request.app[PLANS].room_calendar(principal_of(request), _id(request))
+    return web.Response(body=body, content_type="text/calendar", charset="utf-8")
 
 
 def signalling_extensions(app: web.Application) -> dict[str, Any]:
