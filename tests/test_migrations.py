@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 from dutycall import db
 
 TABLES = {"units", "duty_rooms", "accounts", "device_credentials", "web_sessions", "audit_log",
-          "roster_shifts", "roster_submissions", "roll_calls", "attendance", "roll_call_plans"}
+          "roster_shifts", "roster_submissions", "roll_calls", "attendance", "roll_call_plans", "notices"}
 
 
 async def _tables(url: str) -> set[str]:

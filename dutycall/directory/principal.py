@@ -23,6 +23,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "roster.status": frozenset({Role.admin, Role.host}),
     "conference.join": ALL_ROLES,
     "rollcall.host": frozenset({Role.admin, Role.host}),
+    "notices.respond": frozenset({Role.admin, Role.host, Role.duty_officer}),
 }
 #: A duty-room console signed in with a device credential may only do this much.
 DEVICE_PERMISSIONS = frozenset({"conference.join", "roster.read", "rooms.read", "units.read"})

@@ -59,8 +59,10 @@ class RollCallCoordinator:
     """Creates roll-calls, applies events to them, and makes their effects happen."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference,
-                 evidence_gap: float = 3.0) -> None:
+                 evidence_gap: float = 3.0, on_finished: Any = None) -> None:
         self.sessionmaker = sessionmaker
+        #: Awaited with the roll-call id once it has finished (e.g. to issue notices).
+        self.on_finished = on_finished
         self.conference = conference
         self.evidence_gap = evidence_gap
         self._live: dict[int, _Live] = {}
@@ -289,6 +291,8 @@ class RollCallCoordinator:
             live.timers.clear()
             self._broadcast(roll_call_id, {"type": "rollcall_ended", "roll_call_id": roll_call_id,
                                            "phase": effect.phase})
+            if effect.phase == "finished" and self.on_finished is not None:
+                self._spawn(live, self.on_finished(roll_call_id))
 
     def _spawn(self, live: _Live, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

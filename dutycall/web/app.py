@@ -20,6 +20,7 @@ from ..directory.bootstrap import ensure_first_admin
 from ..directory.service import Directory
 from ..rollcall.coordinator import RollCallCoordinator
 from ..rollcall.plans import Plans
+from ..rollcall.results import Results
 from . import api, rollcalls
 from ..directory.roster import Roster
 from .auth import (
@@ -134,6 +135,8 @@ def create_app(config: Config | None = None) -> web.Application:
     app[rollcalls.COORDINATOR] = RollCallCoordinator(app[DIRECTORY].sessionmaker, app[CONFERENCE],
                                                      evidence_gap=config.evidence_gap)
     app[rollcalls.PLANS] = Plans(app[DIRECTORY].sessionmaker, app[rollcalls.COORDINATOR])
+    app[rollcalls.RESULTS] = Results(app[DIRECTORY].sessionmaker)
+    app[rollcalls.COORDINATOR].on_finished = app[rollcalls.RESULTS].issue_notices
     app[SOCKETS] = weakref.WeakSet()
     app[CLEANUPS] = set()
     app.router.add_get("/", index)

@@ -97,6 +97,13 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
          "title": TEXT, "room_ids": {"type": "array", "items": ID}, "answer_window": {"type": "number"},
          "late_after": {"type": "number"}, "kind": {"enum": ["adhoc", "spot_check"]}}},
      {"type": "object", "properties": {"id": ID, "room": TEXT}}),
+    ("get", "/api/rollcalls/{id}/sheet.csv", "rollcalls", "The roll-call's sheet as CSV (UTF-8 with BOM)", None, None),
+    ("get", "/api/rollcalls/{id}/sheet.xlsx", "rollcalls", "The roll-call's sheet as XLSX", None, None),
+    ("get", "/api/notices", "notices", "Supervision notices in your scope", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("post", "/api/notices/{id}/respond", "notices", "The unit's written response",
+     {"type": "object", "required": ["response"], "properties": {"response": TEXT}}, {"type": "object"}),
+    ("post", "/api/notices/{id}/close", "notices", "The host closes a responded notice", None, {"type": "object"}),
     ("get", "/api/plans", "rollcalls", "Roll-call plans in your scope", None, {"type": "array", "items": {"type": "object"}}),
     ("post", "/api/plans", "rollcalls",
      "Create a plan: target unit subtree and kinds, dtstart (with UTC offset), RFC 5545 rrule and/or dates, "

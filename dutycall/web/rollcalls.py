@@ -12,10 +12,12 @@ from ..directory.errors import DirectoryError
 from ..rollcall.coordinator import RollCallCoordinator, conference_room
 from ..rollcall.machine import IllegalEvent
 from ..rollcall.plans import Plans
+from ..rollcall.results import Results
 from .auth import json_body, principal_of
 
 COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
 PLANS = web.AppKey("rollcall_plans", Plans)
+RESULTS = web.AppKey("rollcall_results", Results)
 ACTIONS = ("start", "call", "skip", "excuse", "poll", "stop_poll", "finish", "cancel")
 routes = web.RouteTableDef()
 
@@ -45,6 +47,37 @@ async def rollcall_command(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     data = await json_body(request) if request.can_read_body else {}
     return web.json_response(await request.app[COORDINATOR].command(principal_of(request), _id(request), action, data))
+
+
+@routes.get("/api/rollcalls/{id}/sheet.csv")
+async def rollcall_sheet_csv(request: web.Request) -> web.Response:
+    body = await request.app[RESULTS].sheet_csv(principal_of(request), _id(request))
+    return web.Response(body=body, content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.csv"'})
+
+
+@routes.get("/api/rollcalls/{id}/sheet.xlsx")
+async def rollcall_sheet_xlsx(request: web.Request) -> web.Response:
+    body = await request.app[RESULTS].sheet_xlsx(principal_of(request), _id(request))
+    return web.Response(body=body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.xlsx"'})
+
+
+@routes.get("/api/notices")
+async def list_notices(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[RESULTS].notices(principal_of(request)))
+
+
+@routes.post("/api/notices/{id}/respond")
+async def respond_notice(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    return web.json_response(await request.app[RESULTS].respond(principal_of(request), _id(request),
+                                                                data.get("response")))
+
+
+@routes.post("/api/notices/{id}/close")
+async def close_notice(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[RESULTS].close(principal_of(request), _id(request)))
 
 
 @routes.get("/api/plans")

@@ -1,0 +1,173 @@
+"""Results of roll-calls: the sheet (CSV, XLSX) and supervision notices (督办通知).
+
+A notice is issued to the unit of every room that was absent, offline or late when a
+roll-call finishes; the unit answers in writing before the deadline and the host closes it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..directory.errors import Forbidden, Invalid, NotFound
+from ..directory.models import DutyRoom, Unit, utcnow
+from ..directory.principal import Principal
+from ..directory.service import Directory
+from .models import AttendanceRecord, Notice, RollCallRecord
+
+NOTICE_OUTCOMES = ("absent", "offline", "late")
+NOTICE_DAYS = 3
+LABELS = {"on_time": "按时应答", "late": "迟到", "absent": "缺席", "offline": "离线", "excused": "请假",
+          "not_called": "未点到", "pending": "未点名", "calling": "点名中"}
+EVIDENCE_LABELS = {"verified": "视频核验通过", "no_face": "未见人脸", "frozen": "画面静止", "black": "黑屏",
+                   "no_video": "无视频", None: ""}
+SHEET_COLUMNS = ["单位", "值班室", "结果", "应答人", "在值班表中", "应答时间", "视频核验", "说明"]
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def notice_json(notice: Notice, room_name: str = "") -> dict[str, Any]:
+    return {"id": notice.id, "roll_call_id": notice.roll_call_id, "duty_room_id": notice.duty_room_id,
+            "room_name": room_name, "outcome": notice.outcome, "status": notice.status,
+            "deadline": _aware(notice.deadline).isoformat(), "response": notice.response,
+            "overdue": notice.status == "open" and _aware(notice.deadline) < utcnow()}
+
+
+class Results:
+    """Sheets and notices, scoped like everything else."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def issue_notices(self, roll_call_id: int, days: int = NOTICE_DAYS) -> int:
+        """Notices for the absent, offline and late rooms of a finished roll-call (idempotent)."""
+        async with self.sessionmaker() as db:
+            record = await db.get(RollCallRecord, roll_call_id)
+            if record is None or record.phase != "finished":
+                return 0
+            rows = (await db.execute(select(AttendanceRecord, Unit).join(
+                DutyRoom, DutyRoom.id == AttendanceRecord.duty_room_id).join(Unit).where(
+                AttendanceRecord.roll_call_id == roll_call_id,
+                AttendanceRecord.outcome.in_(NOTICE_OUTCOMES)))).all()
+            existing = {n.duty_room_id for n in (await db.execute(select(Notice).where(
+                Notice.roll_call_id == roll_call_id))).scalars()}
+            deadline = utcnow() + dt.timedelta(days=days)
+            issued = 0
+            for attendance, unit in rows:
+                if attendance.duty_room_id in existing:
+                    continue
+                db.add(Notice(roll_call_id=roll_call_id, duty_room_id=attendance.duty_room_id, unit_path=unit.path,
+                              outcome=attendance.outcome, deadline=deadline))
+                issued += 1
+            try:
+                await db.commit()
+            except IntegrityError:  # issued concurrently: the unique constraint keeps one
+                await db.rollback()
+                return 0
+            return issued
+
+    async def notices(self, who: Principal) -> list[dict[str, Any]]:
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(select(Notice, DutyRoom.name).join(DutyRoom, DutyRoom.id == Notice.duty_room_id)
+                                     .where(Notice.unit_path.startswith(who.unit_path))
+                                     .order_by(Notice.id))).all()
+        return [notice_json(n, name) for n, name in rows]
+
+    async def _notice(self, db: AsyncSession, who: Principal, notice_id: int) -> Notice:
+        notice = await db.get(Notice, notice_id)
+        if notice is None or not who.covers(notice.unit_path):
+            raise NotFound(f"no notice {notice_id} in your scope")
+        return notice
+
+    async def respond(self, who: Principal, notice_id: int, response: object) -> dict[str, Any]:
+        who.require("notices.respond")
+        if not isinstance(response, str) or not response.strip() or len(response) > 4000:
+            raise Invalid("the response must be text of 1 to 4000 characters", [{"field": "response"}])
+        async with self.sessionmaker() as db:
+            notice = await self._notice(db, who, notice_id)
+            if notice.status == "closed":
+                raise Invalid("this notice is closed")
+            notice.response = response.strip()
+            notice.responded_at = utcnow()
+            notice.responded_by = who.id if who.kind == "account" else None
+            notice.status = "responded"
+            Directory.audit(db, who, "respond", "notice", notice.id, notice.unit_path)
+            await db.commit()
+            return notice_json(notice)
+
+    async def close(self, who: Principal, notice_id: int) -> dict[str, Any]:
+        who.require("rollcall.host")
+        async with self.sessionmaker() as db:
+            notice = await self._notice(db, who, notice_id)
+            record = await db.get(RollCallRecord, notice.roll_call_id)
+            # The host side closes: whoever ran the roll-call's scope, not the unit answering it.
+            if record is None or not who.covers(record.unit_path):
+                raise Forbidden("only the roll-call's host side closes its notices")
+            if notice.status != "responded":
+                raise Invalid("a notice is closed after the unit has responded")
+            notice.status = "closed"
+            notice.closed_at = utcnow()
+            notice.closed_by = who.id if who.kind == "account" else None
+            Directory.audit(db, who, "close", "notice", notice.id, notice.unit_path)
+            await db.commit()
+            return notice_json(notice)
+
+    async def sheet_rows(self, who: Principal, roll_call_id: int) -> tuple[RollCallRecord, list[list[str]]]:
+        async with self.sessionmaker() as db:
+            record = await db.get(RollCallRecord, roll_call_id)
+            if record is None or not record.unit_path.startswith(who.unit_path):
+                raise NotFound(f"no roll-call {roll_call_id} in your scope")
+            order = [r["room_id"] for r in record.state["rooms"]]
+            status = {r["room_id"]: r["status"] for r in record.state["rooms"]}
+            rooms = {r.id: (r, u) for r, u in (await db.execute(select(DutyRoom, Unit).join(Unit).where(
+                DutyRoom.id.in_(order)))).all()}
+            attendance = {a.duty_room_id: a for a in (await db.execute(select(AttendanceRecord).where(
+                AttendanceRecord.roll_call_id == roll_call_id))).scalars()}
+        rows = []
+        for room_id in order:
+            room, unit = rooms[room_id]
+            a = attendance.get(room_id)
+            answered = a.at.replace(tzinfo=dt.timezone.utc).isoformat(timespec="seconds") if a and a.officer else ""
+            rows.append([unit.name, room.name, LABELS.get(status[room_id], status[room_id]),
+                         (a.officer or "") if a else "",
+                         {True: "是", False: "否", None: ""}[a.on_roster if a else None], answered,
+                         EVIDENCE_LABELS.get(a.evidence if a else None, ""), (a.reason or "") if a else ""])
+        return record, rows
+
+    async def sheet_csv(self, who: Principal, roll_call_id: int) -> bytes:
+        _, rows = await self.sheet_rows(who, roll_call_id)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(SHEET_COLUMNS)
+        writer.writerows(rows)
+        return out.getvalue().encode("utf-8-sig")  # with a BOM, so Excel reads the Chinese
+
+    async def sheet_xlsx(self, who: Principal, roll_call_id: int) -> bytes:
+        from openpyxl import Workbook
+        from openpyxl.styles import Font
+
+        record, rows = await self.sheet_rows(who, roll_call_id)
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "点名结果"
+        sheet.append([record.title])
+        sheet.append(SHEET_COLUMNS)
+        for cell in sheet[2]:
+            cell.font = Font(bold=True)
+        for row in rows:
+            sheet.append(row)
+        for column, width in zip("ABCDEFGH", (20, 24, 10, 12, 10, 22, 14, 24)):
+            sheet.column_dimensions[column].width = width
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()

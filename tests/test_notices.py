@@ -1,0 +1,93 @@
+"""Supervision notices and roll-call sheets: issued on finish, answered, closed; exports hold the rows."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+
+import pytest
+from openpyxl import load_workbook
+
+from dutycall.directory.errors import Forbidden, Invalid, NotFound
+from dutycall.web import create_app
+from dutycall.web.auth import DIRECTORY
+from dutycall.web.rollcalls import COORDINATOR, RESULTS
+
+from .conftest import ADMIN_PASSWORD, make_config
+
+
+@pytest.fixture
+async def finished(aiohttp_server, tmp_path):
+    """A finished roll-call of two district rooms, both offline, and one excused agency room."""
+    app = create_app(make_config(f"sqlite:///{tmp_path}/n.sqlite3"))
+    await aiohttp_server(app, host="127.0.0.1")
+    directory = app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    ids = {}
+    for code, parent in (("D1", admin.unit_id), ("S1", "D1"), ("D2", admin.unit_id)):
+        unit = await directory.create_unit(admin, {"code": code, "name": f"{code}单位", "kind": "street",
+                                                   "parent_id": ids.get(parent, parent)})
+        ids[code] = unit["id"]
+        ids[f"room{code}"] = (await directory.create_room(admin, {"unit_id": unit["id"], "name": f"{code}值班室"}))["id"]
+    for username, role, unit in (("officer1", "duty_officer", "S1"), ("officer2", "duty_officer", "D2")):
+        await directory.create_account(admin, {"username": username, "display_name": username, "role": role,
+                                               "password": "password-1", "unit_id": ids[unit]})
+    coordinator = app[COORDINATOR]
+    created = await coordinator.create(admin, {"room_ids": [ids["roomS1"], ids["roomD1"], ids["roomD2"]]})
+    rid = created["id"]
+    for action, data in (("start", {}), ("call", {}), ("call", {}), ("excuse", {"room_id": ids["roomD2"], "reason": "抢险"}),
+                         ("finish", {})):
+        await coordinator.command(admin, rid, action, data)
+    return app, admin, ids, rid
+
+
+async def test_notices_are_issued_answered_and_closed(finished):
+    app, admin, ids, rid = finished
+    results = app[RESULTS]
+    # Issued by the coordinator's on_finished hook, in the background.
+    deadline = time.monotonic() + 10
+    while len(notices := await results.notices(admin)) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert sorted(n["duty_room_id"] for n in notices) == sorted([ids["roomS1"], ids["roomD1"]])
+    assert all(n["outcome"] == "offline" and n["status"] == "open" and not n["overdue"] for n in notices)
+    assert await results.issue_notices(rid) == 0  # idempotent
+
+    directory = app[DIRECTORY]
+    _, officer1 = await directory.sign_in("officer1", "password-1")
+    _, officer2 = await directory.sign_in("officer2", "password-1")
+    mine = await results.notices(officer1)
+    assert [n["duty_room_id"] for n in mine] == [ids["roomS1"]]
+    assert await results.notices(officer2) == []  # D2 was excused: nothing to answer
+    notice_id = mine[0]["id"]
+    with pytest.raises(NotFound):
+        await results.respond(officer2, notice_id, "不是我的")
+    with pytest.raises(Invalid):
+        await results.respond(officer1, notice_id, "   ")
+    with pytest.raises(Invalid):
+        await results.close(admin, notice_id)  # not answered yet
+    answered = await results.respond(officer1, notice_id, "网络故障，已更换路由器并加强检查。")
+    assert answered["status"] == "responded"
+    with pytest.raises(Forbidden):
+        await results.close(officer1, notice_id)  # a unit cannot close its own notice
+    closed = await results.close(admin, notice_id)
+    assert closed["status"] == "closed"
+    with pytest.raises(Invalid):
+        await results.respond(officer1, notice_id, "再补充")
+
+
+async def test_sheet_exports_hold_the_right_rows(finished):
+    app, admin, ids, rid = finished
+    results = app[RESULTS]
+    rows = list(csv.reader(io.StringIO((await results.sheet_csv(admin, rid)).decode("utf-8-sig"))))
+    assert rows[0][:3] == ["单位", "值班室", "结果"]
+    assert [(r[1], r[2]) for r in rows[1:]] == [("S1值班室", "离线"), ("D1值班室", "离线"), ("D2值班室", "请假")]
+    assert rows[3][7] == "抢险"
+    book = load_workbook(io.BytesIO(await results.sheet_xlsx(admin, rid)))
+    sheet_rows = list(book.active.iter_rows(values_only=True))
+    assert [r[2] for r in sheet_rows[2:]] == ["离线", "离线", "请假"]
+    directory = app[DIRECTORY]
+    _, officer2 = await directory.sign_in("officer2", "password-1")
+    with pytest.raises(NotFound):
+        await results.sheet_csv(officer2, rid)  # the city's roll-call is outside a street's scope
