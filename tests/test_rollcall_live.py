@@ -294,3 +294,34 @@ async def test_server_killed_mid_roll_call_loses_and_duplicates_nothing(tmp_path
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_precheck_shows_which_rooms_are_not_ready(rc_server):
+    app = rc_server.app
+    base = f"http://127.0.0.1:{rc_server.port}"
+    admin, rooms = await make_rooms(app, ["有画面", "无音频", "未连接"])
+    coordinator = app[COORDINATOR]
+    ids = [rooms[n][0] for n in ("有画面", "无音频", "未连接")]
+    created = await coordinator.create(admin, {"room_ids": ids})
+    # A console in a lobby room counts too: it is connected, wherever it is.
+    full = Console()
+    cookies = await sign_in(base, device_token=rooms["有画面"][1])
+    full.client = await SignallingClient(base.replace("http", "ws") + "/ws", cookies=cookies).connect()
+    await full.client.join("lobby", "")
+    from aiortc.mediastreams import AudioStreamTrack
+
+    full.pc, _ = await publish(full.client, video=EncodedImageTrack(PAN, hold=2), audio=AudioStreamTrack())
+    video_only = await Console().start(base, rooms["无音频"][1], "lobby")
+
+    async def report():
+        return {r["duty_room_id"]: r for r in await coordinator.precheck(admin, created["id"])}
+
+    deadline = time.monotonic() + 20
+    while not (await report())[ids[0]]["ready"]:
+        assert time.monotonic() < deadline, await report()
+        await asyncio.sleep(0.2)
+    result = await report()
+    assert result[ids[1]]["problems"] == ["no_audio"]
+    assert result[ids[2]]["problems"] == ["offline"] and not result[ids[2]]["ready"]
+    for console in (full, video_only):
+        await console.close()

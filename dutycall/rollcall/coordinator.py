@@ -193,6 +193,45 @@ class RollCallCoordinator:
 
     # -- the engine ----------------------------------------------------------------------------
 
+    def readiness(self, room_ids: list[int], fresh: float = 3.0) -> dict[int, list[str]]:
+        """For each duty room, what stops it taking part now: [] when ready, else
+        "offline" (no console connected), "no_video" / "no_audio" (nothing for ``fresh`` s)."""
+        found: dict[int, Any] = {}
+        for room in list(self.conference.rooms.values()):
+            for participant in list(room.participants.values()):
+                duty_room_id = participant.identity.get("duty_room_id")
+                if duty_room_id in room_ids and participant.publications:
+                    found[duty_room_id] = next(iter(participant.publications.values()))
+                elif duty_room_id in room_ids:
+                    found.setdefault(duty_room_id, None)
+        now = time.monotonic()
+        result: dict[int, list[str]] = {}
+        for room_id in room_ids:
+            if room_id not in found:
+                result[room_id] = ["offline"]
+                continue
+            publication = found[room_id]
+            problems = []
+            for kind in ("video", "audio"):
+                forwarder = publication.forwarders.get(kind) if publication else None
+                if forwarder is None or forwarder.last_frame_at is None or now - forwarder.last_frame_at > fresh:
+                    problems.append(f"no_{kind}")
+            result[room_id] = problems
+        return result
+
+    async def precheck(self, who: Principal, roll_call_id: int) -> list[dict[str, Any]]:
+        """Which target rooms are ready: connected, camera and microphone delivering."""
+        record = await self._check_scope(who, roll_call_id)
+        room_ids = [r["room_id"] for r in record.state["rooms"]]
+        return await self.describe_readiness(room_ids)
+
+    async def describe_readiness(self, room_ids: list[int]) -> list[dict[str, Any]]:
+        readiness = self.readiness(room_ids)
+        async with self.sessionmaker() as db:
+            names = dict((await db.execute(select(DutyRoom.id, DutyRoom.name).where(DutyRoom.id.in_(room_ids)))).all())
+        return [{"duty_room_id": r, "name": names.get(r, ""), "ready": not readiness[r], "problems": readiness[r]}
+                for r in room_ids]
+
     def invite(self, roll_call_id: int) -> int:
         """Ask every target console, wherever it is connected, to join the roll-call's room."""
         live = self._live.get(roll_call_id)

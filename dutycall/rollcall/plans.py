@@ -138,6 +138,15 @@ class Plans:
         now = utcnow()
         return [o.isoformat() for o in occurrences(plan, now, now + HORIZON)[:max(1, min(count, 100))]]
 
+    async def precheck(self, who: Principal, plan_id: int) -> list[dict[str, Any]]:
+        """Before a planned roll-call: which of its rooms are ready now."""
+        async with self.sessionmaker() as db:
+            plan = await db.get(RollCallPlan, plan_id)
+            if plan is None or not who.covers(plan.unit_path):
+                raise NotFound(f"no plan {plan_id} in your scope")
+            rooms = await self.rooms_of(db, plan)
+        return await self.coordinator.describe_readiness(rooms)
+
     async def rooms_of(self, db: AsyncSession, plan: RollCallPlan) -> list[int]:
         """The plan's rooms: active rooms of the target subtree (of the chosen kinds), in call order."""
         units = (await db.execute(select(Unit).where(Unit.path.startswith(plan.unit_path),

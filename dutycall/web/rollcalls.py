@@ -49,6 +49,16 @@ async def rollcall_command(request: web.Request) -> web.Response:
     return web.json_response(await request.app[COORDINATOR].command(principal_of(request), _id(request), action, data))
 
 
+@routes.get("/api/rollcalls/{id}/precheck")
+async def rollcall_precheck(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[COORDINATOR].precheck(principal_of(request), _id(request)))
+
+
+@routes.get("/api/plans/{id}/precheck")
+async def plan_precheck(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANS].precheck(principal_of(request), _id(request)))
+
+
 @routes.get("/api/rollcalls/{id}/sheet.csv")
 async def rollcall_sheet_csv(request: web.Request) -> web.Response:
     body = await request.app[RESULTS].sheet_csv(principal_of(request), _id(request))
