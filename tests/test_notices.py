@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import time
 
@@ -27,7 +28,8 @@ async def finished(aiohttp_server, tmp_path):
     _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
     ids = {}
     for code, parent in (("D1", admin.unit_id), ("S1", "D1"), ("D2", admin.unit_id)):
-        unit = await directory.create_unit(admin, {"code": code, "name": f"{code}单位", "kind": "street",
+        kind = "street" if code.startswith("S") else "district"
+        unit = await directory.create_unit(admin, {"code": code, "name": f"{code}单位", "kind": kind,
                                                    "parent_id": ids.get(parent, parent)})
         ids[code] = unit["id"]
         ids[f"room{code}"] = (await directory.create_room(admin, {"unit_id": unit["id"], "name": f"{code}值班室"}))["id"]
@@ -91,3 +93,31 @@ async def test_sheet_exports_hold_the_right_rows(finished):
     _, officer2 = await directory.sign_in("officer2", "password-1")
     with pytest.raises(NotFound):
         await results.sheet_csv(officer2, rid)  # the city's roll-call is outside a street's scope
+
+
+async def test_monthly_statistics_roll_up_and_trend_chart(finished):
+    from dutycall.web.rollcalls import STATISTICS
+
+    app, admin, ids, rid = finished
+    stats = app[STATISTICS]
+    month = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    report = await stats.monthly(admin, month)
+    assert report["total"]["offline"] == 2 and report["total"]["excused"] == 1
+    assert report["total"]["attendance_rate"] == 0.0
+    units = {u["code"]: u for u in report["units"]}
+    assert units["S1"]["offline"] == 1 and units["D2"]["excused"] == 1 and units["D2"]["attendance_rate"] is None
+    districts = {d["code"]: d for d in report["districts"]}
+    assert districts["D1"]["offline"] == 2 and districts["D2"]["excused"] == 1  # D1 includes its street
+    # A district officer's view is its own subtree only.
+    directory = app[DIRECTORY]
+    _, officer1 = await directory.sign_in("officer1", "password-1")
+    assert [u["code"] for u in (await stats.monthly(officer1, month))["units"]] == ["S1"]
+    png = await stats.trend_png(admin, month)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (300, 720, 3)
+    with pytest.raises(Invalid):
+        await stats.monthly(admin, "November")

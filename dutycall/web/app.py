@@ -21,6 +21,7 @@ from ..directory.service import Directory
 from ..rollcall.coordinator import RollCallCoordinator
 from ..rollcall.plans import Plans
 from ..rollcall.results import Results
+from ..rollcall.statistics import Statistics
 from . import api, rollcalls
 from ..directory.roster import Roster
 from .auth import (
@@ -136,6 +137,7 @@ def create_app(config: Config | None = None) -> web.Application:
                                                      evidence_gap=config.evidence_gap)
     app[rollcalls.PLANS] = Plans(app[DIRECTORY].sessionmaker, app[rollcalls.COORDINATOR])
     app[rollcalls.RESULTS] = Results(app[DIRECTORY].sessionmaker)
+    app[rollcalls.STATISTICS] = Statistics(app[DIRECTORY].sessionmaker)
     app[rollcalls.COORDINATOR].on_finished = app[rollcalls.RESULTS].issue_notices
     app[SOCKETS] = weakref.WeakSet()
     app[CLEANUPS] = set()

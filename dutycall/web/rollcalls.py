@@ -13,11 +13,13 @@ from ..rollcall.coordinator import RollCallCoordinator, conference_room
 from ..rollcall.machine import IllegalEvent
 from ..rollcall.plans import Plans
 from ..rollcall.results import Results
+from ..rollcall.statistics import Statistics
 from .auth import json_body, principal_of
 
 COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
 PLANS = web.AppKey("rollcall_plans", Plans)
 RESULTS = web.AppKey("rollcall_results", Results)
+STATISTICS = web.AppKey("rollcall_statistics", Statistics)
 ACTIONS = ("start", "call", "skip", "excuse", "poll", "stop_poll", "finish", "cancel")
 routes = web.RouteTableDef()
 
@@ -71,6 +73,17 @@ async def rollcall_sheet_xlsx(request: web.Request) -> web.Response:
     body = await request.app[RESULTS].sheet_xlsx(principal_of(request), _id(request))
     return web.Response(body=body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.xlsx"'})
+
+
+@routes.get("/api/statistics")
+async def statistics(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[STATISTICS].monthly(principal_of(request), request.query.get("month")))
+
+
+@routes.get("/api/statistics/trend.png")
+async def statistics_trend(request: web.Request) -> web.Response:
+    body = await request.app[STATISTICS].trend_png(principal_of(request), request.query.get("month"))
+    return web.Response(body=body, content_type="image/png")
 
 
 @routes.get("/api/notices")

@@ -1,0 +1,118 @@
+"""Monthly attendance statistics per unit and per district, and a trend chart (PNG via OpenCV).
+
+A district's roll-calls of its own streets count in the city's view too: everything is
+aggregated by where the rooms sit in the unit tree, whoever ran the roll-call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..directory.errors import Invalid
+from ..directory.models import DutyRoom, Unit, UnitKind
+from ..directory.principal import Principal
+from ..directory.service import tree_order
+from .models import AttendanceRecord, RollCallRecord
+
+COUNTED = ("on_time", "late", "absent", "offline", "excused")
+
+
+def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        first = dt.datetime.strptime(str(month), "%Y-%m").replace(tzinfo=dt.timezone.utc)
+    except ValueError as exc:
+        raise Invalid("month must be YYYY-MM", [{"field": "month"}]) from exc
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return first, following
+
+
+def summarise(counts: Counter[str]) -> dict[str, Any]:
+    expected = sum(counts[o] for o in COUNTED) - counts["excused"]
+    answered = counts["on_time"] + counts["late"]
+    return {**{o: counts[o] for o in COUNTED},
+            "attendance_rate": round(answered / expected, 4) if expected else None,
+            "on_time_rate": round(counts["on_time"] / expected, 4) if expected else None}
+
+
+async def _rows(db: AsyncSession, who: Principal, first: dt.datetime, following: dt.datetime) -> list[Any]:
+    return (await db.execute(
+        select(AttendanceRecord, RollCallRecord.started_at, Unit)
+        .join(RollCallRecord, RollCallRecord.id == AttendanceRecord.roll_call_id)
+        .join(DutyRoom, DutyRoom.id == AttendanceRecord.duty_room_id)
+        .join(Unit, Unit.id == DutyRoom.unit_id)
+        .where(Unit.path.startswith(who.unit_path), RollCallRecord.started_at >= first,
+               RollCallRecord.started_at < following, AttendanceRecord.outcome.in_(COUNTED)))).all()
+
+
+class Statistics:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def monthly(self, who: Principal, month: object) -> dict[str, Any]:
+        first, following = month_bounds(month)
+        async with self.sessionmaker() as db:
+            rows = await _rows(db, who, first, following)
+            units = (await db.execute(select(Unit).where(Unit.path.startswith(who.unit_path)))).scalars().all()
+        by_id = {u.id: u for u in units}
+        per_unit: dict[int, Counter[str]] = defaultdict(Counter)
+        per_district: dict[int, Counter[str]] = defaultdict(Counter)
+        for attendance, _, unit in rows:
+            per_unit[unit.id][attendance.outcome] += 1
+            for ancestor in (int(p) for p in unit.path.strip("/").split("/")):
+                if ancestor in by_id and by_id[ancestor].kind == UnitKind.district:
+                    per_district[ancestor][attendance.outcome] += 1
+        ordered = [u for u in tree_order(units)]
+        total: Counter[str] = Counter(a.outcome for a, _, _ in rows)
+        return {
+            "month": first.strftime("%Y-%m"),
+            "total": summarise(total),
+            "units": [{"unit_id": u.id, "code": u.code, "name": u.name, **summarise(per_unit[u.id])}
+                      for u in ordered if u.id in per_unit],
+            "districts": [{"unit_id": u.id, "code": u.code, "name": u.name, **summarise(per_district[u.id])}
+                          for u in ordered if u.id in per_district],
+        }
+
+    async def trend_png(self, who: Principal, month: object) -> bytes:
+        """Daily attendance rate over the month, as a PNG line chart."""
+        import cv2
+
+        first, following = month_bounds(month)
+        async with self.sessionmaker() as db:
+            rows = await _rows(db, who, first, following)
+        days = (following - first).days
+        daily: dict[int, Counter[str]] = defaultdict(Counter)
+        for attendance, started_at, _ in rows:
+            started = started_at if started_at.tzinfo else started_at.replace(tzinfo=dt.timezone.utc)
+            daily[(started - first).days][attendance.outcome] += 1
+        width, height, margin = 720, 300, 50
+        image = np.full((height, width, 3), 255, np.uint8)
+        left, right, top, bottom = margin, width - 20, 20, height - margin
+        cv2.line(image, (left, bottom), (right, bottom), (0, 0, 0), 1)
+        cv2.line(image, (left, top), (left, bottom), (0, 0, 0), 1)
+        for pct in (0, 50, 100):
+            y = int(bottom - (bottom - top) * pct / 100)
+            cv2.line(image, (left, y), (right, y), (220, 220, 220), 1)
+            cv2.putText(image, f"{pct}%", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1)
+        points = []
+        for day in range(days):
+            x = int(left + (right - left) * day / max(1, days - 1))
+            if day % 5 == 0:
+                cv2.putText(image, f"{day + 1}", (x - 5, bottom + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1)
+            rate = summarise(daily[day])["attendance_rate"] if day in daily else None
+            if rate is not None:
+                points.append((x, int(bottom - (bottom - top) * rate)))
+        if len(points) > 1:
+            cv2.polylines(image, [np.array(points, np.int32)], False, (200, 90, 30), 2, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(image, point, 3, (200, 90, 30), -1, cv2.LINE_AA)
+        cv2.putText(image, first.strftime("%Y-%m attendance rate"), (left, height - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45, (0, 0, 0), 1)
+        ok, png = cv2.imencode(".png", image)
+        assert ok
+        return png.tobytes()
