@@ -218,3 +218,36 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     await page.wait_for_selector("#ring", state="hidden", timeout=10000)
     board = await coordinator.board(admin, rid)
     assert board["rooms"][0]["status"] == "on_time" and board["rooms"][0]["officer"] == "城东值班室"
+
+
+async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
+    red_browser, blue_browser = browsers
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    present = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "在岗值班室"})
+    missing = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "无人值班室"})
+    token = (await directory.create_device_credential(admin, present["id"]))["token"]
+    console = await open_console(blue_browser, f"http://127.0.0.1:{server.port}", "lobby", token)
+    await console.wait_for_selector('#status[data-state="connected"]', timeout=20000)
+
+    host = await red_browser.new_page()
+    await host.goto(f"http://127.0.0.1:{server.port}/rollcall")
+    await host.fill("#username", "admin")
+    await host.fill("#password", ADMIN_PASSWORD)
+    await host.click("#sign-in")
+    await host.wait_for_selector(".pick")
+    await host.fill("#rc-window", "20")
+    await host.fill("#rc-late", "10")
+    await host.click("#new-rollcall button[type=submit]")
+    await host.wait_for_selector(f'#board tr[data-room-id="{present["id"]}"]')
+    await host.click('.controls button[data-action="start"]')
+    await host.wait_for_selector('#board tr[data-status="pending"] >> text=是', timeout=20000)  # console arrived
+    await host.click('.controls button[data-action="call"]')
+    await console.wait_for_selector("#ring:not([hidden])", timeout=10000)
+    await console.click("#answer")
+    await host.wait_for_selector(f'#board tr[data-room-id="{present["id"]}"][data-status="on_time"]', timeout=10000)
+    await host.click('.controls button[data-action="call"]')
+    await host.wait_for_selector(f'#board tr[data-room-id="{missing["id"]}"][data-status="offline"]', timeout=10000)
+    await host.click('.controls button[data-action="finish"]')
+    await host.wait_for_selector('#phase[data-phase="finished"]', timeout=10000)
+    assert "按时应答" in await host.text_content(f'#board tr[data-room-id="{present["id"]}"]')

@@ -53,6 +53,10 @@ async def directory_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "directory.html", headers={"Cache-Control": "no-cache"})
 
 
+async def rollcall_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "rollcall.html", headers={"Cache-Control": "no-cache"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     conference = request.app[CONFERENCE]
     return web.json_response({"status": "ok", "version": __version__, **conference.stats()})
@@ -143,6 +147,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CLEANUPS] = set()
     app.router.add_get("/", index)
     app.router.add_get("/directory", directory_page)
+    app.router.add_get("/rollcall", rollcall_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", signalling)
     app.router.add_routes(api.routes)
