@@ -325,3 +325,20 @@ async def test_precheck_shows_which_rooms_are_not_ready(rc_server):
     assert result[ids[2]]["problems"] == ["offline"] and not result[ids[2]]["ready"]
     for console in (full, video_only):
         await console.close()
+
+
+async def test_a_roll_call_room_is_closed_to_outsiders(rc_server):
+    app = rc_server.app
+    base = f"http://127.0.0.1:{rc_server.port}"
+    admin, rooms = await make_rooms(app, ["目标", "旁观"])
+    created = await app[COORDINATOR].create(admin, {"room_ids": [rooms["目标"][0]]})
+    outsider = await SignallingClient(base.replace("http", "ws") + "/ws",
+                                      cookies=await sign_in(base, device_token=rooms["旁观"][1])).connect()
+    with pytest.raises(Exception) as info:
+        await outsider.join(created["room"], "")
+    assert "not_found" in str(info.value)
+    target = await SignallingClient(base.replace("http", "ws") + "/ws",
+                                    cookies=await sign_in(base, device_token=rooms["目标"][1])).connect()
+    assert (await target.join(created["room"], ""))["room"] == created["room"]
+    for client in (outsider, target):
+        await client.close()

@@ -49,11 +49,14 @@ class SignallingPeer:
         self, conference: Conference, send: Send, client_ice_servers: list[dict[str, Any]] | None = None,
         identity: dict[str, Any] | None = None,
         extensions: dict[str, Callable[["SignallingPeer", dict[str, Any]], Awaitable[dict[str, Any]]]] | None = None,
+        may_join: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """``identity`` is who the transport authenticated (its ``name`` is shown to others);
         without one, the client's own ``name`` is used (tests of the protocol alone)."""
         self.conference = conference
         self.identity = identity
+        #: Asked before joining a room (the layers above own room-level permissions).
+        self.may_join = may_join
         self._send = send
         self.client_ice_servers = client_ice_servers or []
         self.participant: Participant | None = None
@@ -140,6 +143,8 @@ class SignallingPeer:
         assert room_name is not None
         if not ROOM_RE.match(room_name):
             raise InvalidRequest("'room' may hold letters, digits, '.', '-' and '_' only")
+        if self.may_join is not None and not await self.may_join(room_name):
+            raise NotFound(f"no room {room_name!r} open to you")
         if self.identity is not None:
             name = str(self.identity.get("name") or "?")[:64]
         else:

@@ -232,6 +232,15 @@ class RollCallCoordinator:
         return [{"duty_room_id": r, "name": names.get(r, ""), "ready": not readiness[r], "problems": readiness[r]}
                 for r in room_ids]
 
+    async def may_join(self, who: Principal, roll_call_id: int) -> bool:
+        async with self.sessionmaker() as db:
+            record = await db.get(RollCallRecord, roll_call_id)
+        if record is None:
+            return False
+        if who.kind == "device":
+            return who.duty_room_id in {r["room_id"] for r in record.state["rooms"]}
+        return record.unit_path.startswith(who.unit_path)
+
     def invite(self, roll_call_id: int) -> int:
         """Ask every target console, wherever it is connected, to join the roll-call's room."""
         live = self._live.get(roll_call_id)

@@ -87,7 +87,8 @@ async def signalling(request: web.Request) -> web.StreamResponse:
                 "account_id": principal.id if principal.kind == "account" else None,
                 "duty_room_id": principal.duty_room_id}
     peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers, identity,
-                          extensions=rollcalls.signalling_extensions(request.app))
+                          extensions=rollcalls.signalling_extensions(request.app),
+                          may_join=lambda room: rollcalls.may_join(request.app, principal, room))
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:

@@ -125,6 +125,17 @@ async def room_rollcalls_calendar(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/calendar", charset="utf-8")
 
 
+async def may_join(app: web.Application, who: Any, room: str) -> bool:
+    """A roll-call's room is open to its target consoles and to accounts whose scope covers it."""
+    if not room.startswith("rollcall-"):
+        return True
+    try:
+        roll_call_id = int(room[len("rollcall-"):])
+    except ValueError:
+        return True
+    return await app[COORDINATOR].may_join(who, roll_call_id)
+
+
 def signalling_extensions(app: web.Application) -> dict[str, Any]:
     """Signalling messages for roll-calls, added to the conference protocol."""
     coordinator = app[COORDINATOR]
