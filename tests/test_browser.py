@@ -50,6 +50,33 @@ async def browsers(tmp_path):
         await blue.close()
 
 
+SENT_HEIGHT_JS = """
+async () => {
+  const publication = window.dutyConsole.publication;
+  if (!publication) return null;
+  const stats = await publication.pc.getStats();
+  for (const report of stats.values()) {
+    if (report.type === "outbound-rtp" && report.kind === "video") return report.frameHeight || null;
+  }
+  return null;
+}
+"""
+
+
+async def wait_for_video_height(page, height, timeout=20):
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = await page.evaluate(SENT_HEIGHT_JS)
+        if seen == height:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"console sent height {seen}, wanted {height}")
+
+
 async def console_credential(app, room_name: str) -> str:
     """A duty room and its console's device credential, as an administrator would make them."""
     directory = app[DIRECTORY]
@@ -211,8 +238,12 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     # The console moves into the roll-call's room by itself and publishes there.
     await wait_for(lambda: coordinator.is_connected(rid, room["id"]), timeout=20, what="console joined the roll-call")
     assert await page.input_value("#room") == created["room"]
+    # Waiting in the roll-call, the console publishes the small profile (the fake camera is 320x240)...
+    await wait_for_video_height(page, 180)
     await coordinator.command(admin, rid, "call", {})
     await page.wait_for_selector("#ring:not([hidden])", timeout=10000)
+    # ...and its full picture once it has the floor.
+    await wait_for_video_height(page, 240)
     assert await page.text_content("#ring strong") == "视频点名：请应答"
     await page.click("#answer")
     await page.wait_for_selector("#ring", state="hidden", timeout=10000)

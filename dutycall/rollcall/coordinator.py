@@ -53,6 +53,8 @@ class _Live:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: The room told to publish full quality (the others publish the small profile).
+    full_room: int | None = None
 
 
 class RollCallCoordinator:
@@ -322,6 +324,12 @@ class RollCallCoordinator:
         elif isinstance(effect, machine.GiveFloor):
             self._broadcast(roll_call_id, {"type": "rollcall_floor", "roll_call_id": roll_call_id,
                                            "duty_room_id": effect.room_id})
+            # Only the room with the floor publishes full quality; the rest stay small.
+            if live.full_room is not None and live.full_room != effect.room_id:
+                self._notify_room(roll_call_id, live.full_room, {"type": "publish_quality", "profile": "idle"})
+            if effect.room_id is not None:
+                self._notify_room(roll_call_id, effect.room_id, {"type": "publish_quality", "profile": "full"})
+            live.full_room = effect.room_id
         elif isinstance(effect, machine.Record):
             self._broadcast(roll_call_id, {"type": "rollcall_attendance", "roll_call_id": roll_call_id,
                                            "duty_room_id": effect.room_id, "outcome": effect.outcome})

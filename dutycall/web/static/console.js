@@ -4,6 +4,13 @@
 
 const $ = (id) => document.getElementById(id);
 
+// What the server may ask a console to publish. In a roll-call of 150-200 rooms every idle
+// room sends a small, slow stream and only the called room sends full quality.
+const PROFILES = {
+  idle: { maxBitrate: 150000, maxHeight: 180, maxFramerate: 5 },
+  full: { maxBitrate: 1200000, maxHeight: 360, maxFramerate: 30 },
+};
+
 function waitForIceGathering(pc, timeoutMs = 3000) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -232,6 +239,9 @@ class DutyConsole {
         // A roll-call of this duty room started: go to its room at once.
         this.moveTo(msg.room);
         break;
+      case "publish_quality":
+        this.applyProfile(msg.profile);
+        break;
       case "rollcall_ring":
         this.ring(msg.roll_call_id);
         break;
@@ -247,6 +257,23 @@ class DutyConsole {
         break;
       default:
         break;
+    }
+  }
+
+  async applyProfile(name) {
+    if (!PROFILES[name]) return;
+    this.profile = name;
+    if (!this.publication) return;
+    for (const sender of this.publication.pc.getSenders()) {
+      if (!sender.track || sender.track.kind !== "video") continue;
+      const { maxBitrate, maxHeight, maxFramerate } = PROFILES[name];
+      const height = sender.track.getSettings().height || maxHeight;
+      const parameters = sender.getParameters();
+      if (!parameters.encodings || !parameters.encodings.length) parameters.encodings = [{}];
+      Object.assign(parameters.encodings[0], {
+        maxBitrate, maxFramerate, scaleResolutionDownBy: Math.max(1, height / maxHeight),
+      });
+      await sender.setParameters(parameters).catch(() => {});
     }
   }
 
@@ -330,6 +357,8 @@ class DutyConsole {
     }
     await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     this.publication = { pc, id: reply.publication_id };
+    // In a roll-call, start small until the server gives us the floor.
+    await this.applyProfile(this.room.startsWith("rollcall-") ? "idle" : "full");
   }
 
   async subscribe(publication) {
