@@ -1,35 +1,7 @@
 // Units, duty rooms, contacts and the holiday roster, over the JSON API (/api/openapi.json).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-let me = null;
 let units = [];
-
-function showError(text) {
-  $("error").hidden = !text;
-  $("error").textContent = text || "";
-}
-
-async function api(method, path, body, raw) {
-  const headers = {};
-  if (me) headers["X-CSRF-Token"] = me.csrf;
-  if (body !== undefined && !raw) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: raw ? body : body === undefined ? undefined : JSON.stringify(body) });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error((data.error && data.error.message) || response.statusText);
-    error.rows = (data.error && data.error.errors) || [];
-    throw error;
-  }
-  return data;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  Object.assign(node, props);
-  for (const child of children) node.append(child);
-  return node;
-}
 
 async function load() {
   units = await api("GET", "/api/units?include_inactive=1");

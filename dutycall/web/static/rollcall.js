@@ -1,31 +1,8 @@
 // The host's roll-call page: pick rooms, run the roll-call, watch the live board.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-let me = null;
 let current = null; // roll-call id
 let timer = null;
-
-function showError(text) {
-  $("error").hidden = !text;
-  $("error").textContent = text || "";
-}
-
-async function api(method, path, body) {
-  const headers = { "Content-Type": "application/json" };
-  if (me) headers["X-CSRF-Token"] = me.csrf;
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
-  return data;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  Object.assign(node, props);
-  for (const child of children) node.append(child);
-  return node;
-}
 
 async function loadRooms() {
   const rooms = await api("GET", "/api/rooms");
