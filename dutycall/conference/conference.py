@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from . import aiortc_compat
 from .room import Room
 from .settings import ConferenceSettings
 
@@ -15,6 +16,10 @@ class Conference:
 
     def __init__(self, settings: ConferenceSettings | None = None) -> None:
         self.settings = settings or ConferenceSettings()
+        # aioice gathers host candidates process-wide, so the addresses are a process setting;
+        # an empty list leaves it as it is (aioice's default: all of the host's own).
+        if self.settings.ice_addresses:
+            aiortc_compat.set_host_addresses(self.settings.ice_addresses)
         self.rooms: dict[str, Room] = {}
         self.closed = False
 

@@ -12,6 +12,8 @@ from aiortc import RTCConfiguration, RTCIceServer
 class ConferenceSettings:
     """How rooms forward media and how long they wait for peers."""
 
+    #: Local addresses advertised as ICE host candidates (empty: all of the host's own).
+    ice_addresses: list[str] = field(default_factory=list)
     #: STUN/TURN servers the *server's* peer connections use (not the browsers').
     #: Empty by default: aiortc would otherwise contact a public STUN server.
     ice_servers: list[dict[str, Any]] = field(default_factory=list)

@@ -10,20 +10,18 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from .. import __version__
-from ..config import Config
+from .. import __version__, db
 from ..conference import Conference, ConferenceSettings
-from ..conference import aiortc_compat
-from ..conference.signalling import MAX_MESSAGE_BYTES, SignallingPeer
-from .. import db
+from ..conference.signalling import SignallingPeer
+from ..config import Config
 from ..directory.bootstrap import ensure_first_admin
+from ..directory.roster import Roster
 from ..directory.service import Directory
 from ..rollcall.coordinator import RollCallCoordinator
 from ..rollcall.plans import Plans
 from ..rollcall.results import Results
 from ..rollcall.statistics import Statistics
 from . import api, rollcalls
-from ..directory.roster import Roster
 from .auth import (
     DIRECTORY, PRINCIPAL, ROSTER, SECURE_COOKIES, auth_middleware, error_response, errors_middleware,
 )
@@ -123,8 +121,8 @@ async def _write(ws: web.WebSocketResponse, outbox: "asyncio.Queue[dict | None]"
 def create_app(config: Config | None = None) -> web.Application:
     """Build the application; the conference lives as long as the app."""
     config = config or Config()
-    aiortc_compat.set_host_addresses(config.ice_addresses)
     settings = ConferenceSettings(
+        ice_addresses=config.ice_addresses,
         ice_servers=config.server_ice_servers,
         forwarding=config.forwarding,
         media_timeout=config.media_timeout,
