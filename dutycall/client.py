@@ -167,10 +167,11 @@ async def publish(
 
 
 async def subscribe(
-    client: SignallingClient, publication_id: str, kinds: tuple[str, ...] = ("video",),
+    client: SignallingClient, publication_id: str | None, kinds: tuple[str, ...] = ("video",),
     passthrough: bool = False,
 ) -> tuple[RTCPeerConnection, dict[str, Any], dict[str, MediaStreamTrack]]:
-    """Subscribe to a publication; returns the connection, the reply and the tracks by kind.
+    """Subscribe to a publication (None: to the room's floor); returns the connection, the reply
+    and the tracks by kind.
 
     With ``passthrough`` the tracks yield encoded packets instead of decoded frames
     (cheap load clients).
@@ -180,7 +181,10 @@ async def subscribe(
         pc.addTransceiver(kind, direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     try:
-        reply = await client.request("subscribe", publication_id=publication_id, sdp=pc.localDescription.sdp)
+        if publication_id is None:  # the floor: whoever the server gives it to
+            reply = await client.request("subscribe_floor", sdp=pc.localDescription.sdp)
+        else:
+            reply = await client.request("subscribe", publication_id=publication_id, sdp=pc.localDescription.sdp)
     except Exception:
         await pc.close()
         raise

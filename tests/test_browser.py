@@ -282,3 +282,46 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await host.click('.controls button[data-action="finish"]')
     await host.wait_for_selector('#phase[data-phase="finished"]', timeout=10000)
     assert "按时应答" in await host.text_content(f'#board tr[data-room-id="{present["id"]}"]')
+
+
+async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, browsers):
+    from dutycall.web.rollcalls import COORDINATOR
+
+    red_browser, blue_browser = browsers
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    red_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "红"})
+    blue_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "蓝"})
+    coordinator = server.app[COORDINATOR]
+    created = await coordinator.create(admin, {"room_ids": [red_room["id"], blue_room["id"]]})
+    base = f"http://127.0.0.1:{server.port}"
+    red = await open_console(red_browser, base, created["room"],
+                             (await directory.create_device_credential(admin, red_room["id"]))["token"])
+    blue = await open_console(blue_browser, base, created["room"],
+                              (await directory.create_device_credential(admin, blue_room["id"]))["token"])
+    rid = created["id"]
+    await wait_for(lambda: coordinator.is_connected(rid, red_room["id"]) and coordinator.is_connected(rid, blue_room["id"]),
+                   timeout=20)
+    await coordinator.command(admin, rid, "start", {})
+    await coordinator.command(admin, rid, "call", {"room_id": red_room["id"]})
+    # Blue's floor tile shows red's own camera (and blue is not subscribed to red one by one).
+    await blue.wait_for_selector(f'.tile[data-floor-room-id="{red_room["id"]}"]', timeout=10000)
+
+    async def floor_colour(page, rgb):
+        import asyncio
+        import time
+
+        deadline = time.monotonic() + 30
+        seen = None
+        while time.monotonic() < deadline:
+            seen = await page.evaluate(VIDEO_RGB_JS, ".tile[data-floor-tile] video")
+            if seen and close_colour(tuple(seen[:3]), rgb, 40):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"floor never showed {rgb}: {seen}")
+
+    await floor_colour(blue, RED)
+    assert await blue.locator(".tile:not([data-local]):not([data-floor-tile])").count() == 0
+    await coordinator.command(admin, rid, "skip", {})
+    await coordinator.command(admin, rid, "call", {"room_id": blue_room["id"]})
+    await floor_colour(red, BLUE)

@@ -219,3 +219,34 @@ async def test_frozen_subscriber_does_not_stall_the_others(ws_url, server):
             await p.close()
         for c in (client, pub_client):
             await c.close()
+
+
+async def test_floor_subscription_follows_whoever_has_the_floor(ws_url, server):
+    BLUE = (30, 40, 220)
+    red_client, red_pc, red_track, red_pub = await _publisher(ws_url, "floor", rgb=RED)
+    blue_client, blue_pc, blue_track, blue_pub = await _publisher(ws_url, "floor", rgb=BLUE)
+    viewer = await signalling(ws_url).connect()
+    await viewer.join("floor", "viewer")
+    pc, reply, tracks = await subscribe(viewer, None, kinds=("video",))
+    assert reply["floor"] is True and reply["publication_id"] is None
+    reader = FrameReader(tracks["video"])
+    room = server.conference.rooms["floor"]
+
+    room.set_floor(room.get_publication(red_pub["publication_id"]))
+    await wait_for(lambda: close_colour(reader.last_rgb, RED), timeout=20, what="red on the floor")
+    switched_at = time.monotonic()
+    room.set_floor(room.get_publication(blue_pub["publication_id"]))
+    await wait_for(lambda: close_colour(reader.last_rgb, BLUE), timeout=20, what="blue on the floor")
+    # One connection all along; the switch shows the new picture promptly (a keyframe was asked for).
+    assert time.monotonic() - switched_at < 3.0
+    assert len(server.conference.rooms["floor"].floor_subscriptions) == 1
+    frames = reader.frames
+    await wait_for(lambda: reader.frames >= frames + 30, timeout=10, what="still flowing after the switch")
+    # The floor's publisher leaving empties the floor; nothing breaks.
+    await blue_client.request("unpublish", publication_id=blue_pub["publication_id"])
+    assert room.floor is None
+    await reader.stop()
+    for p in (pc, red_pc, blue_pc):
+        await p.close()
+    for c in (viewer, red_client, blue_client):
+        await c.close()

@@ -125,3 +125,39 @@ async def test_stopped_subscriber_track_ends_its_reader():
     assert forwarder.subscriber_count == 0
     await forwarder.stop()
     await forwarder.stop()  # idempotent
+
+
+async def test_switchable_track_moves_between_sources_at_keyframes_with_continuous_timestamps():
+    from dutycall.conference.forwarding import SwitchableTrack
+
+    first, second = QueueTrack(), QueueTrack()
+    a, b = CountingForwarder(first), CountingForwarder(second)
+    a.start()
+    b.start()
+    floor = SwitchableTrack("video")
+    floor.switch(a)
+    assert a.subscriber_count == 1 and a.sent_requests == 1
+    for n, key in ((100, True), (101, False)):
+        await first.queue.put(packet(n, key))
+    out = [await asyncio.wait_for(floor.recv(), 5) for _ in range(2)]
+    assert [p.pts for p in out] == [300000, 303000]
+    # Switch: the old source is left, the new one asked for a keyframe, delta frames skipped.
+    floor.switch(b)
+    assert a.subscriber_count == 0 and b.subscriber_count == 1 and b.sent_requests == 1
+    for n, key in ((7, False), (8, True), (9, False)):
+        await second.queue.put(packet(n, key))
+    out = [await asyncio.wait_for(floor.recv(), 5) for _ in range(2)]
+    assert out[0].is_keyframe
+    # Timestamps continue from the last one sent, one frame later, whatever the new source's clock.
+    assert [p.pts for p in out] == [306000, 309000]
+    # Nobody on the floor: recv waits; a later switch wakes it.
+    floor.switch(None)
+    waiter = asyncio.ensure_future(floor.recv())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    floor.switch(a)
+    await first.queue.put(packet(200, True))
+    assert (await asyncio.wait_for(waiter, 5)).pts == 312000
+    floor.stop()
+    await a.stop()
+    await b.stop()

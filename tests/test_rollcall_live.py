@@ -95,6 +95,9 @@ async def test_a_roll_call_records_every_outcome(rc_server):
     assert ring["roll_call_id"] == rid
     floor = await con_b.client.wait_event("rollcall_floor", timeout=5)
     assert floor["duty_room_id"] == a  # every room is told who has the floor
+    # The room's floor subscriptions now carry A's own stream.
+    floor = app[COORDINATOR].conference.rooms[created["room"]].floor
+    assert floor is not None and floor.participant.identity["duty_room_id"] == a
     await con_a.client.request("rollcall_answer", roll_call_id=rid, officer="张三")
     rows = await board_of(app, admin, rid)
     assert rows[a]["status"] == "on_time" and rows[a]["on_roster"] is True

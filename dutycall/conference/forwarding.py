@@ -293,3 +293,83 @@ class TranscodingForwarder:
             sub.stop()
         self._subscribers.clear()
         self._tap.stop()
+
+
+class SwitchableTrack(MediaStreamTrack):
+    """A subscriber track whose source the server switches: "whoever has the floor".
+
+    One per subscriber for the whole roll-call, instead of a new peer connection each time
+    the floor moves. On a switch it subscribes to the new source (which starts at a
+    keyframe and asks the publisher for one) and rebases timestamps so the subscriber's
+    stream stays continuous; packets are copied, since the shared ones must not change.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.source: TrackForwarder | None = None
+        self._sub: ForwardedTrack | None = None
+        self._changed: asyncio.Future[None] | None = None
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._rebase = False
+        # One frame's worth of clock: 30 fps at 90 kHz, 20 ms at 48 kHz.
+        self._step = 3000 if kind == "video" else 960
+        self.switches = 0
+
+    def switch(self, forwarder: "TrackForwarder | None") -> None:
+        """Forward from ``forwarder`` from its next keyframe on (None: send nothing)."""
+        if forwarder is self.source and (forwarder is None or self._sub is not None):
+            return
+        old = self._sub
+        self.source = forwarder
+        self._sub = forwarder.subscribe() if forwarder is not None else None
+        self._rebase = True
+        self.switches += 1
+        if old is not None:
+            old.stop()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+
+    async def recv(self) -> Any:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            sub = self._sub
+            if sub is None:
+                self._changed = asyncio.get_running_loop().create_future()
+                await self._changed
+                continue
+            try:
+                packet = await sub.recv()
+            except MediaStreamError:
+                if sub is self._sub:  # the source itself ended
+                    self._sub = None
+                    self.source = None
+                continue
+            if sub is not self._sub:
+                continue  # switched while we waited
+            if self._rebase:
+                self._offset = 0 if self._last_pts is None else self._last_pts + self._step - packet.pts
+                self._rebase = False
+            out = av.Packet(bytes(packet))
+            out.pts = packet.pts + self._offset
+            if packet.time_base is not None:
+                out.time_base = packet.time_base
+            out.is_keyframe = packet.is_keyframe
+            self._last_pts = out.pts
+            return out
+
+    def request_keyframe(self) -> None:
+        if self._sub is not None:
+            self._sub.request_keyframe()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._sub is not None:
+            self._sub.stop()
+            self._sub = None
+        self._wake()

@@ -28,6 +28,9 @@ class Room:
         self.settings = settings
         self.participants: dict[str, Participant] = {}
         self.closed = False
+        #: The publication everyone's floor subscription follows (see set_floor).
+        self.floor: Publication | None = None
+        self.floor_subscriptions: set[Subscription] = set()
 
     # -- lookups ---------------------------------------------------------------
 
@@ -108,6 +111,8 @@ class Room:
         """Close a publication and tell everyone, the publisher included. Idempotent."""
         if publication.closed:
             return
+        if self.floor is publication:
+            self.set_floor(None)
         publication.participant.publications.pop(publication.id, None)
         for subscription in tuple(publication.subscriptions):
             subscription.participant.notify(
@@ -140,6 +145,31 @@ class Room:
         participant.subscriptions[subscription.id] = subscription
         return subscription, sdp
 
+    async def subscribe_floor(self, participant: Participant, offer: Offer) -> tuple[Subscription, str]:
+        """One subscription that always carries whoever has the floor."""
+        self._check_open()
+        if len(participant.subscriptions) >= self.settings.max_subscriptions_per_participant:
+            raise LimitExceeded("too many subscriptions")
+        subscription = Subscription(new_id("sub"), participant, None, self.settings)
+        sdp = await subscription.negotiate_floor(offer)
+        if participant.closed:
+            await subscription.close("participant_left")
+            raise InvalidState("participant left while subscribing")
+        participant.subscriptions[subscription.id] = subscription
+        self.floor_subscriptions.add(subscription)
+        subscription.follow(self.floor)
+        return subscription, sdp
+
+    def set_floor(self, publication: Publication | None) -> None:
+        """Give the floor: every floor subscription switches to ``publication`` (None: nobody)."""
+        if publication is not None and (publication.closed or publication.participant.room is not self):
+            raise NotFound("that publication is not in this room")
+        self.floor = publication
+        for subscription in tuple(self.floor_subscriptions):
+            subscription.follow(publication)
+        self.broadcast({"type": "floor", "publication_id": publication.id if publication else None,
+                        "participant_id": publication.participant.id if publication else None})
+
     async def unsubscribe(self, subscription: Subscription, reason: str = "unsubscribed") -> None:
         if subscription.closed:
             return
@@ -147,7 +177,8 @@ class Room:
         if reason != "unsubscribed":
             subscription.participant.notify(
                 {"type": "subscription_closed", "subscription_id": subscription.id,
-                 "publication_id": subscription.publication.id, "reason": reason}
+                 "publication_id": subscription.publication.id if subscription.publication else None,
+                 "reason": reason}
             )
 
     # -- room --------------------------------------------------------------------------

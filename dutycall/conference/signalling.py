@@ -65,6 +65,7 @@ class SignallingPeer:
             "publish": self._publish,
             "unpublish": self._unpublish,
             "subscribe": self._subscribe,
+            "subscribe_floor": self._subscribe_floor,
             "unsubscribe": self._unsubscribe,
             "leave": self._leave,
             "ping": self._ping,
@@ -196,6 +197,14 @@ class SignallingPeer:
             "publication_id": subscription.publication.id,
             "sdp": sdp,
         }
+
+    async def _subscribe_floor(self, msg: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._require()
+        offer = parse_offer(msg.get("sdp"), "subscribe")
+        subscription, sdp = await room.subscribe_floor(participant, offer)
+        floor = room.floor
+        return {"type": "subscribed", "subscription_id": subscription.id, "floor": True, "sdp": sdp,
+                "publication_id": floor.id if floor else None}
 
     async def _unsubscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
         participant, room = self._require()

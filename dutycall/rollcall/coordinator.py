@@ -324,6 +324,11 @@ class RollCallCoordinator:
         elif isinstance(effect, machine.GiveFloor):
             self._broadcast(roll_call_id, {"type": "rollcall_floor", "roll_call_id": roll_call_id,
                                            "duty_room_id": effect.room_id})
+            # Every console's floor subscription switches to the called room's own stream.
+            conference_room_ = self.conference.rooms.get(conference_room(roll_call_id))
+            if conference_room_ is not None:
+                publication = self._publication_of(roll_call_id, effect.room_id) if effect.room_id else None
+                conference_room_.set_floor(publication)
             # Only the room with the floor publishes full quality; the rest stay small.
             if live.full_room is not None and live.full_room != effect.room_id:
                 self._notify_room(roll_call_id, live.full_room, {"type": "publish_quality", "profile": "idle"})

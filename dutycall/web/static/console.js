@@ -157,6 +157,9 @@ class DutyConsole {
       setStatus("connected");
       showError("");
       if (this.stream) await this.publish();
+      // In a roll-call, one floor subscription shows whoever is called; other consoles are
+      // not subscribed one by one (150-200 of them would not fit), hosts and leaders are.
+      if (this.inRollCall()) this.subscribeFloor();
       for (const publication of joined.publications) this.subscribe(publication);
     } catch (err) {
       showError(t("err_server") + err.message);
@@ -250,6 +253,7 @@ class DutyConsole {
         this.stopRinging();
         break;
       case "rollcall_floor":
+        this.showFloor(msg.duty_room_id);
         for (const tile of document.querySelectorAll(".tile")) delete tile.dataset.floor;
         if (msg.duty_room_id !== null) {
           for (const tile of document.querySelectorAll(`.tile[data-duty-room-id="${msg.duty_room_id}"]`)) tile.dataset.floor = "";
@@ -361,9 +365,56 @@ class DutyConsole {
     await this.applyProfile(this.room.startsWith("rollcall-") ? "idle" : "full");
   }
 
+  inRollCall() {
+    return this.room.startsWith("rollcall-");
+  }
+
+  isConsole(participantId) {
+    const participant = this.participants && this.participants.get(participantId);
+    return Boolean(participant && participant.duty_room_id !== undefined);
+  }
+
+  async subscribeFloor() {
+    const id = "floor";
+    if (this.subscriptions.has(id)) return;
+    const tile = new Tile(id, "—", false);
+    tile.el.dataset.floorTile = "";
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const entry = { pc, tile, subscriptionId: null };
+    this.subscriptions.set(id, entry);
+    for (const kind of ["audio", "video"]) pc.addTransceiver(kind, { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.ontrack = (event) => {
+      stream.addTrack(event.track);
+      tile.show(stream);
+    };
+    pc.onconnectionstatechange = () => tile.setState(pc.connectionState);
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForIceGathering(pc);
+      const reply = await this.request("subscribe_floor", { sdp: pc.localDescription.sdp });
+      entry.subscriptionId = reply.subscription_id;
+      await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+    } catch (err) {
+      if (this.subscriptions.get(id) === entry) this.dropSubscription(id);
+    }
+  }
+
+  showFloor(dutyRoomId) {
+    const entry = this.subscriptions.get("floor");
+    if (!entry) return;
+    let name = "—";
+    for (const participant of (this.participants || new Map()).values()) {
+      if (participant.duty_room_id === dutyRoomId) name = participant.name;
+    }
+    entry.tile.nameEl.textContent = name;
+    entry.tile.el.dataset.floorRoomId = dutyRoomId === null ? "" : dutyRoomId;
+  }
+
   async subscribe(publication) {
     const id = publication.publication_id;
     if (publication.participant_id === this.participantId || this.subscriptions.has(id)) return;
+    if (this.inRollCall() && this.isConsole(publication.participant_id)) return;
     const tile = new Tile(id, publication.name, false);
     tile.el.dataset.publicationId = id;
     const owner = this.participants && this.participants.get(publication.participant_id);
