@@ -1,0 +1,210 @@
+"""Roll-call benchmark: N cheap simulated consoles in a roll-call through the real server.
+
+    python bench/rollcall.py --rooms 150 [--json]
+
+Each console (in worker processes) signs in with its duty room's device credential,
+joins the roll-call's room, publishes a pre-encoded VP8 stream (the small profile,
+320x180 at 5 fps, until the server gives it the floor; then 640x360 at 30 fps), holds one
+floor subscription (counting frames, not decoding), and answers as soon as it rings. The
+host starts the roll-call and lets the server poll every room in turn.
+
+Prints ``rooms``, ``server_cpu`` (core-seconds per second of the server process over the
+polling phase), ``called_room_min_fps`` (the worst console's rate receiving the floor),
+``answered`` and ``seconds``; with a baseline ``idle_server_cpu`` measured in the same run
+while all consoles sit connected before the start, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.fanout import free_port, process_cpu_seconds, wait_healthy  # noqa: E402
+
+PASSWORD = "bench-password-1"
+
+
+async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> None:
+    """Consoles of this worker: publish, follow the floor, answer when rung."""
+    import av
+
+    from dutycall.client import SignallingClient, publish, sign_in, subscribe
+    from dutycall.conference import aiortc_compat
+    from dutycall.synthetic import PreEncodedTrack
+
+    aiortc_compat.set_host_addresses(["127.0.0.1"])
+    with open(cache) as f:
+        encoded = json.load(f)
+    small = [bytes.fromhex(p) for p in encoded["small"]]
+    full = [bytes.fromhex(p) for p in encoded["full"]]
+
+    class ConsoleTrack(PreEncodedTrack):
+        def set_profile(self, name: str) -> None:
+            self._packets, self.fps = (full, 30) if name == "full" else (small, 5)
+            self._start = None
+            self.request_keyframe()
+
+    floor_times: list[list[float]] = []
+    answered = 0
+
+    async def console(token: str, index: int) -> None:
+        nonlocal answered
+        cookies = await sign_in(base, device_token=token)
+        client = await SignallingClient(base.replace("http", "ws") + "/ws", cookies=cookies).connect()
+        await client.join(room, "")
+        track = ConsoleTrack(small, fps=5)
+        await publish(client, video=track)
+        _, _, tracks = await subscribe(client, None, kinds=("video",), passthrough=True)
+        times = floor_times[index]
+
+        async def count() -> None:
+            with contextlib.suppress(Exception):
+                while True:
+                    await tracks["video"].recv()
+                    times.append(time.time())
+
+        asyncio.ensure_future(count())
+        while True:
+            event = await client.events.get()
+            if event.get("type") == "publish_quality":
+                track.set_profile(event["profile"])
+            elif event.get("type") == "rollcall_ring":
+                await client.request("rollcall_answer", roll_call_id=event["roll_call_id"])
+                answered += 1
+
+    for _ in tokens:
+        floor_times.append([])
+    for i, token in enumerate(tokens):
+        asyncio.ensure_future(console(token, i))
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    window = json.loads(await reader.readline())  # {"start": t0, "end": t1}
+    fps = [sum(1 for t in times if window["start"] <= t <= window["end"]) / (window["end"] - window["start"])
+           for times in floor_times]
+    print(json.dumps({"fps": fps, "answered": answered}), flush=True)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+
+    from dutycall import db
+    from dutycall.directory.service import Directory
+    from dutycall.synthetic import PreEncodedTrack
+
+    data = tempfile.mkdtemp(prefix="dutycall-rollcall-")
+    cache = os.path.join(data, "encoded.json")
+    with open(cache, "w") as f:
+        json.dump({"small": [p.hex() for p in PreEncodedTrack.encode("vp8", 320, 180, 5, 120_000, seconds=4)],
+                   "full": [p.hex() for p in PreEncodedTrack.encode("vp8", 640, 360, 30, args.bitrate, seconds=4)]}, f)
+    url = f"sqlite:///{data}/rollcall.sqlite3"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
+        "--ice-addresses", "127.0.0.1", "--database-url", url, "--log-level", "ERROR",
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": PASSWORD})
+    workers: list[asyncio.subprocess.Process] = []
+    try:
+        await wait_healthy(port, server)
+        engine = db.make_engine(url)
+        directory = Directory(db.make_sessionmaker(engine))
+        _, admin = await directory.sign_in("admin", PASSWORD)
+        rooms, tokens = [], []
+        for i in range(args.rooms):
+            room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": f"值班室{i + 1:03d}"})
+            rooms.append(room["id"])
+            tokens.append((await directory.create_device_credential(admin, room["id"]))["token"])
+        await engine.dispose()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            resp = await http.post(f"{base}/api/session", json={"username": "admin", "password": PASSWORD})
+            csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+            created = await (await http.post(f"{base}/api/rollcalls", headers=csrf, json={
+                "room_ids": rooms, "answer_window": 30, "late_after": 15})).json()
+            rid = created["id"]
+            for start in range(0, args.rooms, args.per_worker):
+                workers.append(await asyncio.create_subprocess_exec(
+                    sys.executable, os.path.abspath(__file__), "--worker", base, created["room"], cache,
+                    *tokens[start:start + args.per_worker], cwd=ROOT,
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
+            for worker in workers:
+                assert (await asyncio.wait_for(worker.stdout.readline(), 120)).strip() == b"ready"
+
+            async def board() -> dict[str, Any]:
+                return await (await http.get(f"{base}/api/rollcalls/{rid}")).json()
+
+            deadline = time.monotonic() + 300
+            while not all(r["connected"] for r in (await board())["rooms"]):
+                assert time.monotonic() < deadline, "consoles never all connected"
+                await asyncio.sleep(1)
+            cpu0, t0 = process_cpu_seconds(server.pid), time.monotonic()
+            await asyncio.sleep(5)
+            idle_cpu = (process_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+
+            await http.post(f"{base}/api/rollcalls/{rid}/start", headers=csrf, json={})
+            await http.post(f"{base}/api/rollcalls/{rid}/poll", headers=csrf, json={"dwell": args.dwell})
+            cpu0, t0, wall0 = process_cpu_seconds(server.pid), time.monotonic(), time.time() + 2.0
+            while (await board())["phase"] != "finished":
+                assert time.monotonic() - t0 < 60 + args.rooms * (args.dwell + 5), "roll-call did not finish"
+                await asyncio.sleep(0.5)
+            cpu1, t1, wall1 = process_cpu_seconds(server.pid), time.monotonic(), time.time() - 0.5
+            final = await board()
+        fps: list[float] = []
+        answered = 0
+        for worker in workers:
+            worker.stdin.write(json.dumps({"start": wall0, "end": wall1}).encode() + b"\n")
+            await worker.stdin.drain()
+            result = json.loads(await asyncio.wait_for(worker.stdout.readline(), 60))
+            fps += result["fps"]
+            answered += result["answered"]
+        server_cpu = (cpu1 - cpu0) / (t1 - t0)
+        recorded = sum(1 for r in final["rooms"] if r["status"] in ("on_time", "late"))
+        return {
+            "rooms": args.rooms, "server_cpu": round(server_cpu, 3), "idle_server_cpu": round(idle_cpu, 3),
+            "ratio_to_idle": round(server_cpu / idle_cpu, 2) if idle_cpu else None,
+            "called_room_min_fps": round(min(fps), 2), "called_room_mean_fps": round(sum(fps) / len(fps), 2),
+            "answered": recorded, "answers_sent": answered, "seconds": round(t1 - t0, 1), "cpus": os.cpu_count(),
+        }
+    finally:
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                worker.kill()
+            await worker.wait()
+        with contextlib.suppress(ProcessLookupError):
+            server.kill()
+        await server.wait()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        asyncio.run(run_worker(sys.argv[2], sys.argv[3], sys.argv[5:], sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--dwell", type=float, default=0.5, help="seconds between one answer and the next call")
+    parser.add_argument("--per-worker", type=int, default=25, help="consoles per worker process")
+    parser.add_argument("--bitrate", type=int, default=400_000, help="the called room's full-quality bitrate")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:24}{value}")
+
+
+if __name__ == "__main__":
+    main()
