@@ -161,3 +161,22 @@ async def test_switchable_track_moves_between_sources_at_keyframes_with_continuo
     floor.stop()
     await a.stop()
     await b.stop()
+
+
+async def test_a_subscriber_waiting_for_a_keyframe_keeps_asking(monkeypatch):
+    # A PLI can be lost, or sent before the publisher's SSRC is known: ask again while waiting.
+    from dutycall.conference import forwarding
+
+    monkeypatch.setattr(forwarding, "KEYFRAME_RETRY", 0.0)
+    source = QueueTrack()
+    forwarder = CountingForwarder(source)
+    forwarder.start()
+    forwarder._keyframe_interval = 0.0
+    sub = forwarder.subscribe()
+    asked = forwarder.sent_requests
+    for n in range(3):
+        await source.queue.put(packet(n, key=False))
+        await wait_for(lambda: forwarder.frames_received > n, timeout=5)
+    assert forwarder.sent_requests >= asked + 3
+    assert sub.waiting_for_keyframe
+    await forwarder.stop()

@@ -33,6 +33,9 @@ from . import aiortc_compat
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_FRAMES = {"video": 60, "audio": 50}
+#: While a subscriber waits for a keyframe, ask again this often: a PLI can be lost or
+#: ignored by the publisher's encoder, and the subscriber sees nothing until one arrives.
+KEYFRAME_RETRY = 0.5
 
 
 class ForwardedTrack(MediaStreamTrack):
@@ -50,6 +53,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_forwarded = 0
         self.frames_dropped = 0
         self.overflows = 0
+        self._asked_at = time.monotonic()
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -62,6 +66,10 @@ class ForwardedTrack(MediaStreamTrack):
         if self._need_keyframe:
             if not packet.is_keyframe:
                 self.frames_dropped += 1
+                now = time.monotonic()
+                if now - self._asked_at > KEYFRAME_RETRY:
+                    self._asked_at = now
+                    self._forwarder.request_keyframe()
                 return
             self._need_keyframe = False
         if len(self._queue) >= self._max_queue:
@@ -74,6 +82,7 @@ class ForwardedTrack(MediaStreamTrack):
                 if not packet.is_keyframe:
                     self.frames_dropped += 1
                     self._need_keyframe = True
+                    self._asked_at = time.monotonic()
                     self._forwarder.request_keyframe()
                     return
             else:
