@@ -9,7 +9,8 @@ floor subscription (counting frames, not decoding), and answers as soon as it ri
 host starts the roll-call and lets the server poll every room in turn.
 
 Prints ``rooms``, ``server_cpu`` (core-seconds per second of the server process over the
-polling phase), ``called_room_min_fps`` (the worst console's rate receiving the floor),
+polling phase), ``called_room_min_fps`` (the worst console's rate receiving the floor over
+the whole polling phase; ``..._between_switches`` leaves out the first 0.5 s after each switch),
 ``answered`` and ``seconds``; with a baseline ``idle_server_cpu`` measured in the same run
 while all consoles sit connected before the start, and the ratio.
 """
@@ -55,6 +56,7 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
             self.request_keyframe()
 
     floor_times: list[list[float]] = []
+    switch_times: list[list[float]] = []
     answered = 0
 
     async def console(token: str, index: int) -> None:
@@ -66,6 +68,7 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
         await publish(client, video=track)
         _, _, tracks = await subscribe(client, None, kinds=("video",), passthrough=True)
         times = floor_times[index]
+        switches = switch_times[index]
 
         async def count() -> None:
             with contextlib.suppress(Exception):
@@ -76,7 +79,9 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
         asyncio.ensure_future(count())
         while True:
             event = await client.events.get()
-            if event.get("type") == "publish_quality":
+            if event.get("type") == "rollcall_floor":
+                switches.append(time.time())
+            elif event.get("type") == "publish_quality":
                 track.set_profile(event["profile"])
             elif event.get("type") == "rollcall_ring":
                 await client.request("rollcall_answer", roll_call_id=event["roll_call_id"])
@@ -84,6 +89,7 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
 
     for _ in tokens:
         floor_times.append([])
+        switch_times.append([])
     for i, token in enumerate(tokens):
         asyncio.ensure_future(console(token, i))
     print("ready", flush=True)
@@ -93,7 +99,15 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
     window = json.loads(await reader.readline())  # {"start": t0, "end": t1}
     fps = [sum(1 for t in times if window["start"] <= t <= window["end"]) / (window["end"] - window["start"])
            for times in floor_times]
-    print(json.dumps({"fps": fps, "answered": answered}), flush=True)
+    # Between switches: from 0.5 s after the floor moved until it moves again.
+    steady = []
+    for times, switches in zip(floor_times, switch_times):
+        marks = [t for t in switches if window["start"] <= t <= window["end"]] + [window["end"]]
+        spans = [(a + 0.5, b) for a, b in zip(marks, marks[1:]) if b - a > 0.5]
+        length = sum(b - a for a, b in spans)
+        frames = sum(1 for t in times if any(a <= t <= b for a, b in spans))
+        steady.append(frames / length if length else 0.0)
+    print(json.dumps({"fps": fps, "steady_fps": steady, "answered": answered}), flush=True)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,12 +176,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu1, t1, wall1 = process_cpu_seconds(server.pid), time.monotonic(), time.time() - 0.5
             final = await board()
         fps: list[float] = []
+        steady: list[float] = []
         answered = 0
         for worker in workers:
             worker.stdin.write(json.dumps({"start": wall0, "end": wall1}).encode() + b"\n")
             await worker.stdin.drain()
             result = json.loads(await asyncio.wait_for(worker.stdout.readline(), 60))
             fps += result["fps"]
+            steady += result["steady_fps"]
             answered += result["answered"]
         server_cpu = (cpu1 - cpu0) / (t1 - t0)
         recorded = sum(1 for r in final["rooms"] if r["status"] in ("on_time", "late"))
@@ -175,6 +191,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "rooms": args.rooms, "server_cpu": round(server_cpu, 3), "idle_server_cpu": round(idle_cpu, 3),
             "ratio_to_idle": round(server_cpu / idle_cpu, 2) if idle_cpu else None,
             "called_room_min_fps": round(min(fps), 2), "called_room_mean_fps": round(sum(fps) / len(fps), 2),
+            "called_room_min_fps_between_switches": round(min(steady), 2),
             "answered": recorded, "answers_sent": answered, "seconds": round(t1 - t0, 1), "cpus": os.cpu_count(),
         }
     finally:
