@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from . import security
 from .errors import AccountLocked, Conflict, Invalid, NotFound, NotSignedIn
 from .models import (
+    as_utc,
     Account, AuditEntry, DeviceCredential, DutyRoom, Role, Unit, UnitKind, WebSession, utcnow,
 )
 from .principal import Principal
@@ -36,12 +37,6 @@ def pinyin_key(text: str) -> str:
     full = "".join(lazy_pinyin(text)).lower()
     return f"{initials} {full}"
 
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def _text(data: dict[str, Any], key: str, max_len: int, required: bool = True, default: str = "") -> str:
@@ -120,7 +115,7 @@ class Directory:
         async with self.sessionmaker() as db:
             account = (await db.execute(select(Account).where(Account.username == username))).scalar_one_or_none()
             now = utcnow()
-            if account is not None and _aware(account.locked_until) and _aware(account.locked_until) > now:
+            if account is not None and as_utc(account.locked_until) and as_utc(account.locked_until) > now:
                 raise AccountLocked("account locked after repeated failed sign-ins; try again later")
             if account is None or not account.active or not security.verify_password(account.password_hash, password):
                 if account is not None:
@@ -172,7 +167,7 @@ class Directory:
         async with self.sessionmaker() as db:
             session = (await db.execute(select(WebSession).where(
                 WebSession.token_hash == security.token_hash(session_token)))).scalar_one_or_none()
-            if session is None or _aware(session.expires_at) <= utcnow():
+            if session is None or as_utc(session.expires_at) <= utcnow():
                 raise NotSignedIn("session expired; sign in again")
             if session.account_id is not None:
                 account = await db.get(Account, session.account_id)
@@ -464,7 +459,7 @@ class Directory:
         async with self.sessionmaker() as db:
             rows = (await db.execute(select(AuditEntry).where(AuditEntry.unit_path.startswith(who.unit_path))
                                      .order_by(AuditEntry.id.desc()).limit(max(1, min(limit, 1000))))).scalars()
-            return [{"id": e.id, "at": _aware(e.at).isoformat(), "actor": e.actor, "action": e.action,
+            return [{"id": e.id, "at": as_utc(e.at).isoformat(), "actor": e.actor, "action": e.action,
                      "target_type": e.target_type, "target_id": e.target_id, "detail": e.detail} for e in rows]
 
     async def search_contacts(self, who: Principal, q: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -297,7 +297,8 @@ class RollCallCoordinator:
         row.attempts = state.room(e.room_id).attempts
         if e.outcome in (machine.ON_TIME, machine.LATE):
             row.officer = e.officer
-            row.on_roster = await _on_roster(db, e.room_id, e.officer, _when(e.at).date())
+            # The duty day is the server's local date: at 03:00 in Beijing, UTC is still yesterday.
+            row.on_roster = await _on_roster(db, e.room_id, e.officer, dt.datetime.fromtimestamp(e.at).date())
             row.evidence = row.evidence_sha256 = None
             row.snapshot = None
         if e.reason is not None:

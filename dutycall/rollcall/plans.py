@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..directory.errors import Invalid, NotFound
-from ..directory.models import DutyRoom, Role, Unit, UnitKind, utcnow
+from ..directory.models import DutyRoom, Role, Unit, UnitKind, as_utc, utcnow
 from ..directory.principal import Principal
 from ..directory.service import tree_order
 from .coordinator import RollCallCoordinator
@@ -28,11 +28,6 @@ logger = logging.getLogger(__name__)
 GRACE = dt.timedelta(minutes=10)
 HORIZON = dt.timedelta(days=366)
 
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def _parse_when(value: object, field: str) -> dt.datetime:
@@ -201,7 +196,7 @@ class Plans:
             plans = (await db.execute(select(RollCallPlan).where(RollCallPlan.active.is_(True)))).scalars().all()
             due = []
             for plan in plans:
-                after = _aware(plan.last_fired_at) or _aware(plan.created_at)
+                after = as_utc(plan.last_fired_at) or as_utc(plan.created_at)
                 assert after is not None
                 pending = occurrences(plan, after, now)
                 if not pending:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..directory.errors import Forbidden, Invalid, NotFound
-from ..directory.models import DutyRoom, Unit, utcnow
+from ..directory.models import DutyRoom, Unit, as_utc, utcnow
 from ..directory.principal import Principal
 from ..directory.service import Directory
 from .models import AttendanceRecord, Notice, RollCallRecord
@@ -30,17 +30,12 @@ EVIDENCE_LABELS = {"verified": "视频核验通过", "no_face": "未见人脸", 
 SHEET_COLUMNS = ["单位", "值班室", "结果", "应答人", "在值班表中", "应答时间", "视频核验", "说明"]
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
-
 
 def notice_json(notice: Notice, room_name: str = "") -> dict[str, Any]:
     return {"id": notice.id, "roll_call_id": notice.roll_call_id, "duty_room_id": notice.duty_room_id,
             "room_name": room_name, "outcome": notice.outcome, "status": notice.status,
-            "deadline": _aware(notice.deadline).isoformat(), "response": notice.response,
-            "overdue": notice.status == "open" and _aware(notice.deadline) < utcnow()}
+            "deadline": as_utc(notice.deadline).isoformat(), "response": notice.response,
+            "overdue": notice.status == "open" and as_utc(notice.deadline) < utcnow()}
 
 
 class Results:
