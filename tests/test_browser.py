@@ -56,7 +56,10 @@ async () => {
   if (!publication) return null;
   const stats = await publication.pc.getStats();
   for (const report of stats.values()) {
-    if (report.type === "outbound-rtp" && report.kind === "video") return report.frameHeight || null;
+    if (report.type === "outbound-rtp" && report.kind === "video") {
+      return {height: report.frameHeight || null, limited_by: report.qualityLimitationReason,
+              profile: window.dutyConsole.profile, error: window.dutyConsole.profileError || null};
+    }
   }
   return null;
 }
@@ -71,7 +74,7 @@ async def wait_for_video_height(page, height, timeout=20):
     seen = None
     while time.monotonic() < deadline:
         seen = await page.evaluate(SENT_HEIGHT_JS)
-        if seen == height:
+        if seen and seen["height"] == height:
             return
         await asyncio.sleep(0.25)
     raise AssertionError(f"console sent height {seen}, wanted {height}")

@@ -277,7 +277,14 @@ class DutyConsole {
       Object.assign(parameters.encodings[0], {
         maxBitrate, maxFramerate, scaleResolutionDownBy: Math.max(1, height / maxHeight),
       });
-      await sender.setParameters(parameters).catch(() => {});
+      try {
+        await sender.setParameters(parameters);
+        this.profileError = null;
+      } catch (err) {
+        // Keep going with the previous profile; say why, for the operator and for tests.
+        this.profileError = String(err);
+        console.warn("publish profile", name, "not applied:", err);
+      }
     }
   }
 
@@ -338,6 +345,9 @@ class DutyConsole {
   async publish() {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     for (const track of this.stream.getTracks()) {
+      // A roll-call needs a face that can be recognised more than it needs smooth motion: when
+      // the CPU or the network is short, lower the frame rate and keep the resolution.
+      if (track.kind === "video") track.contentHint = "detail";
       pc.addTransceiver(track, { direction: "sendonly", streams: [this.stream] });
     }
     pc.onconnectionstatechange = () => {
