@@ -5,7 +5,8 @@
 Each console (in worker processes) signs in with its duty room's device credential,
 joins the roll-call's room, publishes a pre-encoded VP8 stream (the small profile,
 320x180 at 5 fps, until the server gives it the floor; then 640x360 at 30 fps), holds one
-floor subscription (counting frames, not decoding), and answers as soon as it rings. The
+floor subscription (counting frames as their last packet arrives: no jitter buffer, no
+decoding), and answers as soon as it rings. The
 host starts the roll-call and lets the server poll every room in turn.
 
 Prints ``rooms``, ``server_cpu`` (core-seconds per second of the server process over the
@@ -66,17 +67,14 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
         await client.join(room, "")
         track = ConsoleTrack(small, fps=5)
         await publish(client, video=track)
-        _, _, tracks = await subscribe(client, None, kinds=("video",), passthrough=True)
+        pc, _, _ = await subscribe(client, None, kinds=("video",), passthrough=True)
         times = floor_times[index]
         switches = switch_times[index]
-
-        async def count() -> None:
-            with contextlib.suppress(Exception):
-                while True:
-                    await tracks["video"].recv()
-                    times.append(time.time())
-
-        asyncio.ensure_future(count())
+        # Count the floor's frames as they arrive (last packet of each frame) and keep
+        # nothing: aiortc's jitter buffer and decoder thread would cost these lean load
+        # clients more than the server spends forwarding to them.
+        for transceiver in pc.getTransceivers():
+            aiortc_compat.count_frames_only(transceiver.receiver, lambda _ssrc: times.append(time.time()))
         while True:
             event = await client.events.get()
             if event.get("type") == "rollcall_floor":
@@ -164,7 +162,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 assert time.monotonic() < deadline, "consoles never all connected"
                 await asyncio.sleep(1)
             cpu0, t0 = process_cpu_seconds(server.pid), time.monotonic()
-            await asyncio.sleep(5)
+            await asyncio.sleep(args.idle_seconds)
             idle_cpu = (process_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
 
             await http.post(f"{base}/api/rollcalls/{rid}/start", headers=csrf, json={})
@@ -213,6 +211,8 @@ def main() -> None:
     parser.add_argument("--dwell", type=float, default=0.5, help="seconds between one answer and the next call")
     parser.add_argument("--per-worker", type=int, default=25, help="consoles per worker process")
     parser.add_argument("--bitrate", type=int, default=400_000, help="the called room's full-quality bitrate")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="how long to measure the baseline with every console connected and idle")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -141,15 +141,21 @@ async def test_switchable_track_moves_between_sources_at_keyframes_with_continuo
         await first.queue.put(packet(n, key))
     out = [await asyncio.wait_for(floor.recv(), 5) for _ in range(2)]
     assert [p.pts for p in out] == [300000, 303000]
-    # Switch: the old source is left, the new one asked for a keyframe, delta frames skipped.
+    # Switch: the new source is asked for a keyframe; until it comes the old one keeps
+    # the picture going (no gap), and the new source's delta frames are skipped.
     floor.switch(b)
-    assert a.subscriber_count == 0 and b.subscriber_count == 1 and b.sent_requests == 1
-    for n, key in ((7, False), (8, True), (9, False)):
+    assert b.subscriber_count == 1 and b.sent_requests == 1 and a.subscriber_count == 1
+    await second.queue.put(packet(7, False))
+    await first.queue.put(packet(102, False))
+    assert (await asyncio.wait_for(floor.recv(), 5)).pts == 306000
+    for n, key in ((8, True), (9, False)):
         await second.queue.put(packet(n, key))
     out = [await asyncio.wait_for(floor.recv(), 5) for _ in range(2)]
     assert out[0].is_keyframe
+    assert a.subscriber_count == 0  # left at the new source's keyframe
+    await first.queue.put(packet(103, False))  # nothing more from the old source
     # Timestamps continue from the last one sent, one frame later, whatever the new source's clock.
-    assert [p.pts for p in out] == [306000, 309000]
+    assert [p.pts for p in out] == [309000, 312000]
     # Nobody on the floor: recv waits; a later switch wakes it.
     floor.switch(None)
     waiter = asyncio.ensure_future(floor.recv())
@@ -157,7 +163,7 @@ async def test_switchable_track_moves_between_sources_at_keyframes_with_continuo
     assert not waiter.done()
     floor.switch(a)
     await first.queue.put(packet(200, True))
-    assert (await asyncio.wait_for(waiter, 5)).pts == 312000
+    assert (await asyncio.wait_for(waiter, 5)).pts == 315000
     floor.stop()
     await a.stop()
     await b.stop()
@@ -180,3 +186,27 @@ async def test_a_subscriber_waiting_for_a_keyframe_keeps_asking(monkeypatch):
     assert forwarder.sent_requests >= asked + 3
     assert sub.waiting_for_keyframe
     await forwarder.stop()
+
+
+def test_rate_counter_gives_the_stock_rates_at_a_cost_per_packet():
+    import random
+
+    from aiortc import rate
+
+    from dutycall.conference.aiortc_compat import STOCK_RATE_COUNTER, RateCounter
+
+    assert rate.RateCounter is RateCounter  # what RemoteBitrateEstimator now builds
+    rng = random.Random(7)
+    for window in (1000, 50):
+        stock, ours = STOCK_RATE_COUNTER(window, 8000), RateCounter(window, 8000)
+        now = 10_000
+        for step in range(20_000):
+            # Bursts, 5 fps trickles and pauses longer than the window, like real streams.
+            now += rng.choice((0, 0, 1, 3, 33, 200, 1500 if step % 500 == 0 else 5))
+            if rng.random() < 0.001:
+                stock.reset()
+                ours.reset()
+            assert ours.rate(now) == stock.rate(now)
+            size = rng.randint(50, 1200)
+            stock.add(size, now)
+            ours.add(size, now)

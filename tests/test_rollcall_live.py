@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import io
 import os
 import signal
 import socket
@@ -13,6 +15,7 @@ import time
 
 import aiohttp
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from dutycall import db
@@ -21,7 +24,7 @@ from dutycall.rollcall.models import AttendanceRecord
 from dutycall.synthetic import EncodedImageTrack
 from dutycall.web import create_app
 from dutycall.web.auth import DIRECTORY, ROSTER
-from dutycall.web.rollcalls import COORDINATOR
+from dutycall.web.rollcalls import COORDINATOR, RESULTS
 
 from .conftest import ADMIN_PASSWORD, make_config
 from .test_evidence import letterboxed_face
@@ -140,6 +143,18 @@ async def test_a_roll_call_records_every_outcome(rc_server):
         count = (await session.execute(select(func.count(AttendanceRecord.id)).where(
             AttendanceRecord.roll_call_id == rid))).scalar_one()
     assert count == 3  # one row per room, updated in place
+
+    # The sheet to file, as PDF: every room's row, and A's answer snapshot exactly as evidenced.
+    reader = PdfReader(io.BytesIO(await app[RESULTS].sheet_pdf(admin, rid)))
+    text = "".join(page.extract_text() for page in reader.pages).replace("\n", "")
+    for expected in ("周点名 点名结果", "应到 3，实到 1", "甲值班室按时应答张三是", "视频核验通过",
+                     "乙值班室缺席此前应答：李四", "丙值班室请假线路检修"):
+        assert expected in text, (expected, text)
+    images = [x.get_object() for page in reader.pages for x in page["/Resources"]["/XObject"].values()]
+    assert len(images) == 1
+    # The JPEG is embedded as it is (DCTDecode), so the PDF carries the evidenced bytes themselves.
+    assert "/DCTDecode" in images[0]["/Filter"]
+    assert hashlib.sha256(images[0].get_data()).hexdigest() == rows[a]["evidence_sha256"]
     for con in (con_a, con_b):
         await con.close()
 

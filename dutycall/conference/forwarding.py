@@ -54,6 +54,9 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_dropped = 0
         self.overflows = 0
         self._asked_at = time.monotonic()
+        #: Called (no arguments) when a packet is queued or the track stops: lets a
+        #: :class:`SwitchableTrack` wait on two sources without a task per packet.
+        self.on_ready: Callable[[], None] | None = None
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -92,6 +95,17 @@ class ForwardedTrack(MediaStreamTrack):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.on_ready is not None:
+            self.on_ready()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def pop_nowait(self) -> av.Packet:
+        """The next queued packet; only when :attr:`queued` is not zero."""
+        self.frames_forwarded += 1
+        return self._queue.popleft()
 
     async def recv(self) -> Any:
         while not self._queue:
@@ -116,6 +130,8 @@ class ForwardedTrack(MediaStreamTrack):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.on_ready is not None:
+            self.on_ready()
 
 
 class TrackForwarder:
@@ -309,8 +325,10 @@ class SwitchableTrack(MediaStreamTrack):
 
     One per subscriber for the whole roll-call, instead of a new peer connection each time
     the floor moves. On a switch it subscribes to the new source (which starts at a
-    keyframe and asks the publisher for one) and rebases timestamps so the subscriber's
-    stream stays continuous; packets are copied, since the shared ones must not change.
+    keyframe and asks the publisher for one) and keeps forwarding the old source until
+    the new one's first keyframe is here, so the picture never stops in between. It then
+    rebases timestamps so the subscriber's stream stays continuous; packets are copied,
+    since the shared ones must not change.
     """
 
     def __init__(self, kind: str) -> None:
@@ -318,6 +336,8 @@ class SwitchableTrack(MediaStreamTrack):
         self.kind = kind
         self.source: TrackForwarder | None = None
         self._sub: ForwardedTrack | None = None
+        #: The source switched to, until its first packet (a keyframe for video) arrives.
+        self._next: ForwardedTrack | None = None
         self._changed: asyncio.Future[None] | None = None
         self._offset = 0
         self._last_pts: int | None = None
@@ -327,17 +347,26 @@ class SwitchableTrack(MediaStreamTrack):
         self.switches = 0
 
     def switch(self, forwarder: "TrackForwarder | None") -> None:
-        """Forward from ``forwarder`` from its next keyframe on (None: send nothing)."""
-        if forwarder is self.source and (forwarder is None or self._sub is not None):
+        """Forward from ``forwarder`` from its next keyframe on (None: stop sending now)."""
+        if forwarder is self.source and (forwarder is None or self._sub is not None or self._next is not None):
             return
-        old = self._sub
         self.source = forwarder
-        self._sub = forwarder.subscribe() if forwarder is not None else None
-        self._rebase = True
         self.switches += 1
-        if old is not None:
-            old.stop()
+        if self._next is not None:
+            self._next.stop()
+            self._next = None
+        if forwarder is None:
+            self._drop_current()
+        else:
+            self._next = forwarder.subscribe()
+            self._next.on_ready = self._wake
         self._wake()
+
+    def _drop_current(self) -> None:
+        if self._sub is not None:
+            self._sub.on_ready = None
+            self._sub.stop()
+            self._sub = None
 
     def _wake(self) -> None:
         if self._changed is not None and not self._changed.done():
@@ -347,30 +376,42 @@ class SwitchableTrack(MediaStreamTrack):
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
+            nxt = self._next
+            if nxt is not None:
+                if nxt.queued:
+                    # The new source's first keyframe is here: leave the old one now.
+                    self._drop_current()
+                    self._sub, self._next = nxt, None
+                    self._rebase = True
+                elif nxt.readyState != "live":
+                    self._next = None
+                    if self.source is nxt._forwarder:
+                        self.source = None
             sub = self._sub
-            if sub is None:
-                self._changed = asyncio.get_running_loop().create_future()
-                await self._changed
-                continue
-            try:
-                packet = await sub.recv()
-            except MediaStreamError:
-                if sub is self._sub:  # the source itself ended
-                    self._sub = None
+            if sub is not None and sub.queued:
+                return self._rebased(sub.pop_nowait())
+            if sub is not None and sub.readyState != "live":  # the source itself ended
+                self._sub = None
+                if self._next is None:
                     self.source = None
                 continue
-            if sub is not self._sub:
-                continue  # switched while we waited
-            if self._rebase:
-                self._offset = 0 if self._last_pts is None else self._last_pts + self._step - packet.pts
-                self._rebase = False
-            out = av.Packet(bytes(packet))
-            out.pts = packet.pts + self._offset
-            if packet.time_base is not None:
-                out.time_base = packet.time_base
-            out.is_keyframe = packet.is_keyframe
-            self._last_pts = out.pts
-            return out
+            self._changed = asyncio.get_running_loop().create_future()
+            try:
+                await self._changed
+            finally:
+                self._changed = None
+
+    def _rebased(self, packet: av.Packet) -> av.Packet:
+        if self._rebase:
+            self._offset = 0 if self._last_pts is None else self._last_pts + self._step - packet.pts
+            self._rebase = False
+        out = av.Packet(bytes(packet))
+        out.pts = packet.pts + self._offset
+        if packet.time_base is not None:
+            out.time_base = packet.time_base
+        out.is_keyframe = packet.is_keyframe
+        self._last_pts = out.pts
+        return out
 
     def request_keyframe(self) -> None:
         if self._sub is not None:
@@ -378,7 +419,9 @@ class SwitchableTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
-        if self._sub is not None:
-            self._sub.stop()
-            self._sub = None
+        self._drop_current()
+        if self._next is not None:
+            self._next.on_ready = None
+            self._next.stop()
+            self._next = None
         self._wake()

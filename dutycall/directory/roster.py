@@ -6,15 +6,16 @@ Libraries: openpyxl (XLSX), reportlab (PDF), icalendar (RFC 5545).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
-import os
 import re
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..pdf import Document
 from .errors import Invalid, NotFound
 from .models import DutyRoom, RosterShift, RosterSubmission, Unit, utcnow
 from .principal import Principal
@@ -24,11 +25,6 @@ COLUMNS = ["单位编码", "单位名称", "值班室编号", "值班室", "日�
            "值班员1", "值班员1电话", "值班员2", "值班员2电话"]
 MAX_DAYS = 62
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-FONT_CANDIDATES = [
-    os.environ.get("DUTYCALL_PDF_FONT", ""),
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-]
 PERIOD_RE = re.compile(r"^[\w\-. ]{1,64}$")
 
 
@@ -238,7 +234,8 @@ class Roster:
         by_room: dict[int, list[RosterShift]] = {}
         for shift in sorted(shifts, key=lambda s: s.date):
             by_room.setdefault(shift.duty_room_id, []).append(shift)
-        return render_handbook(title, first, last, rooms, by_room)
+        # reportlab is CPU-bound: render off the event loop, which is forwarding media.
+        return await asyncio.to_thread(render_handbook, title, first, last, rooms, by_room)
 
     async def calendar(self, who: Principal, room_id: int) -> bytes:
         who.require("roster.read")
@@ -341,52 +338,17 @@ def _validate(rows: list[tuple[int, list[Any]]],
     return shifts, errors
 
 
-def _font() -> str:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    if "DutyCJK" in pdfmetrics.getRegisteredFontNames():
-        return "DutyCJK"
-    for path in FONT_CANDIDATES:
-        if path and os.path.exists(path):
-            kwargs = {"subfontIndex": 0} if path.endswith(".ttc") else {}
-            pdfmetrics.registerFont(TTFont("DutyCJK", path, **kwargs))
-            return "DutyCJK"
-    raise RuntimeError("no Chinese font for the PDF handbook: install fonts-wqy-microhei or set DUTYCALL_PDF_FONT")
-
-
 def render_handbook(title: str, first: dt.date, last: dt.date, rooms: list[tuple[DutyRoom, Unit]],
                     by_room: dict[int, list[RosterShift]]) -> bytes:
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    font = _font()
-    heading = ParagraphStyle("h", fontName=font, fontSize=18, leading=24, alignment=1)
-    unit_style = ParagraphStyle("u", fontName=font, fontSize=12, leading=16, spaceBefore=6)
-    cell_style = ParagraphStyle("c", fontName=font, fontSize=9, leading=12)
-    out = io.BytesIO()
-    doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
-                            topMargin=15 * mm, bottomMargin=15 * mm, title=f"{title} 值班手册")
-    story: list[Any] = [Paragraph(f"{title} 值班手册", heading),
-                        Paragraph(f"{first.isoformat()} 至 {last.isoformat()}", unit_style), Spacer(1, 6 * mm)]
+    doc = Document(f"{title} 值班手册")
+    doc.paragraph(f"{first.isoformat()} 至 {last.isoformat()}")
     for room, unit in rooms:
-        story.append(Paragraph(f"{unit.name}　{room.name}　电话：{room.phone or '—'}", unit_style))
+        doc.paragraph(f"{unit.name}　{room.name}　电话：{room.phone or '—'}")
         data = [["日期", "带班领导", "值班员"]]
         for shift in by_room.get(room.id, []):
             officers = "，".join(f"{o['name']} {o.get('phone', '')}".strip() for o in shift.officers)
             data.append([shift.date.isoformat(), f"{shift.leader_name} {shift.leader_phone}".strip(), officers])
         if len(data) == 1:
             data.append(["—", "未报送", ""])
-        table = Table([[Paragraph(str(c), cell_style) for c in row] for row in data],
-                      colWidths=[28 * mm, 50 * mm, 100 * mm], repeatRows=1)
-        table.setStyle(TableStyle([
-            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDEBF7")),
-            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ]))
-        story += [table, Spacer(1, 3 * mm)]
-    doc.build(story)
-    return out.getvalue()
+        doc.table(data, [28, 50, 100])
+    return doc.render()

@@ -6,6 +6,7 @@ roll-call finishes; the unit answers in writing before the deadline and the host
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -27,6 +28,8 @@ LABELS = {"on_time": "按时应答", "late": "迟到", "absent": "缺席", "offl
           "not_called": "未点到", "pending": "未点名", "calling": "点名中"}
 EVIDENCE_LABELS = {"verified": "视频核验通过", "no_face": "未见人脸", "frozen": "画面静止", "black": "黑屏",
                    "no_video": "无视频", None: ""}
+PHASE_LABELS = {"scheduled": "未开始", "running": "进行中", "finished": "已结束", "cancelled": "已取消",
+                "interrupted": "已中断"}
 SHEET_COLUMNS = ["单位", "值班室", "结果", "应答人", "在值班表中", "应答时间", "视频核验", "说明"]
 
 
@@ -118,6 +121,12 @@ class Results:
             return notice_json(notice)
 
     async def sheet_rows(self, who: Principal, roll_call_id: int) -> tuple[RollCallRecord, list[list[str]]]:
+        record, rows, _ = await self._sheet(who, roll_call_id)
+        return record, rows
+
+    async def _sheet(self, who: Principal, roll_call_id: int
+                     ) -> tuple[RollCallRecord, list[list[str]], list[bytes | None]]:
+        """The sheet's rows in call order, and each row's evidence snapshot (JPEG) if any."""
         async with self.sessionmaker() as db:
             record = await db.get(RollCallRecord, roll_call_id)
             if record is None or not record.unit_path.startswith(who.unit_path):
@@ -128,16 +137,28 @@ class Results:
                 DutyRoom.id.in_(order)))).all()}
             attendance = {a.duty_room_id: a for a in (await db.execute(select(AttendanceRecord).where(
                 AttendanceRecord.roll_call_id == roll_call_id))).scalars()}
-        rows = []
+        rows, snapshots = [], []
         for room_id in order:
             room, unit = rooms[room_id]
             a = attendance.get(room_id)
-            answered = a.at.replace(tzinfo=dt.timezone.utc).isoformat(timespec="seconds") if a and a.officer else ""
-            rows.append([unit.name, room.name, LABELS.get(status[room_id], status[room_id]),
-                         (a.officer or "") if a else "",
-                         {True: "是", False: "否", None: ""}[a.on_roster if a else None], answered,
-                         EVIDENCE_LABELS.get(a.evidence if a else None, ""), (a.reason or "") if a else ""])
-        return record, rows
+            outcome = status[room_id]
+            answer = ["", "", "", ""]
+            note = (a.reason or "") if a else ""
+            snapshot = None
+            if a is not None and a.officer:
+                answer = [a.officer, {True: "是", False: "否", None: ""}[a.on_roster], local_time(a.at),
+                          EVIDENCE_LABELS.get(a.evidence, "")]
+                if outcome in ("on_time", "late"):
+                    snapshot = a.snapshot
+                else:
+                    # Re-called after an answer and not answered again: the final outcome
+                    # stands, and the earlier answer is still on the record, not dropped.
+                    note = "；".join(x for x in (note, f"此前应答：{answer[0]} {answer[2]} {answer[3]}".strip()) if x)
+                    answer = ["", "", "", ""]
+            rows.append([unit.name, room.name, LABELS.get(outcome, outcome), answer[0], answer[1], answer[2],
+                         answer[3], note])
+            snapshots.append(snapshot)
+        return record, rows, snapshots
 
     async def sheet_csv(self, who: Principal, roll_call_id: int) -> bytes:
         _, rows = await self.sheet_rows(who, roll_call_id)
@@ -166,3 +187,31 @@ class Results:
         out = io.BytesIO()
         book.save(out)
         return out.getvalue()
+
+    async def sheet_pdf(self, who: Principal, roll_call_id: int) -> bytes:
+        """The sheet as a document to file: summary, every room's row and its snapshot."""
+        record, rows, snapshots = await self._sheet(who, roll_call_id)
+        # reportlab is CPU-bound: render off the event loop, which is forwarding media.
+        return await asyncio.to_thread(render_sheet_pdf, record, rows, snapshots)
+
+
+def render_sheet_pdf(record: RollCallRecord, rows: list[list[str]], snapshots: list[bytes | None]) -> bytes:
+    from ..pdf import Document
+
+    doc = Document(f"{record.title} 点名结果", landscape=True)
+    started = local_time(record.started_at) if record.started_at else "未开始"
+    ended = local_time(record.ended_at) if record.ended_at else "—"
+    doc.paragraph(f"开始：{started}　结束：{ended}　状态：{PHASE_LABELS.get(record.phase, record.phase)}")
+    counts = {label: sum(1 for r in rows if r[2] == label) for label in dict.fromkeys(r[2] for r in rows)}
+    answered = counts.get(LABELS["on_time"], 0) + counts.get(LABELS["late"], 0)
+    doc.paragraph(f"应到 {len(rows)}，实到 {answered}：" + "，".join(f"{k} {v}" for k, v in counts.items()))
+    table: list[list[Any]] = [[*SHEET_COLUMNS, "应答画面"]]
+    for row, snapshot in zip(rows, snapshots):
+        table.append([*row, doc.image(snapshot, 26) if snapshot else ""])
+    doc.table(table, [34, 34, 18, 22, 16, 36, 22, 40, 30])
+    return doc.render()
+
+
+def local_time(at: dt.datetime) -> str:
+    """A stored UTC time in the server's local time zone, as duty staff read it."""
+    return as_utc(at).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")

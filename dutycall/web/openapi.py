@@ -104,6 +104,8 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      {"type": "array", "items": {"type": "object"}}),
     ("get", "/api/rollcalls/{id}/sheet.csv", "rollcalls", "The roll-call's sheet as CSV (UTF-8 with BOM)", None, None),
     ("get", "/api/rollcalls/{id}/sheet.xlsx", "rollcalls", "The roll-call's sheet as XLSX", None, None),
+    ("get", "/api/rollcalls/{id}/sheet.pdf", "rollcalls",
+     "The roll-call's sheet as PDF: summary, rows and each answer's snapshot", None, None),
     ("get", "/api/statistics", "statistics", "Monthly attendance per unit and per district (?month=YYYY-MM)",
      None, {"type": "object"}),
     ("get", "/api/statistics/trend.png", "statistics", "Daily attendance rate of a month as a PNG chart",

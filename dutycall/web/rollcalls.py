@@ -75,6 +75,13 @@ async def rollcall_sheet_xlsx(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.xlsx"'})
 
 
+@routes.get("/api/rollcalls/{id}/sheet.pdf")
+async def rollcall_sheet_pdf(request: web.Request) -> web.Response:
+    body = await request.app[RESULTS].sheet_pdf(principal_of(request), _id(request))
+    return web.Response(body=body, content_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.pdf"'})
+
+
 @routes.get("/api/statistics")
 async def statistics(request: web.Request) -> web.Response:
     return web.json_response(await request.app[STATISTICS].monthly(principal_of(request), request.query.get("month")))
