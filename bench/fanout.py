@@ -40,11 +40,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its threads."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+def process_cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of a process and all its threads, and (by default) of its live
+    child processes and the children it has reaped: the server's evidence worker counts
+    as server CPU."""
+    def stat(p: int | str) -> list[str]:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    fields = stat(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # reaped children
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    child = stat(entry)
+                except OSError:
+                    continue
+                if int(child[1]) == pid:
+                    ticks += int(child[11]) + int(child[12])
+    return ticks / CLOCK_TICKS
 
 
 # -- worker: N subscribers in one process ----------------------------------------------

@@ -80,6 +80,7 @@ class _PacedTrack(MediaStreamTrack):
         self.frames_sent = 0
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._sleeper: asyncio.Future[None] | None = None
 
     def pause(self) -> None:
         """Stop producing frames (a camera that froze); the track stays live."""
@@ -91,6 +92,24 @@ class _PacedTrack(MediaStreamTrack):
 
     def request_keyframe(self) -> None:
         self._force_keyframe = True
+
+    def set_rate(self, fps: int) -> None:
+        """Change the frame rate now, as a camera's encoder does: the frame due at the
+        old rate is not waited for."""
+        self.fps = fps
+        self._start = None
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
+
+    async def _sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._sleeper = sleeper = loop.create_future()
+        timer = loop.call_later(seconds, lambda: sleeper.done() or sleeper.set_result(None))
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleeper = None
 
     async def _pace(self) -> int:
         """Wait for the next frame slot; return its RTP timestamp (90 kHz, wall clock)."""
@@ -107,7 +126,7 @@ class _PacedTrack(MediaStreamTrack):
         else:
             wait = self._start + (self._index - self._base_index) / self.fps - now
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
         self._index += 1
         return int((time.monotonic() - self._epoch) * VIDEO_CLOCK)
 

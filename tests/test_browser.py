@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from playwright.async_api import async_playwright
 
@@ -91,7 +93,7 @@ async def console_credential(app, room_name: str) -> str:
 async def open_console(browser, base, room, token, lang=None):
     page = await browser.new_page()
     page.on("console", lambda msg: print(f"[{room}] {msg.type}: {msg.text}"))
-    url = f"{base}/?device={token}&room={room}" + (f"&lang={lang}" if lang else "")
+    url = f"{base}/?device={token}" + (f"&room={room}" if room else "") + (f"&lang={lang}" if lang else "")
     await page.goto(url)
     return page
 
@@ -231,12 +233,17 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
     room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "城东值班室"})
     token = (await directory.create_device_credential(admin, room["id"]))["token"]
-    page = await open_console(red_browser, f"http://127.0.0.1:{server.port}", "lobby", token)
+    # Opened with nothing but its device link, the console waits on standby in its own room,
+    # publishing the small profile, and the pre-check sees it ready.
+    page = await open_console(red_browser, f"http://127.0.0.1:{server.port}", None, token)
     await page.wait_for_selector('#status[data-state="connected"]', timeout=20000)
+    assert await page.input_value("#room") == f"standby-{room['id']}"
+    await wait_for_video_height(page, 180)
 
     coordinator = server.app[COORDINATOR]
     created = await coordinator.create(admin, {"room_ids": [room["id"]], "answer_window": 60, "late_after": 30})
     rid = created["id"]
+    await wait_for(lambda: coordinator.readiness([room["id"]])[room["id"]] == [], timeout=20, what="ready on standby")
     await coordinator.command(admin, rid, "start", {})
     # The console moves into the roll-call's room by itself and publishes there.
     await wait_for(lambda: coordinator.is_connected(rid, room["id"]), timeout=20, what="console joined the roll-call")
@@ -252,6 +259,11 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     await page.wait_for_selector("#ring", state="hidden", timeout=10000)
     board = await coordinator.board(admin, rid)
     assert board["rooms"][0]["status"] == "on_time" and board["rooms"][0]["officer"] == "城东值班室"
+    # When the roll-call ends the console goes back to standby by itself.
+    await coordinator.command(admin, rid, "finish", {})
+    await wait_for(lambda: f"standby-{room['id']}" in coordinator.conference.rooms and bool(
+        coordinator.conference.rooms[f"standby-{room['id']}"].participants), timeout=20, what="back on standby")
+    assert await page.input_value("#room") == f"standby-{room['id']}"
 
 
 async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
@@ -285,6 +297,24 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await host.click('.controls button[data-action="finish"]')
     await host.wait_for_selector('#phase[data-phase="finished"]', timeout=10000)
     assert "按时应答" in await host.text_content(f'#board tr[data-room-id="{present["id"]}"]')
+    # The sheet's PDF link serves the document.
+    pdf = await host.request.get(f"http://127.0.0.1:{server.port}" + await host.get_attribute("#sheet-pdf", "href"))
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf" and (await pdf.body()).startswith(b"%PDF")
+
+    # The offline room got a supervision notice: it is answered and closed on the results page,
+    # where this month's statistics and trend chart are shown too.
+    await host.goto(f"http://127.0.0.1:{server.port}/results")
+    row = host.locator("#notices tbody tr", has_text="无人值班室")
+    await row.wait_for(timeout=10000)
+    assert "离线" in await row.text_content() and await row.get_attribute("data-status") == "open"
+    host.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("线路故障，已修复")))
+    await row.locator("button.respond").click()
+    await host.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=10000)
+    await host.locator('#notices tr[data-status="responded"] button.close').click()
+    await host.wait_for_selector('#notices tr[data-status="closed"]', timeout=10000)
+    units = await host.text_content("#units")
+    assert "50.0%" in units, units  # one of the two rooms answered
+    await host.wait_for_function("document.querySelector('#trend').naturalWidth > 0", timeout=10000)
 
 
 async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, browsers):

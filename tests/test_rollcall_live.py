@@ -360,3 +360,24 @@ async def test_a_roll_call_room_is_closed_to_outsiders(rc_server):
     assert (await target.join(created["room"], ""))["room"] == created["room"]
     for client in (outsider, target):
         await client.close()
+
+
+async def test_a_standby_room_is_its_console_s_and_its_overseers_only(rc_server):
+    app = rc_server.app
+    base = f"http://127.0.0.1:{rc_server.port}"
+    ws_url = base.replace("http", "ws") + "/ws"
+    admin, rooms = await make_rooms(app, ["本室", "他室"])
+    own, other = rooms["本室"], rooms["他室"]
+    standby = f"standby-{own[0]}"
+    mine = await SignallingClient(ws_url, cookies=await sign_in(base, device_token=own[1])).connect()
+    assert (await mine.join(standby, ""))["room"] == standby
+    intruder = await SignallingClient(ws_url, cookies=await sign_in(base, device_token=other[1])).connect()
+    for room in (standby, "standby-x", "standby-999999"):
+        with pytest.raises(Exception) as info:
+            await intruder.join(room, "")
+        assert "not_found" in str(info.value)
+    # The city's administrator oversees every room, so may look in.
+    overseer = await SignallingClient(ws_url, cookies=await sign_in(base, "admin", ADMIN_PASSWORD)).connect()
+    assert (await overseer.join(standby, ""))["room"] == standby
+    for client in (mine, intruder, overseer):
+        await client.close()

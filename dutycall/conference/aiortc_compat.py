@@ -13,9 +13,8 @@ upgraded, re-read the functions this module patches or calls:
   ``setRemoteDescription`` (as deep copies, so marking them is per connection).
 - ``RTCRtpSender._send_keyframe``: called when a subscriber sends PLI/FIR.
 - ``RTCRtpReceiver._send_rtcp_pli``: sends PLI to the publisher.
-- ``RTCRtpReceiver._handle_rtp_packet``: called for every RTP packet the DTLS
-  transport routes to a receiver. :func:`count_frames_only` replaces it on one
-  receiver for benchmark load clients (no jitter buffer, no decoder thread).
+- ``RTCDtlsTransport._handle_rtp_data``: called with every decrypted RTP packet.
+  :func:`count_frames_only` replaces it on benchmark load clients' connections.
 - ``aiortc.rate.RateCounter``: the incoming-bitrate counter of the REMB estimator that
   every video receiver runs. Its stock version walks one 1 ms bucket per elapsed
   millisecond in Python, so each stream costs about 1,000 loop steps a second however
@@ -217,21 +216,24 @@ async def send_pli(receiver: RTCRtpReceiver) -> bool:
     return bool(sources)
 
 
-def count_frames_only(receiver: RTCRtpReceiver, on_frame: Callable[[int], None]) -> None:
-    """Make ``receiver`` only count frames: call ``on_frame(ssrc)`` for each RTP packet with
-    the marker bit (the last packet of a video frame) and keep nothing.
+def count_frames_only(pc: RTCPeerConnection, on_frame: Callable[[int], None]) -> None:
+    """Make ``pc`` only count the video frames it receives: call ``on_frame(rtp_timestamp)``
+    for each RTP packet with the marker bit (the last packet of a frame) and keep nothing.
 
-    For benchmark load clients that must receive many streams on a shared machine:
-    SRTP, ICE and RTCP still run, but the jitter buffer, the decoder thread and the
-    bitrate estimator are skipped (together they cost more than the rest of the
-    receive path). The receiver's track then never yields a frame.
+    For benchmark load clients that must receive many streams on a shared machine: ICE,
+    DTLS, SRTP and RTCP still run, but RTP parsing, the jitter buffer, the decoder thread
+    and the bitrate estimator are skipped (together they cost more than the rest of the
+    receive path). The connection's tracks then never yield a frame. Call once the
+    connection is set up (its transports exist).
     """
 
-    async def handle(packet: Any, arrival_time_ms: int) -> None:
-        if packet.marker:
-            on_frame(packet.ssrc)
+    async def handle(data: bytes, arrival_time_ms: int) -> None:
+        if len(data) >= 12 and data[1] & 0x80:
+            on_frame(int.from_bytes(data[4:8], "big"))
 
-    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
-
+    for transceiver in pc.getTransceivers():
+        transport = transceiver.receiver.transport
+        if transport is not None:
+            transport._handle_rtp_data = handle  # type: ignore[method-assign]
 
 install()

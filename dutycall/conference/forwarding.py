@@ -158,6 +158,7 @@ class TrackForwarder:
         self.keyframe_requests_sent = 0
         self.last_frame_at: float | None = None
         self.started_at = time.monotonic()
+        self._keyframe_waiters: list[asyncio.Future[None]] = []
 
     def start(self) -> None:
         if self._task is None:
@@ -194,6 +195,16 @@ class TrackForwarder:
             loop = asyncio.get_running_loop()
             self._pending_keyframe = loop.call_later(wait, self._send_keyframe_request)
 
+    async def next_keyframe(self, timeout: float) -> bool:
+        """Wait until the next keyframe arrives from the publisher; False on timeout."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._keyframe_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
     def _send_keyframe_request(self) -> None:
         self._pending_keyframe = None
         if self._task is None or self._task.done() or self.receiver is None:
@@ -217,6 +228,10 @@ class TrackForwarder:
                 self.frames_received += 1
                 if packet.is_keyframe and self.kind == "video":
                     self.keyframes_received += 1
+                    waiters, self._keyframe_waiters = self._keyframe_waiters, []
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
                 self.last_frame_at = time.monotonic()
                 for sub in tuple(self._subscribers):
                     sub.push(packet)

@@ -1,17 +1,24 @@
 """Attendance evidence: snapshots of a room's own stream, face presence and liveness.
 
-Decoding only what it needs: a snapshot taps the publication's forwarder like one more
-subscriber, which starts at a keyframe (one is requested at once), decodes that single
-keyframe and leaves. Two snapshots a few seconds apart give the liveness check: a
-black or frozen picture fails. OpenCV's stock frontal-face Haar cascade looks for a face
-(opencv-python-headless 4.x ships the cascades; 5.x does not).
+Decoding only what it needs: when a room answers, a tap on the publication's forwarder
+(one more subscriber, keyframe-gated, a keyframe requested at once) records a few seconds
+of the room's stream, which is decoded once, in a worker thread, and dropped. The first
+and last pictures give the liveness check (a black or frozen picture fails), the last is
+kept as the snapshot, and the grey thumbnails of every picture in between show a looped
+recording: the same moving pictures again, in order, one period later. OpenCV's stock
+frontal-face Haar cascade looks for a face (opencv-python-headless 4.x ships the
+cascades; 5.x does not).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import concurrent.futures.process
+import dataclasses
 import hashlib
 import logging
+import multiprocessing
 from dataclasses import dataclass
 
 import av
@@ -22,6 +29,7 @@ logger = logging.getLogger(__name__)
 VERIFIED = "verified"
 NO_FACE = "no_face"
 FROZEN = "frozen"
+LOOPED = "looped"
 BLACK = "black"
 NO_VIDEO = "no_video"
 
@@ -33,6 +41,12 @@ BLACK_MEAN, BLACK_STD = 20.0, 8.0
 #: A perfectly still person therefore fails too: the officer is expected to speak and move.
 FROZEN_DIFF = 2.0
 THUMBNAIL = (64, 36)
+#: A loop: at some lag every thumbnail matches the one a lag earlier to within LOOP_DIFF
+#: (re-encoding noise), although at a shorter lag the picture had moved away by more than
+#: LOOP_MOTION. Slow real movement drifts further with every lag and never comes back.
+LOOP_DIFF, LOOP_MOTION = 1.5, 4.0
+#: Loops shorter than this are not looked for (nothing repeats faster in a real room).
+LOOP_MIN_PERIOD = 0.3
 DECODERS = {"VP8": "libvpx", "H264": "h264"}
 
 
@@ -101,34 +115,112 @@ def judge(first: np.ndarray | None, second: np.ndarray | None) -> Evidence:
     return Evidence(VERIFIED, faces=faces, **record)
 
 
-def decode_keyframe(packet: av.Packet, codec_name: str) -> np.ndarray | None:
-    """Decode one keyframe packet into an RGB array (a fresh decoder: nothing else is decoded)."""
+def find_loop(thumbs: list[np.ndarray], fps: float) -> float | None:
+    """The period in seconds of a looped picture, or None (pure; CPU only).
+
+    ``thumbs`` are grey thumbnails of consecutive pictures. Only loops up to half the
+    recording's length can be seen: each must repeat at least once.
+    """
+    n = len(thumbs)
+    if n < 4:
+        return None
+    stack = np.stack([t.astype(np.float32) for t in thumbs])
+    moved = 0.0
+    for lag in range(1, n // 2 + 1):
+        diff = float(np.abs(stack[lag:] - stack[:-lag]).mean())
+        if diff < LOOP_DIFF and moved > LOOP_MOTION and lag / fps >= LOOP_MIN_PERIOD:
+            return lag / fps
+        moved = max(moved, diff)
+    return None
+
+
+def thumbnail(grey: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(grey, THUMBNAIL, interpolation=cv2.INTER_AREA)
+
+
+def judge_recording(packets: list[av.Packet], codec_name: str, fps: float = 30.0) -> Evidence:
+    """Decode a recorded stretch (starting at a keyframe) and judge it (pure; CPU only)."""
     decoder = av.CodecContext.create(DECODERS[codec_name.upper()], "r")
+    first = last = None
+    thumbs: list[np.ndarray] = []
     try:
-        frames = list(decoder.decode(packet)) + list(decoder.decode(None))
+        for packet in [*packets, None]:
+            for frame in decoder.decode(packet):
+                last = frame
+                if first is None:
+                    first = frame.to_ndarray(format="rgb24")
+                thumbs.append(thumbnail(frame.to_ndarray(format="gray")))
     except av.FFmpegError as exc:
-        logger.warning("snapshot decode failed: %s", exc)
-        return None
-    return frames[0].to_ndarray(format="rgb24") if frames else None
+        logger.warning("evidence decode failed after %d pictures: %s", len(thumbs), exc)
+    if first is None or last is None:
+        return Evidence(NO_VIDEO)
+    verdict = judge(first, last.to_ndarray(format="rgb24"))
+    if verdict.verified:
+        period = find_loop(thumbs, fps)
+        if period is not None:
+            logger.info("looped picture: period %.2f s", period)
+            return dataclasses.replace(verdict, verdict=LOOPED)
+    return verdict
 
 
-async def snapshot(forwarder, codec_name: str, timeout: float = 5.0) -> np.ndarray | None:  # type: ignore[no-untyped-def]
-    """The next keyframe of a publication's video, decoded; None if none comes in time."""
+async def record(forwarder, seconds: float, timeout: float = 5.0) -> list[av.Packet]:  # type: ignore[no-untyped-def]
+    """``seconds`` of a publication's video from its next keyframe; fewer if it stops."""
     tap = forwarder.subscribe()  # keyframe-gated, and asks the publisher for one now
+    packets: list[av.Packet] = []
     try:
-        packet = await asyncio.wait_for(tap.recv(), timeout)
-    except (asyncio.TimeoutError, Exception):
-        return None
+        packets.append(await asyncio.wait_for(tap.recv(), timeout))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            try:
+                packets.append(await asyncio.wait_for(tap.recv(), min(left, 1.0)))
+            except asyncio.TimeoutError:
+                break  # time is up, or the stream stalled for a second
+    except Exception:  # noqa: BLE001 - timeout, or the publication went away
+        pass
     finally:
         tap.stop()
-    return await asyncio.to_thread(decode_keyframe, packet, codec_name)
+    return packets
+
+
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+
+def _judge_payloads(payloads: list[bytes], codec_name: str, fps: float) -> Evidence:
+    return judge_recording([av.Packet(p) for p in payloads], codec_name, fps)
 
 
 async def gather(forwarder, codec_name: str, gap: float = 3.0, timeout: float = 5.0) -> Evidence:  # type: ignore[no-untyped-def]
-    """Two snapshots ``gap`` seconds apart, judged off the event loop."""
-    first = await snapshot(forwarder, codec_name, timeout)
-    if first is None:
+    """Record ``gap`` seconds of the room's stream and judge them in another process.
+
+    Decoding a few seconds of video takes a fraction of a CPU second; in a thread it would
+    hold the GIL against the event loop that forwards everyone's media, so it runs in a
+    worker process of its own (started on first use, one for the whole server).
+    """
+    global _pool
+    packets = await record(forwarder, gap, timeout)
+    if not packets:
         return Evidence(NO_VIDEO)
-    await asyncio.sleep(gap)
-    second = await snapshot(forwarder, codec_name, timeout)
-    return await asyncio.to_thread(judge, first, second)
+    payloads, fps = [bytes(p) for p in packets], frame_rate(packets, gap)
+    loop = asyncio.get_running_loop()
+    for _ in range(2):
+        if _pool is None:
+            _pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return await loop.run_in_executor(_pool, _judge_payloads, payloads, codec_name, fps)
+        except concurrent.futures.process.BrokenProcessPool:
+            logger.warning("the evidence worker process died; starting another")
+            _pool = None
+    return await asyncio.to_thread(_judge_payloads, payloads, codec_name, fps)
+
+
+def frame_rate(packets: list[av.Packet], seconds: float) -> float:
+    """Pictures per second of a recording, from its timestamps when it has them."""
+    first, last = packets[0], packets[-1]
+    if len(packets) > 1 and first.pts is not None and last.pts is not None and first.time_base:
+        span = float((last.pts - first.pts) * first.time_base)
+        if span > 0:
+            return (len(packets) - 1) / span
+    return len(packets) / seconds if seconds > 0 else 30.0

@@ -33,6 +33,10 @@ from .models import AttendanceRecord, RollCallRecord
 
 logger = logging.getLogger(__name__)
 
+#: The longest the room that had the floor keeps publishing full quality while the floor
+#: moves on and the new room's first keyframe is awaited.
+FLOOR_HANDOVER = 2.0
+
 
 def conference_room(roll_call_id: int) -> str:
     return f"rollcall-{roll_call_id}"
@@ -327,15 +331,19 @@ class RollCallCoordinator:
                                            "duty_room_id": effect.room_id})
             # Every console's floor subscription switches to the called room's own stream.
             conference_room_ = self.conference.rooms.get(conference_room(roll_call_id))
+            publication = None
             if conference_room_ is not None:
                 publication = self._publication_of(roll_call_id, effect.room_id) if effect.room_id else None
                 conference_room_.set_floor(publication)
-            # Only the room with the floor publishes full quality; the rest stay small.
-            if live.full_room is not None and live.full_room != effect.room_id:
-                self._notify_room(roll_call_id, live.full_room, {"type": "publish_quality", "profile": "idle"})
+            # Only the room with the floor publishes full quality; the rest stay small. The
+            # room that had it keeps full quality until the new room's keyframe is here,
+            # since everyone still sees it until then.
+            previous, live.full_room = live.full_room, effect.room_id
             if effect.room_id is not None:
                 self._notify_room(roll_call_id, effect.room_id, {"type": "publish_quality", "profile": "full"})
-            live.full_room = effect.room_id
+            if previous is not None and previous != effect.room_id:
+                video = publication.forwarders.get("video") if publication is not None else None
+                self._spawn(live, self._demote(roll_call_id, live, previous, video))
         elif isinstance(effect, machine.Record):
             self._broadcast(roll_call_id, {"type": "rollcall_attendance", "roll_call_id": roll_call_id,
                                            "duty_room_id": effect.room_id, "outcome": effect.outcome})
@@ -355,6 +363,14 @@ class RollCallCoordinator:
                                            "phase": effect.phase})
             if effect.phase == "finished" and self.on_finished is not None:
                 self._spawn(live, self.on_finished(roll_call_id))
+
+    async def _demote(self, roll_call_id: int, live: _Live, room_id: int, handover: Any) -> None:
+        """Tell ``room_id`` to publish small again, once ``handover`` (the new floor's video
+        forwarder, if any) has delivered a keyframe, or after FLOOR_HANDOVER seconds."""
+        if handover is not None:
+            await handover.next_keyframe(FLOOR_HANDOVER)
+        if live.full_room != room_id:  # unless it was given the floor back meanwhile
+            self._notify_room(roll_call_id, room_id, {"type": "publish_quality", "profile": "idle"})
 
     def _spawn(self, live: _Live, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

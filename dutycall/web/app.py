@@ -55,6 +55,10 @@ async def rollcall_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "rollcall.html", headers={"Cache-Control": "no-cache"})
 
 
+async def results_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "results.html", headers={"Cache-Control": "no-cache"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     conference = request.app[CONFERENCE]
     return web.json_response({"status": "ok", "version": __version__, **conference.stats()})
@@ -147,6 +151,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/directory", directory_page)
     app.router.add_get("/rollcall", rollcall_page)
+    app.router.add_get("/results", results_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", signalling)
     app.router.add_routes(api.routes)

@@ -14,7 +14,7 @@ from ..rollcall.machine import IllegalEvent
 from ..rollcall.plans import Plans
 from ..rollcall.results import Results
 from ..rollcall.statistics import Statistics
-from .auth import json_body, principal_of
+from .auth import DIRECTORY, json_body, principal_of
 
 COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
 PLANS = web.AppKey("rollcall_plans", Plans)
@@ -132,8 +132,29 @@ async def room_rollcalls_calendar(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/calendar", charset="utf-8")
 
 
+STANDBY_PREFIX = "standby-"
+
+
+def standby_room(duty_room_id: int) -> str:
+    """Where a duty room's console waits between roll-calls, seen and reachable."""
+    return f"{STANDBY_PREFIX}{duty_room_id}"
+
+
 async def may_join(app: web.Application, who: Any, room: str) -> bool:
-    """A roll-call's room is open to its target consoles and to accounts whose scope covers it."""
+    """A roll-call's room is open to its target consoles and to accounts whose scope covers it;
+    a duty room's standby room to its own console and to accounts that may see that room."""
+    if room.startswith(STANDBY_PREFIX):
+        try:
+            duty_room_id = int(room[len(STANDBY_PREFIX):])
+        except ValueError:
+            return False
+        if who.kind == "device":
+            return who.duty_room_id == duty_room_id
+        try:
+            await app[DIRECTORY].get_room(who, duty_room_id)
+        except DirectoryError:
+            return False
+        return True
     if not room.startswith("rollcall-"):
         return True
     try:

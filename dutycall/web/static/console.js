@@ -249,8 +249,12 @@ class DutyConsole {
         this.ring(msg.roll_call_id);
         break;
       case "rollcall_ring_stop":
+        this.stopRinging();
+        break;
       case "rollcall_ended":
         this.stopRinging();
+        // Back to standby, ready for the next roll-call.
+        if (standbyRoom() && this.inRollCall()) this.moveTo(standbyRoom());
         break;
       case "rollcall_floor":
         this.showFloor(msg.duty_room_id);
@@ -371,8 +375,8 @@ class DutyConsole {
     }
     await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     this.publication = { pc, id: reply.publication_id };
-    // In a roll-call, start small until the server gives us the floor.
-    await this.applyProfile(this.room.startsWith("rollcall-") ? "idle" : "full");
+    // In a roll-call or on standby, start small until the server gives us the floor.
+    await this.applyProfile(this.inRollCall() || this.room.startsWith("standby-") ? "idle" : "full");
   }
 
   inRollCall() {
@@ -492,6 +496,11 @@ function showSignedIn(me) {
   $("whoami").textContent = t("signed_in_as") + principal.name;
 }
 
+// The standby room of a console signed in for a duty room (null for a person's account).
+function standbyRoom() {
+  return principal && principal.kind === "device" && principal.duty_room_id ? `standby-${principal.duty_room_id}` : null;
+}
+
 async function signedIn() {
   // A console opened with ?device=TOKEN trades it for a long-lived session, then forgets it.
   const params = new URLSearchParams(location.search);
@@ -558,6 +567,12 @@ $("leave").addEventListener("click", () => {
   setStatus("idle");
   const params = new URLSearchParams(location.search);
   $("room").value = params.get("room") || localStorage.getItem("dutycall.room") || "";
-  // A duty-room console opens straight into its room: ?room=... joins at once once signed in.
-  if ((await signedIn()) && params.get("room")) $("join-form").requestSubmit();
+  if (!(await signedIn())) return;
+  // ?room=... joins at once. A duty-room console with no room given waits in its standby
+  // room, seen by the pre-check and reachable by roll-call invitations, day and night.
+  const room = params.get("room") || standbyRoom();
+  if (room) {
+    $("room").value = room;
+    $("join-form").requestSubmit();
+  }
 })();

@@ -31,7 +31,12 @@ const MESSAGES = {
     st_pending: "未点名", st_calling: "点名中", st_on_time: "按时应答", st_late: "迟到", st_absent: "缺席",
     st_offline: "离线", st_excused: "请假", st_not_called: "未点到",
     ph_scheduled: "未开始", ph_running: "进行中", ph_finished: "已结束", ph_cancelled: "已取消", ph_interrupted: "已中断",
-    ev_verified: "通过", ev_no_face: "未见人脸", ev_frozen: "画面静止", ev_black: "黑屏", ev_no_video: "无视频",
+    ev_verified: "通过", ev_no_face: "未见人脸", ev_frozen: "画面静止", ev_looped: "疑似循环录像", ev_black: "黑屏", ev_no_video: "无视频",
+    rc_pdf: "导出 PDF", res_title: "督办与统计", res_notices: "督办通知", res_deadline: "办理期限", res_issue: "问题",
+    res_state: "状态", res_response: "回复", res_respond: "回复", res_close: "办结", res_response_prompt: "办理情况：",
+    no_open: "待回复", no_responded: "已回复", no_closed: "已办结", res_overdue: "（已超期）",
+    res_stats: "月度统计", res_month: "月份", res_show: "查询", res_districts: "各区", res_units: "各单位",
+    res_unit: "单位", res_rate: "到岗率", res_on_time_rate: "准点率", res_trend: "每日到岗率", res_none: "暂无",
   },
   en: {
     title: "Duty video", room: "Room", name: "Name", join: "Join", leave: "Leave",
@@ -63,7 +68,13 @@ const MESSAGES = {
     st_pending: "Not yet called", st_calling: "Calling", st_on_time: "On time", st_late: "Late", st_absent: "Absent",
     st_offline: "Offline", st_excused: "Excused", st_not_called: "Not called",
     ph_scheduled: "not started", ph_running: "running", ph_finished: "finished", ph_cancelled: "cancelled", ph_interrupted: "interrupted",
-    ev_verified: "verified", ev_no_face: "no face", ev_frozen: "frozen", ev_black: "black", ev_no_video: "no video",
+    ev_verified: "verified", ev_no_face: "no face", ev_frozen: "frozen", ev_looped: "looped recording", ev_black: "black", ev_no_video: "no video",
+    rc_pdf: "PDF", res_title: "Notices and statistics", res_notices: "Supervision notices", res_deadline: "Deadline",
+    res_issue: "Issue", res_state: "State", res_response: "Response", res_respond: "Respond", res_close: "Close",
+    res_response_prompt: "What was done:", no_open: "awaiting response", no_responded: "responded", no_closed: "closed",
+    res_overdue: " (overdue)", res_stats: "Monthly statistics", res_month: "Month", res_show: "Show",
+    res_districts: "Districts", res_units: "Units", res_unit: "Unit", res_rate: "Attendance", res_on_time_rate: "On time",
+    res_trend: "Daily attendance rate", res_none: "none",
   },
 };
 

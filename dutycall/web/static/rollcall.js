@@ -25,6 +25,7 @@ function render(board) {
   $("phase").dataset.phase = board.phase;
   $("sheet-csv").href = `/api/rollcalls/${board.id}/sheet.csv`;
   $("sheet-xlsx").href = `/api/rollcalls/${board.id}/sheet.xlsx`;
+  $("sheet-pdf").href = `/api/rollcalls/${board.id}/sheet.pdf`;
   $("board").querySelector("tbody").replaceChildren(...board.rooms.map((room) => {
     const actions = el("td", {},
       el("button", { textContent: t("rc_call"), className: "call", onclick: () => command("call", { room_id: room.duty_room_id }) }),

@@ -1,0 +1,111 @@
+// Supervision notices (a unit responds, the host closes) and monthly attendance statistics.
+"use strict";
+
+function localTime(iso) {
+  return new Date(iso).toLocaleString(LANG === "en" ? "en-GB" : "zh-CN", { hour12: false });
+}
+
+async function act(path, body) {
+  try {
+    await api("POST", path, body);
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+  await loadNotices();
+}
+
+async function loadNotices() {
+  const notices = await api("GET", "/api/notices");
+  $("notices").querySelector("tbody").replaceChildren(...notices.map((notice) => {
+    const actions = el("td", {});
+    if (notice.status !== "closed") {
+      actions.append(el("button", { textContent: t("res_respond"), className: "respond", onclick: () => {
+        const response = prompt(t("res_response_prompt"), notice.response || "");
+        if (response) act(`/api/notices/${notice.id}/respond`, { response });
+      } }));
+    }
+    if (notice.status === "responded") {
+      actions.append(el("button", { textContent: t("res_close"), className: "close",
+                                    onclick: () => act(`/api/notices/${notice.id}/close`) }));
+    }
+    const row = el("tr", {},
+      el("td", { textContent: notice.room_name }),
+      el("td", { textContent: t("st_" + notice.outcome) }),
+      el("td", { textContent: localTime(notice.deadline) }),
+      el("td", { textContent: t("no_" + notice.status) + (notice.overdue ? t("res_overdue") : ""), className: "state" }),
+      el("td", { textContent: notice.response || "" }),
+      actions);
+    row.dataset.noticeId = notice.id;
+    row.dataset.status = notice.status;
+    return row;
+  }));
+}
+
+function percent(rate) {
+  return rate === null ? "—" : `${(rate * 100).toFixed(1)}%`;
+}
+
+function statsTable(table, rows) {
+  const head = el("tr", {}, ...["res_unit", "st_on_time", "st_late", "st_absent", "st_offline", "st_excused",
+                                "res_rate", "res_on_time_rate"].map((key) => el("th", { textContent: t(key) })));
+  const body = rows.length ? rows.map((row) => el("tr", {},
+    el("td", { textContent: row.name }),
+    ...["on_time", "late", "absent", "offline", "excused"].map((key) => el("td", { textContent: row[key] })),
+    el("td", { textContent: percent(row.attendance_rate), className: "rate" }),
+    el("td", { textContent: percent(row.on_time_rate) }))) : [el("tr", {}, el("td", { textContent: t("res_none") }))];
+  table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+async function loadStatistics() {
+  const month = $("month").value;
+  try {
+    const stats = await api("GET", `/api/statistics?month=${encodeURIComponent(month)}`);
+    statsTable($("districts"), stats.districts);
+    statsTable($("units"), stats.units);
+    $("trend").src = `/api/statistics/trend.png?month=${encodeURIComponent(month)}`;
+    $("trend").alt = `${t("res_trend")} ${stats.month}`;
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+$("month-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadStatistics();
+});
+
+$("sign-in-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await signedIn(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
+  } catch (err) {
+    showError(t("err_sign_in") + err.message);
+  }
+});
+
+async function signedIn(reply) {
+  me = { ...reply.principal, csrf: reply.csrf_token };
+  $("whoami").textContent = t("signed_in_as") + me.name;
+  $("sign-in-form").hidden = true;
+  $("results").hidden = false;
+  showError("");
+  await Promise.all([loadNotices(), loadStatistics()]);
+}
+
+$("lang").addEventListener("click", () => {
+  setLanguage(LANG === "en" ? "zh-CN" : "en");
+  if (me) Promise.all([loadNotices(), loadStatistics()]);
+});
+
+(async function init() {
+  applyLanguage();
+  const now = new Date();
+  $("month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+  try {
+    await signedIn(await api("GET", "/api/me"));
+  } catch (err) {
+    $("sign-in-form").hidden = false;
+  }
+})();
