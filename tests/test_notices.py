@@ -100,7 +100,7 @@ async def test_monthly_statistics_roll_up_and_trend_chart(finished):
 
     app, admin, ids, rid = finished
     stats = app[STATISTICS]
-    month = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    month = dt.datetime.now().strftime("%Y-%m")  # the server's local month
     report = await stats.monthly(admin, month)
     assert report["total"]["offline"] == 2 and report["total"]["excused"] == 1
     assert report["total"]["attendance_rate"] == 0.0
@@ -121,3 +121,20 @@ async def test_monthly_statistics_roll_up_and_trend_chart(finished):
     assert image.shape == (300, 720, 3)
     with pytest.raises(Invalid):
         await stats.monthly(admin, "November")
+
+
+def test_months_are_counted_in_the_server_s_local_time(monkeypatch):
+    import time
+
+    from dutycall.rollcall.statistics import month_bounds
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        first, following = month_bounds("2026-12")
+        # 1 December 00:00 in Beijing is still 30 November in UTC.
+        assert first.astimezone(dt.timezone.utc) == dt.datetime(2026, 11, 30, 16, tzinfo=dt.timezone.utc)
+        assert following.astimezone(dt.timezone.utc) == dt.datetime(2026, 12, 31, 16, tzinfo=dt.timezone.utc)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..directory.errors import Invalid
-from ..directory.models import DutyRoom, Unit, UnitKind
+from ..directory.models import DutyRoom, Unit, UnitKind, as_utc
 from ..directory.principal import Principal
 from ..directory.service import tree_order
 from .models import AttendanceRecord, RollCallRecord
@@ -24,12 +24,14 @@ COUNTED = ("on_time", "late", "absent", "offline", "excused")
 
 
 def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
+    """A calendar month in the server's local time (as duty staff count days), as aware
+    datetimes: 00:00 on the 1st in Beijing is 16:00 UTC on the last day of the month before."""
     try:
-        first = dt.datetime.strptime(str(month), "%Y-%m").replace(tzinfo=dt.timezone.utc)
+        first = dt.datetime.strptime(str(month), "%Y-%m")
     except ValueError as exc:
         raise Invalid("month must be YYYY-MM", [{"field": "month"}]) from exc
     following = (first + dt.timedelta(days=32)).replace(day=1)
-    return first, following
+    return first.astimezone(), following.astimezone()
 
 
 def summarise(counts: Counter[str]) -> dict[str, Any]:
@@ -57,7 +59,7 @@ class Statistics:
     async def monthly(self, who: Principal, month: object) -> dict[str, Any]:
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
-            rows = await _rows(db, who, first, following)
+            rows = await _rows(db, who, first.astimezone(dt.timezone.utc), following.astimezone(dt.timezone.utc))
             units = (await db.execute(select(Unit).where(Unit.path.startswith(who.unit_path)))).scalars().all()
         by_id = {u.id: u for u in units}
         per_unit: dict[int, Counter[str]] = defaultdict(Counter)
@@ -84,12 +86,12 @@ class Statistics:
 
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
-            rows = await _rows(db, who, first, following)
-        days = (following - first).days
+            rows = await _rows(db, who, first.astimezone(dt.timezone.utc), following.astimezone(dt.timezone.utc))
+        days = (following.date() - first.date()).days
         daily: dict[int, Counter[str]] = defaultdict(Counter)
         for attendance, started_at, _ in rows:
-            started = started_at if started_at.tzinfo else started_at.replace(tzinfo=dt.timezone.utc)
-            daily[(started - first).days][attendance.outcome] += 1
+            # The local calendar day the roll-call started on.
+            daily[(as_utc(started_at).astimezone().date() - first.date()).days][attendance.outcome] += 1
         width, height, margin = 720, 300, 50
         image = np.full((height, width, 3), 255, np.uint8)
         left, right, top, bottom = margin, width - 20, 20, height - margin
