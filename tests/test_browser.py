@@ -358,3 +358,27 @@ async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, 
     await coordinator.command(admin, rid, "skip", {})
     await coordinator.command(admin, rid, "call", {"room_id": blue_room["id"]})
     await floor_colour(red, BLUE)
+
+
+async def test_a_console_joining_mid_call_is_told_who_has_the_floor(server, browsers):
+    # The floor message went out before this console was there (or before its floor tile was
+    # made, while it was still publishing): the join reply says who has the floor.
+    from dutycall.web.rollcalls import COORDINATOR
+
+    red_browser, blue_browser = browsers
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    red_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "红"})
+    blue_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "蓝"})
+    coordinator = server.app[COORDINATOR]
+    created = await coordinator.create(admin, {"room_ids": [red_room["id"], blue_room["id"]]})
+    rid, base = created["id"], f"http://127.0.0.1:{server.port}"
+    await open_console(red_browser, base, created["room"],
+                       (await directory.create_device_credential(admin, red_room["id"]))["token"])
+    await wait_for(lambda: coordinator.is_connected(rid, red_room["id"]), timeout=20)
+    await coordinator.command(admin, rid, "start", {})
+    await coordinator.command(admin, rid, "call", {"room_id": red_room["id"]})
+    blue = await open_console(blue_browser, base, created["room"],
+                              (await directory.create_device_credential(admin, blue_room["id"]))["token"])
+    await blue.wait_for_selector(f'.tile[data-floor-room-id="{red_room["id"]}"]', timeout=20000)
+    assert await blue.text_content(".tile[data-floor-tile] .name") == "红"

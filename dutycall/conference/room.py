@@ -52,6 +52,9 @@ class Room:
             "room": self.name,
             "participants": [p.describe() for p in self.participants.values()],
             "publications": [pub.describe() for pub in self.publications.values()],
+            # Who has the floor now: a floor subscription made later starts with it.
+            "floor": {"publication_id": self.floor.id, "participant_id": self.floor.participant.id}
+            if self.floor is not None else None,
         }
 
     def broadcast(self, message: dict[str, Any], exclude: Participant | None = None) -> None:

@@ -31,3 +31,31 @@ async function api(method, path, body, raw) {
   }
   return data;
 }
+
+// The sign-in of a signed-in page: shows the form until someone signs in (or is already),
+// sets `me`, shows `main`, then calls `onSignedIn()`. The language button calls
+// `onLanguage()` once someone is signed in.
+function startPage(main, onSignedIn, onLanguage = onSignedIn) {
+  async function accept(reply) {
+    me = { ...reply.principal, csrf: reply.csrf_token };
+    $("whoami").textContent = t("signed_in_as") + me.name;
+    $("sign-in-form").hidden = true;
+    $(main).hidden = false;
+    showError("");
+    await onSignedIn();
+  }
+  $("sign-in-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await accept(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
+    } catch (err) {
+      showError(t("err_sign_in") + err.message);
+    }
+  });
+  $("lang").addEventListener("click", () => {
+    setLanguage(LANG === "en" ? "zh-CN" : "en");
+    if (me) onLanguage();
+  });
+  applyLanguage();
+  api("GET", "/api/me").then(accept, () => { $("sign-in-form").hidden = false; });
+}

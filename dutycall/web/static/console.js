@@ -153,6 +153,9 @@ class DutyConsole {
       this.everConnected = true;
       this.participantId = joined.participant_id;
       this.participants = new Map(joined.participants.map((p) => [p.participant_id, p]));
+      // Joining a roll-call in progress: who has the floor already.
+      const holder = joined.floor && this.participants.get(joined.floor.participant_id);
+      if (holder && holder.duty_room_id !== undefined) this.floorRoomId = holder.duty_room_id;
       this.iceServers = joined.ice_servers || [];
       setStatus("connected");
       showError("");
@@ -177,6 +180,7 @@ class DutyConsole {
   }
 
   teardown() {
+    this.floorRoomId = undefined;
     for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
     this.pending.clear();
     if (this.publication) this.publication.pc.close();
@@ -257,6 +261,8 @@ class DutyConsole {
         if (standbyRoom() && this.inRollCall()) this.moveTo(standbyRoom());
         break;
       case "rollcall_floor":
+        // Kept: the floor tile may not exist yet (we are still publishing) and shows it when made.
+        this.floorRoomId = msg.duty_room_id;
         this.showFloor(msg.duty_room_id);
         for (const tile of document.querySelectorAll(".tile")) delete tile.dataset.floor;
         if (msg.duty_room_id !== null) {
@@ -396,6 +402,7 @@ class DutyConsole {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     const entry = { pc, tile, subscriptionId: null };
     this.subscriptions.set(id, entry);
+    if (this.floorRoomId !== undefined) this.showFloor(this.floorRoomId);
     for (const kind of ["audio", "video"]) pc.addTransceiver(kind, { direction: "recvonly" });
     const stream = new MediaStream();
     pc.ontrack = (event) => {

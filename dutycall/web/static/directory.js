@@ -167,31 +167,4 @@ $("show-status").addEventListener("click", async () => {
   }
 });
 
-function signedIn(reply) {
-  me = { ...reply.principal, csrf: reply.csrf_token };
-  $("whoami").textContent = t("signed_in_as") + me.name;
-  $("sign-in-form").hidden = true;
-  $("directory").hidden = false;
-  return load();
-}
-
-$("sign-in-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await signedIn(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
-    showError("");
-  } catch (err) {
-    showError(t("err_sign_in") + err.message);
-  }
-});
-
-$("lang").addEventListener("click", () => { setLanguage(LANG === "en" ? "zh-CN" : "en"); if (me) load(); });
-
-(async function init() {
-  applyLanguage();
-  try {
-    await signedIn(await api("GET", "/api/me"));
-  } catch (err) {
-    $("sign-in-form").hidden = false;
-  }
-})();
+startPage("directory", load);

@@ -76,36 +76,6 @@ $("month-form").addEventListener("submit", (event) => {
   loadStatistics();
 });
 
-$("sign-in-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await signedIn(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
-  } catch (err) {
-    showError(t("err_sign_in") + err.message);
-  }
-});
-
-async function signedIn(reply) {
-  me = { ...reply.principal, csrf: reply.csrf_token };
-  $("whoami").textContent = t("signed_in_as") + me.name;
-  $("sign-in-form").hidden = true;
-  $("results").hidden = false;
-  showError("");
-  await Promise.all([loadNotices(), loadStatistics()]);
-}
-
-$("lang").addEventListener("click", () => {
-  setLanguage(LANG === "en" ? "zh-CN" : "en");
-  if (me) Promise.all([loadNotices(), loadStatistics()]);
-});
-
-(async function init() {
-  applyLanguage();
-  const now = new Date();
-  $("month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
-  try {
-    await signedIn(await api("GET", "/api/me"));
-  } catch (err) {
-    $("sign-in-form").hidden = false;
-  }
-})();
+const now = new Date();
+$("month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+startPage("results", () => Promise.all([loadNotices(), loadStatistics()]));

@@ -85,21 +85,7 @@ for (const button of document.querySelectorAll(".controls button")) {
   });
 }
 
-$("sign-in-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await signedIn(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
-  } catch (err) {
-    showError(t("err_sign_in") + err.message);
-  }
-});
-
-async function signedIn(reply) {
-  me = { ...reply.principal, csrf: reply.csrf_token };
-  $("whoami").textContent = t("signed_in_as") + me.name;
-  $("sign-in-form").hidden = true;
-  $("host").hidden = false;
-  showError("");
+startPage("host", async () => {
   await loadRooms();
   const id = new URLSearchParams(location.search).get("id");
   if (id) {
@@ -107,15 +93,4 @@ async function signedIn(reply) {
     await refresh();
     timer = setInterval(refresh, 1000);
   }
-}
-
-$("lang").addEventListener("click", () => { setLanguage(LANG === "en" ? "zh-CN" : "en"); refresh(); });
-
-(async function init() {
-  applyLanguage();
-  try {
-    await signedIn(await api("GET", "/api/me"));
-  } catch (err) {
-    $("sign-in-form").hidden = false;
-  }
-})();
+}, refresh);
