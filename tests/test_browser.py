@@ -238,6 +238,7 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     page = await open_console(red_browser, f"http://127.0.0.1:{server.port}", None, token)
     await page.wait_for_selector('#status[data-state="connected"]', timeout=20000)
     assert await page.input_value("#room") == f"standby-{room['id']}"
+    assert "room=" not in page.url  # opened without ?room=, nothing to rewrite
     await wait_for_video_height(page, 180)
 
     coordinator = server.app[COORDINATOR]
@@ -264,6 +265,7 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     await wait_for(lambda: f"standby-{room['id']}" in coordinator.conference.rooms and bool(
         coordinator.conference.rooms[f"standby-{room['id']}"].participants), timeout=20, what="back on standby")
     assert await page.input_value("#room") == f"standby-{room['id']}"
+    assert "room=" not in page.url  # opened without ?room=, nothing to rewrite
 
 
 async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
@@ -288,6 +290,8 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await host.wait_for_selector(f'#board tr[data-room-id="{present["id"]}"]')
     await host.click('.controls button[data-action="start"]')
     await host.wait_for_selector('#board tr[data-status="pending"] >> text=是', timeout=20000)  # console arrived
+    # Opened as ?room=lobby, the console's address now names the roll-call: a reload lands there.
+    assert "room=rollcall-" in console.url
     await host.click('.controls button[data-action="call"]')
     await console.wait_for_selector("#ring:not([hidden])", timeout=10000)
     await console.click("#answer")

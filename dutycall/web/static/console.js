@@ -303,6 +303,12 @@ class DutyConsole {
     this.room = room;
     $("room").value = room;
     localStorage.setItem("dutycall.room", room);
+    // A reload (power cut, browser restart) must land here, not in the room the page was opened with.
+    const params = new URLSearchParams(location.search);
+    if (params.has("room")) {
+      params.set("room", room);
+      history.replaceState(null, "", `${location.pathname}?${params}`);
+    }
     // Same socket: leave, drop our connections, join the new room and publish there.
     await this.request("leave").catch(() => {});
     this.teardown();
