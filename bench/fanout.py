@@ -40,6 +40,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def stop_processes(workers: list[asyncio.subprocess.Process], server: asyncio.subprocess.Process) -> None:
+    """Kill the load workers; stop the server gracefully (it stops its own children), or kill it."""
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            worker.kill()
+        await worker.wait()
+    with contextlib.suppress(ProcessLookupError):
+        server.terminate()
+    try:
+        await asyncio.wait_for(server.wait(), 10)
+    except asyncio.TimeoutError:
+        server.kill()
+        await server.wait()
+
+
 def process_cpu_seconds(pid: int, children: bool = True) -> float:
     """User + system CPU of a process and all its threads, and (by default) of its live
     child processes and the children it has reaped: the server's evidence worker counts
@@ -209,17 +224,7 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             "publisher_fps": track.frames_sent / max(1e-9, time.monotonic() - (track._epoch or time.monotonic())),
         }
     finally:
-        for worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                worker.kill()
-            await worker.wait()
-        with contextlib.suppress(ProcessLookupError):
-            server.terminate()
-        try:
-            await asyncio.wait_for(server.wait(), 10)
-        except asyncio.TimeoutError:
-            server.kill()
-            await server.wait()
+        await stop_processes(workers, server)
         import shutil
 
         shutil.rmtree(data, ignore_errors=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.fanout import free_port, process_cpu_seconds, wait_healthy  # noqa: E402
+from bench.fanout import free_port, process_cpu_seconds, stop_processes, wait_healthy  # noqa: E402
 
 PASSWORD = "bench-password-1"
 
@@ -195,13 +194,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "answered": recorded, "answers_sent": answered, "seconds": round(t1 - t0, 1), "cpus": os.cpu_count(),
         }
     finally:
-        for worker in workers:
-            with contextlib.suppress(ProcessLookupError):
-                worker.kill()
-            await worker.wait()
-        with contextlib.suppress(ProcessLookupError):
-            server.kill()
-        await server.wait()
+        await stop_processes(workers, server)
 
 
 def main() -> None:

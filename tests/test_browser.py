@@ -321,16 +321,22 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await host.wait_for_function("document.querySelector('#trend').naturalWidth > 0", timeout=10000)
 
 
-async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, browsers):
+async def red_and_blue_roll_call(server):
+    """A roll-call of two duty rooms, 红 and 蓝 (not started); returns what the tests use."""
     from dutycall.web.rollcalls import COORDINATOR
 
-    red_browser, blue_browser = browsers
     directory = server.app[DIRECTORY]
     _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
     red_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "红"})
     blue_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "蓝"})
     coordinator = server.app[COORDINATOR]
     created = await coordinator.create(admin, {"room_ids": [red_room["id"], blue_room["id"]]})
+    return directory, admin, coordinator, red_room, blue_room, created
+
+
+async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, browsers):
+    red_browser, blue_browser = browsers
+    directory, admin, coordinator, red_room, blue_room, created = await red_and_blue_roll_call(server)
     base = f"http://127.0.0.1:{server.port}"
     red = await open_console(red_browser, base, created["room"],
                              (await directory.create_device_credential(admin, red_room["id"]))["token"])
@@ -367,15 +373,8 @@ async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, 
 async def test_a_console_joining_mid_call_is_told_who_has_the_floor(server, browsers):
     # The floor message went out before this console was there (or before its floor tile was
     # made, while it was still publishing): the join reply says who has the floor.
-    from dutycall.web.rollcalls import COORDINATOR
-
     red_browser, blue_browser = browsers
-    directory = server.app[DIRECTORY]
-    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
-    red_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "红"})
-    blue_room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "蓝"})
-    coordinator = server.app[COORDINATOR]
-    created = await coordinator.create(admin, {"room_ids": [red_room["id"], blue_room["id"]]})
+    directory, admin, coordinator, red_room, blue_room, created = await red_and_blue_roll_call(server)
     rid, base = created["id"], f"http://127.0.0.1:{server.port}"
     await open_console(red_browser, base, created["room"],
                        (await directory.create_device_credential(admin, red_room["id"]))["token"])

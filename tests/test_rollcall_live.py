@@ -243,6 +243,27 @@ async def _start_server(url: str, port: int) -> asyncio.subprocess.Process:
     raise AssertionError("server did not start")
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
 async def test_server_killed_mid_roll_call_loses_and_duplicates_nothing(tmp_path):
     url = f"sqlite:///{tmp_path}/killed.sqlite3"
     port = _free_port()
@@ -284,10 +305,16 @@ async def test_server_killed_mid_roll_call_loses_and_duplicates_nothing(tmp_path
             await consoles[0].client.request("rollcall_answer", roll_call_id=rid, officer="张三")
             board = await (await http.post(f"{base}/api/rollcalls/{rid}/call", json={}, headers=csrf)).json()
             assert board["current"] == b
+            # A's answer is being judged in the server's evidence worker process.
+            await wait_for(lambda: _children(proc.pid), timeout=20, what="the evidence worker started")
+            workers = _children(proc.pid)
 
-        # Killed while B is being rung: no cleanup runs.
+        # Killed while B is being rung: no cleanup runs...
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
+        # ...and the evidence worker does not outlive it.
+        await wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=15,
+                       what="the evidence worker left with its server")
         for console in consoles:
             await console.close()
         proc = await _start_server(url, port)

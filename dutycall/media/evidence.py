@@ -19,6 +19,9 @@ import dataclasses
 import hashlib
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from dataclasses import dataclass
 
 import av
@@ -188,6 +191,17 @@ async def record(forwarder, seconds: float, timeout: float = 5.0) -> list[av.Pac
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 
 
+def _leave_with_parent(parent: int) -> None:
+    """In the worker: exit when the server is gone, even killed with SIGKILL (which would
+    otherwise leave this process behind, waiting for work forever)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="evidence-parent-watch", daemon=True).start()
+
+
 def _judge_payloads(payloads: list[bytes], codec_name: str, fps: float) -> Evidence:
     return judge_recording([av.Packet(p) for p in payloads], codec_name, fps)
 
@@ -207,7 +221,9 @@ async def gather(forwarder, codec_name: str, gap: float = 3.0, timeout: float = 
     loop = asyncio.get_running_loop()
     for _ in range(2):
         if _pool is None:
-            _pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_leave_with_parent, initargs=(os.getpid(),))
         try:
             return await loop.run_in_executor(_pool, _judge_payloads, payloads, codec_name, fps)
         except concurrent.futures.process.BrokenProcessPool:
