@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .text import pdf_markup, strip_unsafe
+
 FONT_NAME = "DutyCJK"
 FONT_CANDIDATES = [
     os.environ.get("DUTYCALL_PDF_FONT", ""),
@@ -36,7 +38,12 @@ def cjk_font() -> str:
 
 
 class Document:
-    """An A4 document: a centred heading, then paragraphs and grid tables, in order."""
+    """An A4 document: a centred heading, then paragraphs and grid tables, in order.
+
+    Every text given to it is plain text, never markup: reportlab's ``Paragraph`` reads
+    ``<img src=...>`` (a server file or URL), ``<font>`` and unbalanced tags (an exception), so
+    each text is escaped here, in the one place every PDF goes through.
+    """
 
     def __init__(self, title: str, landscape: bool = False) -> None:
         from reportlab.lib.pagesizes import A4
@@ -46,25 +53,25 @@ class Document:
         from reportlab.platypus import Paragraph, Spacer
 
         font = cjk_font()
-        self.title = title
+        self.title = strip_unsafe(title)  # the file's metadata: plain text, but no control characters
         self.pagesize = turn(A4) if landscape else A4
         self.mm = mm
         self.heading = ParagraphStyle("h", fontName=font, fontSize=18, leading=24, alignment=1)
         self.text = ParagraphStyle("t", fontName=font, fontSize=12, leading=16, spaceBefore=6)
         self.cell = ParagraphStyle("c", fontName=font, fontSize=9, leading=12)
-        self.story: list[Any] = [Paragraph(title, self.heading), Spacer(1, 4 * mm)]
+        self.story: list[Any] = [Paragraph(pdf_markup(title), self.heading), Spacer(1, 4 * mm)]
 
     def paragraph(self, text: str) -> None:
         from reportlab.platypus import Paragraph
 
-        self.story.append(Paragraph(_escape(text), self.text))
+        self.story.append(Paragraph(pdf_markup(text), self.text))
 
     def table(self, rows: Sequence[Sequence[Any]], widths_mm: Sequence[float]) -> None:
         """A grid with a shaded, repeated header row. A cell is text, or a flowable (an image)."""
         from reportlab.lib import colors
         from reportlab.platypus import Flowable, Paragraph, Spacer, Table, TableStyle
 
-        cells = [[c if isinstance(c, Flowable) else Paragraph(_escape(str(c)), self.cell) for c in row]
+        cells = [[c if isinstance(c, Flowable) else Paragraph(pdf_markup(c), self.cell) for c in row]
                  for row in rows]
         table = Table(cells, colWidths=[w * self.mm for w in widths_mm], repeatRows=1)
         table.setStyle(TableStyle([
@@ -91,7 +98,3 @@ class Document:
                           topMargin=margin, bottomMargin=margin, title=self.title).build(self.story)
         return out.getvalue()
 
-
-def _escape(text: str) -> str:
-    # Paragraph text is a small markup language: names with "<" or "&" must not break it.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

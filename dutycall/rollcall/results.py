@@ -2,6 +2,22 @@
 
 A notice is issued to the unit of every room that was absent, offline or late when a
 roll-call finishes; the unit answers in writing before the deadline and the host closes it.
+
+Who may do what (separation of duties, so that nobody both answers and signs off):
+
+- respond: an account with ``notices.respond`` whose own unit *is* the notified unit. A host of a
+  higher unit sees the notice but cannot write the unit's answer. A duty-room console cannot
+  respond: it is a shared, unattended device with a year-long session, and a written answer to
+  a supervision notice must name the person who gave it (``responded_by``).
+- close: a host (``rollcall.host``) on the roll-call's host side (their scope covers the
+  roll-call's unit) whose own unit is *not* the notified unit, once the unit has responded.
+  A notice to the top unit's own room therefore has nobody above to close it, by design.
+- see: accounts see the notices of their subtree; a console sees its own room's only.
+
+Sheets and monthly statistics are the host side's supervision documents: a console (which
+would otherwise read its whole subtree, other rooms' snapshots included) gets none of them.
+Every stored text reaches a cell through :func:`..text.sheet_cell` and a PDF through
+:mod:`..pdf`, which escapes it: stored rows are hostile too (formulas, markup, control characters).
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.models import DutyRoom, Unit, as_utc, utcnow
 from ..directory.principal import Principal
 from ..directory.service import Directory
+from ..text import sheet_cell
 from .models import AttendanceRecord, Notice, RollCallRecord
 
 NOTICE_OUTCOMES = ("absent", "offline", "late")
@@ -34,8 +51,30 @@ SHEET_COLUMNS = ["单位", "值班室", "结果", "应答人", "在值班表中"
 
 
 
-def notice_json(notice: Notice, room_name: str = "") -> dict[str, Any]:
-    return {"id": notice.id, "roll_call_id": notice.roll_call_id, "duty_room_id": notice.duty_room_id,
+def refuse_console(who: Principal) -> None:
+    """Sheets and statistics are for accounts: a console sees its own room, not its unit's subtree."""
+    if who.kind == "device":
+        raise Forbidden("值班台不能查看点名结果和统计")
+
+
+def may_respond(who: Principal, notice: Notice) -> bool:
+    """Only the notified unit itself answers: an account of that very unit, never one above it."""
+    return who.kind == "account" and who.may("notices.respond") and who.unit_path == notice.unit_path
+
+
+def may_close(who: Principal, notice: Notice, roll_call_unit_path: str | None) -> bool:
+    """A host of the roll-call's side closes, and never the notified unit itself."""
+    return (who.kind == "account" and who.may("rollcall.host") and who.unit_path != notice.unit_path
+            and roll_call_unit_path is not None and who.covers(roll_call_unit_path))
+
+
+def notice_json(notice: Notice, room_name: str = "", who: Principal | None = None,
+                roll_call_unit_path: str | None = None) -> dict[str, Any]:
+    """A notice as the API shows it; with ``who``, also what that principal may do with it now."""
+    actions = {} if who is None else {
+        "may_respond": notice.status != "closed" and may_respond(who, notice),
+        "may_close": notice.status == "responded" and may_close(who, notice, roll_call_unit_path)}
+    return {**actions, "id": notice.id, "roll_call_id": notice.roll_call_id, "duty_room_id": notice.duty_room_id,
             "room_name": room_name, "outcome": notice.outcome, "status": notice.status,
             "deadline": as_utc(notice.deadline).isoformat(), "response": notice.response,
             "overdue": notice.status == "open" and as_utc(notice.deadline) < utcnow()}
@@ -75,15 +114,21 @@ class Results:
             return issued
 
     async def notices(self, who: Principal) -> list[dict[str, Any]]:
+        """The notices in scope, each with what ``who`` may do with it (the page shows only those buttons)."""
+        query = (select(Notice, DutyRoom.name, RollCallRecord.unit_path)
+                 .join(DutyRoom, DutyRoom.id == Notice.duty_room_id)
+                 .join(RollCallRecord, RollCallRecord.id == Notice.roll_call_id, isouter=True)
+                 .where(Notice.unit_path.startswith(who.unit_path)).order_by(Notice.id))
+        if who.kind == "device":
+            query = query.where(Notice.duty_room_id == who.duty_room_id)
         async with self.sessionmaker() as db:
-            rows = (await db.execute(select(Notice, DutyRoom.name).join(DutyRoom, DutyRoom.id == Notice.duty_room_id)
-                                     .where(Notice.unit_path.startswith(who.unit_path))
-                                     .order_by(Notice.id))).all()
-        return [notice_json(n, name) for n, name in rows]
+            rows = (await db.execute(query)).all()
+        return [notice_json(n, name, who, path) for n, name, path in rows]
 
     async def _notice(self, db: AsyncSession, who: Principal, notice_id: int) -> Notice:
         notice = await db.get(Notice, notice_id)
-        if notice is None or not who.covers(notice.unit_path):
+        if notice is None or not who.covers(notice.unit_path) or (
+                who.kind == "device" and notice.duty_room_id != who.duty_room_id):
             raise NotFound(f"no notice {notice_id} in your scope")
         return notice
 
@@ -93,11 +138,13 @@ class Results:
             raise Invalid("the response must be text of 1 to 4000 characters", [{"field": "response"}])
         async with self.sessionmaker() as db:
             notice = await self._notice(db, who, notice_id)
+            if not may_respond(who, notice):
+                raise Forbidden("只有被督办单位本级的人员可以回复")
             if notice.status == "closed":
                 raise Invalid("this notice is closed")
             notice.response = response.strip()
             notice.responded_at = utcnow()
-            notice.responded_by = who.id if who.kind == "account" else None
+            notice.responded_by = who.id
             notice.status = "responded"
             Directory.audit(db, who, "respond", "notice", notice.id, notice.unit_path)
             await db.commit()
@@ -108,14 +155,13 @@ class Results:
         async with self.sessionmaker() as db:
             notice = await self._notice(db, who, notice_id)
             record = await db.get(RollCallRecord, notice.roll_call_id)
-            # The host side closes: whoever ran the roll-call's scope, not the unit answering it.
-            if record is None or not who.covers(record.unit_path):
-                raise Forbidden("only the roll-call's host side closes its notices")
+            if not may_close(who, notice, record.unit_path if record else None):
+                raise Forbidden("只有点名方的主持人可以办结，被督办单位不能办结自己的通知")
             if notice.status != "responded":
                 raise Invalid("a notice is closed after the unit has responded")
             notice.status = "closed"
             notice.closed_at = utcnow()
-            notice.closed_by = who.id if who.kind == "account" else None
+            notice.closed_by = who.id
             Directory.audit(db, who, "close", "notice", notice.id, notice.unit_path)
             await db.commit()
             return notice_json(notice)
@@ -127,6 +173,7 @@ class Results:
     async def _sheet(self, who: Principal, roll_call_id: int
                      ) -> tuple[RollCallRecord, list[list[str]], list[bytes | None]]:
         """The sheet's rows in call order, and each row's evidence snapshot (JPEG) if any."""
+        refuse_console(who)
         async with self.sessionmaker() as db:
             record = await db.get(RollCallRecord, roll_call_id)
             if record is None or not record.unit_path.startswith(who.unit_path):
@@ -165,7 +212,7 @@ class Results:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(SHEET_COLUMNS)
-        writer.writerows(rows)
+        writer.writerows([sheet_cell(c) for c in row] for row in rows)
         return out.getvalue().encode("utf-8-sig")  # with a BOM, so Excel reads the Chinese
 
     async def sheet_xlsx(self, who: Principal, roll_call_id: int) -> bytes:
@@ -176,12 +223,13 @@ class Results:
         book = Workbook()
         sheet = book.active
         sheet.title = "点名结果"
-        sheet.append([record.title])
-        sheet.append(SHEET_COLUMNS)
+        for values in ([record.title], SHEET_COLUMNS, *rows):
+            sheet.append([sheet_cell(v) for v in values])
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"  # text, whatever it looks like: never a formula cell
         for cell in sheet[2]:
             cell.font = Font(bold=True)
-        for row in rows:
-            sheet.append(row)
         for column, width in zip("ABCDEFGH", (20, 24, 10, 12, 10, 22, 14, 24)):
             sheet.column_dimensions[column].width = width
         out = io.BytesIO()

@@ -1,7 +1,8 @@
 """Monthly attendance statistics per unit and per district, and a trend chart (PNG via OpenCV).
 
 A district's roll-calls of its own streets count in the city's view too: everything is
-aggregated by where the rooms sit in the unit tree, whoever ran the roll-call.
+aggregated by where the rooms sit in the unit tree, whoever ran the roll-call. They are the
+host side's figures: a duty-room console (whose unit may be a district) gets none of them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..directory.models import DutyRoom, Unit, UnitKind, as_utc
 from ..directory.principal import Principal
 from ..directory.service import tree_order
 from .models import AttendanceRecord, RollCallRecord
+from .results import refuse_console
 
 COUNTED = ("on_time", "late", "absent", "offline", "excused")
 
@@ -57,6 +59,7 @@ class Statistics:
         self.sessionmaker = sessionmaker
 
     async def monthly(self, who: Principal, month: object) -> dict[str, Any]:
+        refuse_console(who)
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
             rows = await _rows(db, who, first.astimezone(dt.timezone.utc), following.astimezone(dt.timezone.utc))
@@ -84,6 +87,7 @@ class Statistics:
         """Daily attendance rate over the month, as a PNG line chart."""
         import cv2
 
+        refuse_console(who)
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
             rows = await _rows(db, who, first.astimezone(dt.timezone.utc), following.astimezone(dt.timezone.utc))
