@@ -12,18 +12,26 @@ import pytest
 from openpyxl import load_workbook
 
 from dutycall.directory.errors import Forbidden, Invalid, NotFound
+from dutycall.rollcall.models import Notice
 from dutycall.web import create_app
 from dutycall.web.auth import DIRECTORY
 from dutycall.web.rollcalls import COORDINATOR, RESULTS
 
 from .conftest import ADMIN_PASSWORD, make_config
+from .test_exports import Api
 
 
 @pytest.fixture
-async def finished(aiohttp_server, tmp_path):
+async def finished(finished_on):
     """A finished roll-call of two district rooms, both offline, and one excused agency room."""
+    return finished_on[1:]
+
+
+@pytest.fixture
+async def finished_on(aiohttp_server, tmp_path):
+    """The server, and what ``finished`` gives."""
     app = create_app(make_config(f"sqlite:///{tmp_path}/n.sqlite3"))
-    await aiohttp_server(app, host="127.0.0.1")
+    server = await aiohttp_server(app, host="127.0.0.1")
     directory = app[DIRECTORY]
     _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
     ids = {}
@@ -42,7 +50,7 @@ async def finished(aiohttp_server, tmp_path):
     for action, data in (("start", {}), ("call", {}), ("call", {}), ("excuse", {"room_id": ids["roomD2"], "reason": "抢险"}),
                          ("finish", {})):
         await coordinator.command(admin, rid, action, data)
-    return app, admin, ids, rid
+    return server, app, admin, ids, rid
 
 
 async def test_notices_are_issued_answered_and_closed(finished):
@@ -138,3 +146,67 @@ def test_months_are_counted_in_the_server_s_local_time(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+async def test_only_the_notified_unit_responds_and_only_a_host_above_it_closes(finished_on):
+    server, app, admin, ids, rid = finished_on
+    directory = app[DIRECTORY]
+    for username, role, unit in (("hostD1", "host", "D1"), ("hostS1", "host", "S1")):
+        await directory.create_account(admin, {"username": username, "display_name": username, "role": role,
+                                               "password": "password-1", "unit_id": ids[unit]})
+    deadline = time.monotonic() + 10
+    while len(notices := await app[RESULTS].notices(admin)) < 2:  # issued in the background
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    street = next(n["id"] for n in notices if n["duty_room_id"] == ids["roomS1"])
+    district = next(n["id"] for n in notices if n["duty_room_id"] == ids["roomD1"])
+    base = f"http://127.0.0.1:{server.port}"
+    users = {name: await Api.account(base, name, ADMIN_PASSWORD if name == "admin" else "password-1")
+             for name in ("admin", "hostD1", "hostS1", "officer1", "officer2")}
+
+    async def stored(notice_id: int) -> tuple:
+        async with directory.sessionmaker() as db:
+            n = await db.get(Notice, notice_id)
+            return n.status, n.response, n.responded_by, n.closed_at, n.closed_by
+
+    async def refused(user: str, notice_id: int, action: str, status: int) -> None:
+        before = await stored(notice_id)
+        body = {"response": f"{user}代为回复"} if action == "respond" else None
+        got, reply = await users[user].call("POST", f"/api/notices/{notice_id}/{action}", body)
+        assert got == status, (user, action, got, reply)
+        assert await stored(notice_id) == before  # nothing changed
+
+    async def flags(user: str, notice_id: int) -> tuple[bool, bool]:
+        _, listed = await users[user].call("GET", "/api/notices")
+        notice = next(n for n in listed if n["id"] == notice_id)
+        return notice["may_respond"], notice["may_close"]
+
+    try:
+        # The street's notice: hosts above the street see it but cannot write the street's answer.
+        await refused("hostD1", street, "respond", 403)
+        await refused("admin", street, "respond", 403)
+        await refused("officer2", street, "respond", 404)  # another district: not even visible
+        await refused("officer1", street, "close", 403)  # not a host, and the notified unit itself
+        assert await flags("admin", street) == (False, False) and await flags("officer1", street) == (True, False)
+        status, _ = await users["officer1"].call("POST", f"/api/notices/{street}/respond", {"response": "已整改"})
+        assert status == 200
+        # The street's own host is the notified unit: it cannot sign off its own answer; nor can a
+        # district host who did not run the city's roll-call.
+        await refused("hostS1", street, "close", 403)
+        await refused("hostD1", street, "close", 403)
+        await refused("officer1", street, "close", 403)
+        assert await flags("hostS1", street) == (True, False) and await flags("admin", street) == (False, True)
+        status, closed = await users["admin"].call("POST", f"/api/notices/{street}/close")
+        assert status == 200 and closed["status"] == "closed"
+        assert (await stored(street))[0] == "closed" and (await stored(street))[4] == admin.id
+
+        # The district's own notice: its host answers for it (his own unit) but cannot close it.
+        await refused("hostS1", district, "respond", 404)  # below the district: out of scope
+        status, _ = await users["hostD1"].call("POST", f"/api/notices/{district}/respond", {"response": "已加强值守"})
+        assert status == 200
+        await refused("hostD1", district, "close", 403)
+        status, _ = await users["admin"].call("POST", f"/api/notices/{district}/close")
+        assert status == 200
+    finally:
+        for api in users.values():
+            await api.close()
