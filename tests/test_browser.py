@@ -273,7 +273,11 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     directory = server.app[DIRECTORY]
     _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
     present = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "在岗值班室"})
-    missing = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "无人值班室"})
+    district = await directory.create_unit(admin, {"code": "Q1", "name": "青山区", "kind": "district",
+                                                   "parent_id": admin.unit_id})
+    missing = await directory.create_room(admin, {"unit_id": district["id"], "name": "无人值班室"})
+    await directory.create_account(admin, {"username": "qofficer", "display_name": "青山值班员", "role": "duty_officer",
+                                           "password": "password-1", "unit_id": district["id"]})
     token = (await directory.create_device_credential(admin, present["id"]))["token"]
     console = await open_console(blue_browser, f"http://127.0.0.1:{server.port}", "lobby", token)
     await console.wait_for_selector('#status[data-state="connected"]', timeout=20000)
@@ -305,19 +309,32 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     pdf = await host.request.get(f"http://127.0.0.1:{server.port}" + await host.get_attribute("#sheet-pdf", "href"))
     assert pdf.ok and pdf.headers["content-type"] == "application/pdf" and (await pdf.body()).startswith(b"%PDF")
 
-    # The offline room got a supervision notice: it is answered and closed on the results page,
-    # where this month's statistics and trend chart are shown too.
+    # The offline room got a supervision notice: its own unit answers it and the host closes it on
+    # the results page, where this month's statistics and trend chart are shown too.
     await host.goto(f"http://127.0.0.1:{server.port}/results")
     row = host.locator("#notices tbody tr", has_text="无人值班室")
     await row.wait_for(timeout=10000)
     assert "离线" in await row.text_content() and await row.get_attribute("data-status") == "open"
-    host.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("线路故障，已修复")))
-    await row.locator("button.respond").click()
+    assert await row.locator("button").count() == 0  # the host neither answers for the unit nor closes yet
+    unit = await red_browser.new_page()  # a context of its own: the district's duty officer
+    await unit.goto(f"http://127.0.0.1:{server.port}/results")
+    await unit.fill("#username", "qofficer")
+    await unit.fill("#password", "password-1")
+    await unit.click("#sign-in")
+    unit_row = unit.locator("#notices tbody tr", has_text="无人值班室")
+    await unit_row.wait_for(timeout=10000)
+    unit.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("线路故障，已修复")))
+    await unit_row.locator("button.respond").click()
+    await unit.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=10000)
+    assert await unit.locator("#notices button.close").count() == 0  # the unit cannot close its own notice
+    await host.reload()
     await host.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=10000)
+    assert await host.locator('#notices tr[data-status="responded"] button.respond').count() == 0
     await host.locator('#notices tr[data-status="responded"] button.close').click()
     await host.wait_for_selector('#notices tr[data-status="closed"]', timeout=10000)
-    units = await host.text_content("#units")
-    assert "50.0%" in units, units  # one of the two rooms answered
+    # The city's own room answered, the district's did not.
+    assert sorted(await host.locator("#units td.rate").all_text_contents()) == ["0.0%", "100.0%"]
+    assert await host.locator("#districts tr", has_text="青山区").locator("td.rate").text_content() == "0.0%"
     await host.wait_for_function("document.querySelector('#trend').naturalWidth > 0", timeout=10000)
 
 

@@ -19,13 +19,15 @@ async function loadNotices() {
   const notices = await api("GET", "/api/notices");
   $("notices").querySelector("tbody").replaceChildren(...notices.map((notice) => {
     const actions = el("td", {});
-    if (notice.status !== "closed") {
+    // The server says what this user may do with each notice: the notified unit responds,
+    // a host above it closes. The buttons only mirror that; the server checks again.
+    if (notice.may_respond) {
       actions.append(el("button", { textContent: t("res_respond"), className: "respond", onclick: () => {
         const response = prompt(t("res_response_prompt"), notice.response || "");
         if (response) act(`/api/notices/${notice.id}/respond`, { response });
       } }));
     }
-    if (notice.status === "responded") {
+    if (notice.may_close) {
       actions.append(el("button", { textContent: t("res_close"), className: "close",
                                     onclick: () => act(`/api/notices/${notice.id}/close`) }));
     }
@@ -78,4 +80,8 @@ $("month-form").addEventListener("submit", (event) => {
 
 const now = new Date();
 $("month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
-startPage("results", () => Promise.all([loadNotices(), loadStatistics()]));
+// A duty-room console sees its own room's notices; statistics are the host side's (the server refuses them).
+startPage("results", () => {
+  $("stats").hidden = me.kind === "device";
+  return Promise.all([loadNotices(), me.kind === "device" ? null : loadStatistics()]);
+});
