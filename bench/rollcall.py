@@ -35,31 +35,17 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.common import ConsoleTrack, Host, read_encoded, start_server, write_encoded  # noqa: E402
 from bench.fanout import free_port, process_cpu_seconds, stop_processes, wait_healthy  # noqa: E402
-
-PASSWORD = "bench-password-1"
 
 
 async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> None:
     """Consoles of this worker: publish, follow the floor, answer when rung."""
-    import av
-
     from dutycall.client import SignallingClient, publish, sign_in, subscribe
     from dutycall.conference import aiortc_compat
-    from dutycall.synthetic import PreEncodedTrack
 
     aiortc_compat.set_host_addresses(["127.0.0.1"])
-    with open(cache) as f:
-        encoded = json.load(f)
-    small = [bytes.fromhex(p) for p in encoded["small"]]
-    full = [bytes.fromhex(p) for p in encoded["full"]]
-
-    class ConsoleTrack(PreEncodedTrack):
-        def set_profile(self, name: str) -> None:
-            # Like a browser's setParameters: the next frame is of the new profile, at once.
-            self._packets = full if name == "full" else small
-            self.request_keyframe()
-            self.set_rate(30 if name == "full" else 5)
+    small, full = read_encoded(cache)
 
     floor_times: list[list[float]] = []
     rtp_times: list[tuple[float, int]] = []
@@ -71,7 +57,7 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
         cookies = await sign_in(base, device_token=token)
         client = await SignallingClient(base.replace("http", "ws") + "/ws", cookies=cookies).connect()
         await client.join(room, "")
-        track = ConsoleTrack(small, fps=5)
+        track = ConsoleTrack(small, full)
         await publish(client, video=track)
         pc, _, _ = await subscribe(client, None, kinds=("video",), passthrough=True)
         times = floor_times[index]
@@ -115,40 +101,18 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
 
-    from dutycall import db
-    from dutycall.directory.service import Directory
-    from dutycall.synthetic import PreEncodedTrack
-
     data = tempfile.mkdtemp(prefix="dutycall-rollcall-")
-    cache = os.path.join(data, "encoded.json")
-    with open(cache, "w") as f:
-        json.dump({"small": [p.hex() for p in PreEncodedTrack.encode("vp8", 320, 180, 5, 120_000, seconds=4)],
-                   "full": [p.hex() for p in PreEncodedTrack.encode("vp8", 640, 360, 30, args.bitrate, seconds=4)]}, f)
-    url = f"sqlite:///{data}/rollcall.sqlite3"
+    cache = write_encoded(data, args.bitrate)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
-        "--ice-addresses", "127.0.0.1", "--database-url", url, "--log-level", "ERROR",
-        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": PASSWORD})
+    server = await start_server(data, port)
     workers: list[asyncio.subprocess.Process] = []
     try:
         await wait_healthy(port, server)
-        engine = db.make_engine(url)
-        directory = Directory(db.make_sessionmaker(engine))
-        _, admin = await directory.sign_in("admin", PASSWORD)
-        rooms, tokens = [], []
-        for i in range(args.rooms):
-            room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": f"值班室{i + 1:03d}"})
-            rooms.append(room["id"])
-            tokens.append((await directory.create_device_credential(admin, room["id"]))["token"])
-        await engine.dispose()
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            resp = await http.post(f"{base}/api/session", json={"username": "admin", "password": PASSWORD})
-            csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
-            created = await (await http.post(f"{base}/api/rollcalls", headers=csrf, json={
-                "room_ids": rooms, "answer_window": 30, "late_after": 15})).json()
+            host = await Host(http, base).sign_in()
+            rooms, tokens = await host.create_rooms(args.rooms)
+            created = await host.post("/api/rollcalls", {"room_ids": rooms, "answer_window": 30, "late_after": 15})
             rid = created["id"]
             for start in range(0, args.rooms, args.per_worker):
                 workers.append(await asyncio.create_subprocess_exec(
@@ -159,7 +123,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 assert (await asyncio.wait_for(worker.stdout.readline(), 120)).strip() == b"ready"
 
             async def board() -> dict[str, Any]:
-                return await (await http.get(f"{base}/api/rollcalls/{rid}")).json()
+                return await host.get(f"/api/rollcalls/{rid}")
 
             deadline = time.monotonic() + 300
             while not all(r["connected"] for r in (await board())["rooms"]):
@@ -169,8 +133,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.idle_seconds)
             idle_cpu = (process_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
 
-            await http.post(f"{base}/api/rollcalls/{rid}/start", headers=csrf, json={})
-            await http.post(f"{base}/api/rollcalls/{rid}/poll", headers=csrf, json={"dwell": args.dwell})
+            await host.post(f"/api/rollcalls/{rid}/start", {})
+            await host.post(f"/api/rollcalls/{rid}/poll", {"dwell": args.dwell})
             cpu0, t0, wall0 = process_cpu_seconds(server.pid), time.monotonic(), time.time() + 2.0
             while (await board())["phase"] != "finished":
                 assert time.monotonic() - t0 < 60 + args.rooms * (args.dwell + 5), "roll-call did not finish"
