@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..pdf import Document
+from ..text import sheet_cell, strip_unsafe, unsafe_reason
 from .errors import Invalid, NotFound
 from .models import DutyRoom, RosterShift, RosterSubmission, Unit, utcnow
 from .principal import Principal
@@ -25,6 +26,18 @@ COLUMNS = ["单位编码", "单位名称", "值班室编号", "值班室", "日�
            "值班员1", "值班员1电话", "值班员2", "值班员2电话"]
 MAX_DAYS = 62
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+#: Data rows an upload may hold. A template has a row per room per day (≤ MAX_DAYS days), so this
+#: fits a whole city of ~320 duty rooms over the longest range; a file beyond it is not a
+#: filled template, and reading on would only spend CPU (a 55 KiB file can hold 100k rows).
+MAX_ROWS = 20_000
+#: The XML inside a 5 MB XLSX may inflate a thousandfold (a zip bomb); openpyxl reads shared
+#: strings whole, so the declared uncompressed size is checked before it opens anything. A filled
+#: template of MAX_ROWS rows is ~10 MB of XML.
+MAX_UNCOMPRESSED_BYTES = 32 * 1024 * 1024
+#: Row errors listed in an answer; the rest are counted (100k bad rows made 37 MiB of JSON).
+MAX_ERRORS = 100
+#: Characters of a cell's value quoted back in an error message.
+QUOTE_CHARS = 40
 PERIOD_RE = re.compile(r"^[\w\-. ]{1,64}$")
 
 
@@ -104,7 +117,8 @@ class Roster:
         day = parse_date(date)
         officers = data.get("officers")
         if not isinstance(officers, list) or not officers or not all(
-            isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"].strip() for o in officers
+            isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"].strip()
+            and not unsafe_reason(o["name"]) for o in officers
         ):
             raise Invalid("officers must list at least one {name, phone}", [{"field": "officers", "message": "required"}])
         cleaned = []
@@ -115,7 +129,8 @@ class Roster:
             cleaned.append({"name": officer["name"].strip()[:64], "phone": phone.strip()})
         leader_name = data.get("leader_name") or ""
         leader_phone = data.get("leader_phone") or ""
-        if not isinstance(leader_name, str) or not isinstance(leader_phone, str) or not PHONE_RE.match(leader_phone):
+        if (not isinstance(leader_name, str) or unsafe_reason(leader_name) or not isinstance(leader_phone, str)
+                or not PHONE_RE.match(leader_phone)):
             raise Invalid("leader_name / leader_phone malformed", [{"field": "leader_phone", "message": "phone"}])
         async with self.sessionmaker() as db:
             rooms = {r.id: u for r, u in await self._rooms_in_scope(db, who)}
@@ -134,57 +149,39 @@ class Roster:
     async def template(self, who: Principal, period: object, start: object, end: object) -> bytes:
         """An XLSX with a row per room in scope per day, to fill in and upload."""
         who.require("roster.read")
-        from openpyxl import Workbook
-        from openpyxl.styles import Font, PatternFill
-
         period = check_period(period)
         first, last = date_range(start, end)
         async with self.sessionmaker() as db:
             rooms = await self._rooms_in_scope(db, who)
-        book = Workbook()
-        sheet = book.active
-        sheet.title = "值班表"
-        sheet.append(COLUMNS)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-            cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        for room, unit in rooms:
-            day = first
-            while day <= last:
-                sheet.append([unit.code, unit.name, room.id, room.name, day.isoformat()] + [""] * 6)
-                day += dt.timedelta(days=1)
-        for column, width in zip("ABCDEFGHIJK", (12, 20, 10, 24, 12, 12, 16, 12, 16, 12, 16)):
-            sheet.column_dimensions[column].width = width
-        help_sheet = book.create_sheet("说明")
-        for line in (
-            f"节假日值班表：{period}（{first.isoformat()} 至 {last.isoformat()}）",
-            "请勿修改前五列（单位编码、单位名称、值班室编号、值班室、日期）。",
-            "每行填写带班领导及其电话、至少一名值班员及其电话。电话只能包含数字、空格、+、-。",
-            "日期格式为 YYYY-MM-DD。整个文件校验通过后才会保存；有错误时不会保存任何一行。",
-        ):
-            help_sheet.append([line])
-        help_sheet.column_dimensions["A"].width = 100
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
+        # openpyxl is CPU-bound (a city over 62 days is thousands of rows): build off the loop.
+        return await asyncio.to_thread(build_template, period, first, last, rooms)
 
     async def upload(self, who: Principal, period: object, content: bytes) -> dict[str, Any]:
-        """Validate every row; save all of them, or none with the errors of every bad row."""
+        """Validate every row; save all of them, or none with the errors of the first bad rows."""
         who.require("roster.write")
         period = check_period(period)
         if len(content) > MAX_UPLOAD_BYTES:
             raise Invalid("文件过大（上限 5 MB）")
-        rows = _read_rows(content)
         async with self.sessionmaker() as db:
             rooms = {r.id: (r, u) for r, u in await self._rooms_in_scope(db, who)}
-            shifts, errors = _validate(rows, rooms)
-            if errors:
-                raise Invalid(f"值班表有 {len(errors)} 处错误，未保存任何内容", errors)
-            if not shifts:
-                raise Invalid("值班表中没有任何值班记录，未保存", [{"row": 0, "message": "值班表中没有任何值班记录"}])
+        # Unzipping, parsing and checking are CPU-bound: a worker thread, so the loop keeps
+        # forwarding media and answering while a big file is read.
+        shifts, errors, total = await asyncio.to_thread(_parse_and_check, content, rooms)
+        if errors:
+            raise Invalid(f"值班表有 {total} 处错误，未保存任何内容", errors)
+        if not shifts:
+            raise Invalid("值班表中没有任何值班记录，未保存", [{"row": 0, "message": "值班表中没有任何值班记录"}])
+        async with self.sessionmaker() as db:
+            # A room may have left the scope (or been deactivated) while the file was checked.
+            current = {r.id for r, _ in await self._rooms_in_scope(db, who)}
+            if any(shift.duty_room_id not in current for shift in shifts):
+                raise Invalid("值班室在校验期间发生变化，未保存，请重新上传")
+            days: dict[int, list[dt.date]] = {}
             for shift in shifts:
+                days.setdefault(shift.duty_room_id, []).append(shift.date)
+            for room_id, dates in days.items():  # one statement per room (≤ 62 distinct dates each)
                 await db.execute(delete(RosterShift).where(
-                    RosterShift.duty_room_id == shift.duty_room_id, RosterShift.date == shift.date))
+                    RosterShift.duty_room_id == room_id, RosterShift.date.in_(dates)))
             db.add_all(shifts)
             units: dict[int, int] = {}
             for shift in shifts:
@@ -268,27 +265,126 @@ class Roster:
         return cal.to_ical()
 
 
-def _read_rows(content: bytes) -> list[tuple[int, list[str]]]:
+def build_template(period: str, first: dt.date, last: dt.date, rooms: list[tuple[DutyRoom, Unit]]) -> bytes:
+    """The template's bytes (CPU-bound: call in a thread). Names are user text: never formulas."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "值班表"
+    sheet.append(COLUMNS)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDEBF7")
+    for room, unit in rooms:
+        day = first
+        while day <= last:
+            sheet.append([sheet_cell(unit.code), sheet_cell(unit.name), room.id, sheet_cell(room.name),
+                          day.isoformat()] + [""] * 6)
+            day += dt.timedelta(days=1)
+    for column, width in zip("ABCDEFGHIJK", (12, 20, 10, 24, 12, 12, 16, 12, 16, 12, 16)):
+        sheet.column_dimensions[column].width = width
+    help_sheet = book.create_sheet("说明")
+    for line in (
+        f"节假日值班表：{period}（{first.isoformat()} 至 {last.isoformat()}）",
+        "请勿修改前五列（单位编码、单位名称、值班室编号、值班室、日期）。",
+        "每行填写带班领导及其电话、至少一名值班员及其电话。电话只能包含数字、空格、+、-。",
+        "日期格式为 YYYY-MM-DD。整个文件校验通过后才会保存；有错误时不会保存任何一行。",
+    ):
+        help_sheet.append([sheet_cell(line)])
+    help_sheet.column_dimensions["A"].width = 100
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _quote(value: object) -> str:
+    """A cell's value for an error message: printable and short (cells hold up to 32k characters)."""
+    text = strip_unsafe(str(value))
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
+
+
+def _not_xlsx(reason: str) -> Invalid:
+    return Invalid("无法读取文件：请上传由模板填写的 .xlsx 文件", [{"row": 0, "message": reason}])
+
+
+def _check_zip(content: bytes) -> None:
+    """Refuse an archive that would inflate beyond MAX_UNCOMPRESSED_BYTES, before openpyxl reads it."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise _not_xlsx(f"不是有效的 XLSX 文件（{type(exc).__name__}）") from exc
+    # zipfile never inflates an entry beyond its declared size, so the sum bounds the work.
+    if inflated > MAX_UNCOMPRESSED_BYTES:
+        raise _not_xlsx("文件解压后过大，不是由模板填写的值班表")
+
+
+def _skip_dimension_scan() -> None:
+    """Stop openpyxl (3.1) from parsing every sheet whole when a workbook is opened read-only.
+
+    ``ReadOnlyWorksheet.__init__`` looks for a sheet's ``<dimension>``; when the sheet declares
+    none before its data (openpyxl's own write-only files, hand-made ones), it parses the whole
+    sheet, every sheet, before a single row is read: 100k rows cost seconds, whatever cap the
+    reader applies afterwards. Rows are streamed here and capped, so the size is not needed.
+    """
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    if not getattr(ReadOnlyWorksheet, "_dutycall_no_size_scan", False):
+        ReadOnlyWorksheet._get_size = lambda self: None
+        ReadOnlyWorksheet._dutycall_no_size_scan = True
+
+
+def _read_rows(content: bytes) -> list[tuple[int, list[Any]]]:
+    """The non-empty data rows (sheet row number, 11 cells); at most MAX_ROWS rows are read."""
     from openpyxl import load_workbook
 
+    _check_zip(content)
+    _skip_dimension_scan()
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a non-XLSX file
-        raise Invalid("无法读取文件：请上传由模板填写的 .xlsx 文件",
-                      [{"row": 0, "message": f"不是有效的 XLSX 文件（{type(exc).__name__}）"}]) from exc
-    sheet = book["值班表"] if "值班表" in book.sheetnames else book.worksheets[0]
-    rows = list(sheet.iter_rows(values_only=True))
-    if not rows or [_cell(v) for v in rows[0][: len(COLUMNS)]] != COLUMNS:
-        raise Invalid("表头与模板不一致，请使用下载的模板",
-                      [{"row": 1, "message": "表头应为：" + "、".join(COLUMNS)}])
-    result = []
-    for number, values in enumerate(rows[1:], start=2):
-        cells = [_cell(v) if not isinstance(v, (dt.date, dt.datetime)) else v for v in values[: len(COLUMNS)]]
-        cells += [""] * (len(COLUMNS) - len(cells))
-        if all(c == "" for c in cells):
-            continue
-        result.append((number, cells))  # type: ignore[arg-type]
-    return result
+        raise _not_xlsx(f"不是有效的 XLSX 文件（{type(exc).__name__}）") from exc
+    try:
+        sheet = book["值班表"] if "值班表" in book.sheetnames else book.worksheets[0]
+        # max_col: a row may declare 16k columns; only the template's are looked at.
+        rows = sheet.iter_rows(max_col=len(COLUMNS), values_only=True)
+        header = next(rows, None)
+        if header is None or [_cell(v) for v in header[: len(COLUMNS)]] != COLUMNS:
+            raise Invalid("表头与模板不一致，请使用下载的模板",
+                          [{"row": 1, "message": "表头应为：" + "、".join(COLUMNS)}])
+        result = []
+        for number, values in enumerate(rows, start=2):
+            if number - 1 > MAX_ROWS:
+                # Stop here: reading on is what froze the server (blank rows count too).
+                raise Invalid(f"值班表超过 {MAX_ROWS} 行，未保存：请只填写下载的模板中的行",
+                              [{"row": number, "message": f"第{number}行：超过 {MAX_ROWS} 行的上限"}])
+            cells = [_cell(v) if not isinstance(v, (dt.date, dt.datetime)) else v for v in values[: len(COLUMNS)]]
+            cells += [""] * (len(COLUMNS) - len(cells))
+            if all(c == "" for c in cells):
+                continue
+            result.append((number, cells))
+        return result
+    except Invalid:
+        raise
+    except Exception as exc:  # a damaged sheet fails while it is read, not when opened
+        raise _not_xlsx(f"不是有效的 XLSX 文件（{type(exc).__name__}）") from exc
+    finally:
+        book.close()
+
+
+def _parse_and_check(content: bytes, rooms: dict[int, tuple[DutyRoom, Unit]]
+                     ) -> tuple[list[RosterShift], list[dict[str, Any]], int]:
+    """Read and check an upload (CPU-bound: call in a thread): shifts, the listed errors, their total."""
+    shifts, errors = _validate(_read_rows(content), rooms)
+    total = len(errors)
+    if total > MAX_ERRORS:
+        rest = total - MAX_ERRORS
+        errors = errors[:MAX_ERRORS] + [{"row": 0, "message": f"另有 {rest} 处错误未列出，请先改正以上错误"}]
+    return shifts, errors, total
 
 
 def _validate(rows: list[tuple[int, list[Any]]],
@@ -308,19 +404,24 @@ def _validate(rows: list[tuple[int, list[Any]]],
         except ValueError:
             room_id = -1
         if room_id not in rooms:
-            error(number, f"值班室编号“{room_cell}”不存在或不在您的管辖范围内")
-        elif unit_code != rooms[room_id][1].code:
-            error(number, f"单位编码“{unit_code}”与值班室所属单位（{rooms[room_id][1].code}）不符")
+            error(number, f"值班室编号“{_quote(room_cell)}”不存在或不在您的管辖范围内")
+        # The template writes a code that starts like a formula ("-A") with sheet_cell's apostrophe.
+        elif str(unit_code).removeprefix("'") != rooms[room_id][1].code:
+            error(number, f"单位编码“{_quote(unit_code)}”与值班室所属单位（{rooms[room_id][1].code}）不符")
         try:
             day = parse_date(date_cell)
         except Invalid:
             day = None
-            error(number, f"日期“{date_cell}”无效，应为 YYYY-MM-DD")
+            error(number, f"日期“{_quote(date_cell)}”无效，应为 YYYY-MM-DD")
         if not leader:
             error(number, "请填写带班领导")
+        for label, name in (("带班领导", leader), ("值班员1", o1), ("值班员2", o2)):
+            reason = unsafe_reason(str(name))
+            if reason:
+                error(number, f"{label}{reason}")
         for label, phone in (("带班领导电话", leader_phone), ("值班员1电话", p1), ("值班员2电话", p2)):
             if phone and not PHONE_RE.match(str(phone)):
-                error(number, f"{label}“{phone}”不是有效的电话号码")
+                error(number, f"{label}“{_quote(phone)}”不是有效的电话号码")
         if not o1 and not o2:
             error(number, "至少填写一名值班员")
         for name, phone, label in ((o1, p1, "值班员1"), (o2, p2, "值班员2")):

@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from ..directory.errors import Invalid
+from ..directory.roster import MAX_UPLOAD_BYTES
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
-from .auth import DIRECTORY, ROSTER, SESSION_COOKIE, json_body, principal_of, set_session_cookie
+from .auth import DIRECTORY, ROSTER, SESSION_COOKIE, error_response, json_body, principal_of, set_session_cookie
 
 routes = web.RouteTableDef()
 
@@ -212,7 +213,15 @@ async def roster_template(request: web.Request) -> web.Response:
 @routes.post("/api/roster/upload")
 async def roster_upload(request: web.Request) -> web.Response:
     who = principal_of(request)
-    body = await request.content.read(5 * 1024 * 1024 + 1)
+    who.require("roster.write")  # before reading up to 5 MB from someone who may not upload at all
+    # content.read(n) answers what has arrived, not n bytes: read() waits for the whole body, and
+    # the application's client_max_size (just above the limit) stops a bigger one while it arrives.
+    too_big = error_response(413, "too_large", f"文件过大（上限 {MAX_UPLOAD_BYTES // (1024 * 1024)} MB）")
+    if (request.content_length or 0) > MAX_UPLOAD_BYTES:
+        return too_big
+    body = await request.read()
+    if len(body) > MAX_UPLOAD_BYTES:
+        return too_big
     return ok(await request.app[ROSTER].upload(who, request.query.get("period"), body))
 
 
