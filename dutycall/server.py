@@ -46,6 +46,7 @@ def _logging(level: str) -> None:
 
 def serve(config: config_mod.Config) -> None:
     from .web import create_app
+    from .web.hardening import AccessLogger
 
     ssl_context = None
     scheme = "http"
@@ -57,7 +58,7 @@ def serve(config: config_mod.Config) -> None:
     print(f"dutycall {__version__}: open {scheme}://{shown}:{config.port}/ in a browser", flush=True)
     web.run_app(
         create_app(config), host=config.host, port=config.port, ssl_context=ssl_context,
-        print=None, shutdown_timeout=5,
+        print=None, shutdown_timeout=5, access_log_class=AccessLogger,
     )
 
 
@@ -73,7 +74,13 @@ async def load_demo(database_url: str) -> None:
         admin = await ensure_first_admin(sessionmaker, os.environ.get("DUTYCALL_ADMIN_USERNAME"),
                                          os.environ.get("DUTYCALL_ADMIN_PASSWORD"))
         if admin is not None:
-            print(f"administrator: {admin.username} / {admin.password if admin.generated else '(from DUTYCALL_ADMIN_PASSWORD)'}")
+            if admin.generated:
+                from .web.app import initial_password_path, write_secret_file
+
+                path = write_secret_file(initial_password_path(database_url), admin.password + "\n")
+                print(f"administrator: {admin.username}, password in {path} (readable by root only)")
+            else:
+                print(f"administrator: {admin.username} (password from DUTYCALL_ADMIN_PASSWORD)")
         try:
             summary = await load(sessionmaker)
         except DemoExists as exc:

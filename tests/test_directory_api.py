@@ -114,7 +114,7 @@ async def test_lockout_after_repeated_failures(world):
     assert (await resp.json())["error"]["code"] == "account_locked"
     # Unknown users get the same answer as a wrong password.
     resp = await api.client.post("/api/session", json={"username": "nobody", "password": PASSWORD})
-    assert resp.status == 401 and "wrong username or password" in (await resp.json())["error"]["message"]
+    assert resp.status == 401 and "用户名或密码错误" in (await resp.json())["error"]["message"]
     await api.close()
 
 

@@ -6,7 +6,9 @@ DirectoryError
  ├── Forbidden          role or scope does not allow it (403)
  ├── NotFound           no such thing, or not in your scope (404)
  ├── Conflict           duplicate code or username, a cycle in the tree (409)
- └── Invalid            a field is missing or malformed; ``errors`` lists each (422)
+ ├── Invalid            a field is missing or malformed; ``errors`` lists each (422)
+ ├── TooManyAttempts    this client failed to sign in too often; wait (429)
+ └── Busy               too much work queued (password checks); try again soon (503)
 """
 
 from __future__ import annotations
@@ -44,3 +46,11 @@ class Conflict(DirectoryError):
 
 class Invalid(DirectoryError):
     code = "invalid"
+
+
+class TooManyAttempts(DirectoryError):
+    code = "too_many_attempts"
+
+
+class Busy(DirectoryError):
+    code = "busy"

@@ -22,6 +22,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "roster.write": frozenset({Role.admin, Role.host, Role.duty_officer}),
     "roster.status": frozenset({Role.admin, Role.host}),
     "conference.join": ALL_ROLES,
+    #: Opening a free-form meeting room and inviting others into it (command staff only).
+    "conference.create": frozenset({Role.admin, Role.host, Role.leader}),
     "rollcall.host": frozenset({Role.admin, Role.host}),
     "notices.respond": frozenset({Role.admin, Role.host, Role.duty_officer}),
 }

@@ -11,9 +11,13 @@ import re
 from typing import Any
 
 from pypinyin import Style, lazy_pinyin
-from sqlalchemy import or_, select
+from collections.abc import Callable
+
+from sqlalchemy import delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..db import Base
+from ..text import unsafe_reason
 from . import security
 from .errors import AccountLocked, Conflict, Invalid, NotFound, NotSignedIn
 from .models import (
@@ -46,9 +50,21 @@ def _text(data: dict[str, Any], key: str, max_len: int, required: bool = True, d
             raise Invalid(f"{key} is required", [{"field": key, "message": "required"}])
         return default
     if not isinstance(value, str) or (required and not value.strip()) or len(value.strip()) > max_len:
-        raise Invalid(f"{key} must be text of 1 to {max_len} characters",
+        raise Invalid(f"{key} 应为 1 至 {max_len} 个字符的文本",
                       [{"field": key, "message": f"1 to {max_len} characters"}])
+    reason = unsafe_reason(value)
+    if reason:
+        raise Invalid(f"{key} {reason}", [{"field": key, "message": "control characters"}])
     return value.strip()
+
+
+def _sort_order(data: dict[str, Any]) -> int:
+    value = data.get("sort_order", 0)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not -1_000_000 <= value <= 1_000_000:
+        raise Invalid("sort_order 应为整数", [{"field": "sort_order", "message": "integer"}])
+    return value
 
 
 def _phone(data: dict[str, Any], key: str = "phone") -> str:
@@ -79,6 +95,11 @@ class Directory:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
+        #: Called after any change that may end or narrow someone's live access (sign-out,
+        #: revocation, reset, deactivation, a move): the web layer re-checks open sockets.
+        self.on_access_changed: Callable[[], None] | None = None
+        #: Failed sign-ins per unknown username: they lock like real accounts do.
+        self._unknown_failures: dict[str, tuple[int, dt.datetime]] = {}
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -112,46 +133,107 @@ class Directory:
     # -- sign-in -----------------------------------------------------------------------
 
     async def sign_in(self, username: str, password: str) -> tuple[str, Principal]:
+        """A session for an account, or NotSignedIn / AccountLocked.
+
+        Each attempt is counted *before* the slow password check, atomically in the database,
+        so parallel guesses cannot all slip past the lockout; unknown usernames cost the same
+        time and lock the same way (in memory), so neither timing nor 423 tells which exist.
+        """
+        now = utcnow()
         async with self.sessionmaker() as db:
             account = (await db.execute(select(Account).where(Account.username == username))).scalar_one_or_none()
-            now = utcnow()
-            if account is not None and as_utc(account.locked_until) and as_utc(account.locked_until) > now:
-                raise AccountLocked("account locked after repeated failed sign-ins; try again later")
-            if account is None or not account.active or not security.verify_password(account.password_hash, password):
-                if account is not None:
-                    account.failed_logins += 1
-                    if account.failed_logins >= MAX_FAILED_SIGN_INS:
-                        account.locked_until = now + LOCKOUT
-                        account.failed_logins = 0
-                        self.audit(db, None, "lock", "account", account.id, "/", username=username)
+            if account is None:
+                self._check_unknown_lock(username, now)
+                claimed = 0
+            else:
+                claimed = await self._claim_attempt(db, account, now)
+            password_hash = account.password_hash if account is not None and account.active else None
+            if account is not None and password_hash is not None and not await self._unit_active(db, account.unit_id):
+                password_hash = None
+        ok = await security.verify_password_async(password_hash, password)
+        async with self.sessionmaker() as db:
+            if not ok:
+                if account is None:
+                    self._fail_unknown(username, now)
+                elif claimed >= MAX_FAILED_SIGN_INS:
+                    await db.execute(update(Account).where(Account.id == account.id, Account.locked_until.is_(None))
+                                     .values(locked_until=now + LOCKOUT))
+                    self.audit(db, None, "lock", "account", account.id, "/", username=username)
                     await db.commit()
-                raise NotSignedIn("wrong username or password")
-            account.failed_logins = 0
-            account.locked_until = None
+                raise NotSignedIn("用户名或密码错误")
+            assert account is not None
+            await db.execute(update(Account).where(Account.id == account.id).values(failed_logins=0, locked_until=None))
             token = security.new_token()
             session = WebSession(token_hash=security.token_hash(token), csrf_token=security.new_token(),
                                  account_id=account.id, expires_at=now + SESSION_TTL)
             db.add(session)
             unit = await db.get(Unit, account.unit_id)
             assert unit is not None
+            await db.flush()
             principal = Principal("account", account.id, account.display_name, account.role, unit.id,
-                                  unit.path, session_id=None, csrf_token=session.csrf_token)
+                                  unit.path, session_id=session.id, csrf_token=session.csrf_token)
             self.audit(db, principal, "sign_in", "account", account.id, unit.path)
             await db.commit()
-            return token, Principal(**{**principal.__dict__, "session_id": session.id})
+            return token, principal
+
+    async def _claim_attempt(self, db: AsyncSession, account: Account, now: dt.datetime) -> int:
+        """Count one more attempt in the database (atomically); AccountLocked when over the limit."""
+        locked_until = as_utc(account.locked_until)
+        if locked_until is not None and locked_until > now:
+            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+        if locked_until is not None:  # the lock has run out: start counting afresh
+            await db.execute(update(Account).where(Account.id == account.id, Account.locked_until.is_not(None))
+                             .values(failed_logins=0, locked_until=None))
+        # UPDATE takes the row's write lock until commit (SQLite: the database's), so the
+        # count read back in the same transaction is ours alone.
+        await db.execute(update(Account).where(Account.id == account.id)
+                         .values(failed_logins=Account.failed_logins + 1))
+        claimed = (await db.execute(select(Account.failed_logins).where(Account.id == account.id))).scalar_one()
+        await db.commit()
+        if claimed > MAX_FAILED_SIGN_INS:
+            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+        return int(claimed)
+
+    def _check_unknown_lock(self, username: str, now: dt.datetime) -> None:
+        count, since = self._unknown_failures.get(username, (0, now))
+        if now - since > LOCKOUT:
+            self._unknown_failures.pop(username, None)
+        elif count >= MAX_FAILED_SIGN_INS:
+            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+
+    def _fail_unknown(self, username: str, now: dt.datetime) -> None:
+        if len(self._unknown_failures) >= 10_000:  # bounded: forget the oldest
+            oldest = min(self._unknown_failures, key=lambda k: self._unknown_failures[k][1])
+            del self._unknown_failures[oldest]
+        count, since = self._unknown_failures.get(username, (0, now))
+        self._unknown_failures[username[:128]] = (count + 1, since)
+
+    async def _unit_active(self, db: AsyncSession, unit_id: int) -> bool:
+        """Whether a unit and every unit above it are active (a deactivated district takes its streets)."""
+        unit = await db.get(Unit, unit_id)
+        if unit is None or not unit.active:
+            return False
+        ids = [int(p) for p in unit.path.strip("/").split("/") if p]
+        inactive = (await db.execute(select(func.count(Unit.id)).where(
+            Unit.id.in_(ids), Unit.active.is_(False)))).scalar_one()
+        return inactive == 0
+
+    def _access_changed(self) -> None:
+        if self.on_access_changed is not None:
+            self.on_access_changed()
 
     async def device_sign_in(self, device_token: str) -> tuple[str, Principal]:
         async with self.sessionmaker() as db:
             credential = (await db.execute(select(DeviceCredential).where(
                 DeviceCredential.token_hash == security.token_hash(device_token)))).scalar_one_or_none()
             if credential is None or credential.revoked_at is not None:
-                raise NotSignedIn("unknown or revoked device credential")
+                raise NotSignedIn("终端凭证无效或已被吊销")
             room = await db.get(DutyRoom, credential.duty_room_id)
             assert room is not None
             unit = await db.get(Unit, room.unit_id)
             assert unit is not None
-            if not room.active or not unit.active:
-                raise NotSignedIn("this duty room is deactivated")
+            if not room.active or not await self._unit_active(db, unit.id):
+                raise NotSignedIn("该值班室或其单位已停用")
             now = utcnow()
             credential.last_used_at = now
             token = security.new_token()
@@ -168,24 +250,26 @@ class Directory:
             session = (await db.execute(select(WebSession).where(
                 WebSession.token_hash == security.token_hash(session_token)))).scalar_one_or_none()
             if session is None or as_utc(session.expires_at) <= utcnow():
-                raise NotSignedIn("session expired; sign in again")
+                raise NotSignedIn("登录已过期，请重新登录")
             if session.account_id is not None:
                 account = await db.get(Account, session.account_id)
                 if account is None or not account.active:
-                    raise NotSignedIn("account disabled")
+                    raise NotSignedIn("账号已停用")
                 unit = await db.get(Unit, account.unit_id)
                 assert unit is not None
+                if not await self._unit_active(db, unit.id):
+                    raise NotSignedIn("账号所属单位已停用")
                 return Principal("account", account.id, account.display_name, account.role, unit.id,
                                  unit.path, session_id=session.id, csrf_token=session.csrf_token)
             credential = await db.get(DeviceCredential, session.device_id)
             if credential is None or credential.revoked_at is not None:
-                raise NotSignedIn("device credential revoked")
+                raise NotSignedIn("终端凭证已被吊销")
             room = await db.get(DutyRoom, credential.duty_room_id)
             assert room is not None
             unit = await db.get(Unit, room.unit_id)
             assert unit is not None
-            if not room.active:
-                raise NotSignedIn("this duty room is deactivated")
+            if not room.active or not await self._unit_active(db, unit.id):
+                raise NotSignedIn("该值班室或其单位已停用")
             return Principal("device", credential.id, room.name, None, unit.id, unit.path,
                              duty_room_id=room.id, session_id=session.id, csrf_token=session.csrf_token)
 
@@ -196,6 +280,7 @@ class Directory:
                 await db.delete(session)
             self.audit(db, who, "sign_out", who.kind, who.id, who.unit_path)
             await db.commit()
+        self._access_changed()
 
     # -- units ---------------------------------------------------------------------------
 
@@ -224,7 +309,7 @@ class Directory:
             if (await db.execute(select(Unit.id).where(Unit.code == code))).first():
                 raise Conflict(f"unit code {code!r} is taken")
             unit = Unit(code=code, name=name, kind=kind, parent_id=parent.id, path=parent.path,
-                        sort_order=int(data.get("sort_order") or 0), name_pinyin=pinyin_key(name))
+                        sort_order=_sort_order(data), name_pinyin=pinyin_key(name))
             db.add(unit)
             await db.flush()
             unit.path = f"{parent.path}{unit.id}/"
@@ -254,9 +339,7 @@ class Directory:
                     raise Invalid("unknown kind", [{"field": "kind", "message": "unknown"}]) from exc
                 changes["kind"] = unit.kind.value
             if "sort_order" in data:
-                if not isinstance(data["sort_order"], int):
-                    raise Invalid("sort_order must be an integer", [{"field": "sort_order", "message": "integer"}])
-                unit.sort_order = changes["sort_order"] = data["sort_order"]
+                unit.sort_order = changes["sort_order"] = _sort_order(data)
             self.audit(db, who, "update", "unit", unit.id, unit.path, **changes)
             await db.commit()
             return unit_json(unit)
@@ -274,9 +357,11 @@ class Directory:
             for descendant in (await db.execute(select(Unit).where(Unit.path.startswith(old_path)))).scalars():
                 descendant.path = new_path + descendant.path[len(old_path):]
             unit.parent_id = parent.id
+            await _move_path_copies(db, old_path, new_path)
             self.audit(db, who, "move", "unit", unit.id, new_path, old_parent=old_path, new_parent=parent.id)
             await db.commit()
-            return unit_json(unit)
+        self._access_changed()
+        return unit_json(unit)
 
     async def set_unit_active(self, who: Principal, unit_id: int, active: bool) -> dict[str, Any]:
         who.require("units.write")
@@ -287,7 +372,8 @@ class Directory:
             unit.active = active
             self.audit(db, who, "activate" if active else "deactivate", "unit", unit.id, unit.path)
             await db.commit()
-            return unit_json(unit)
+        self._access_changed()
+        return unit_json(unit)
 
     # -- duty rooms ----------------------------------------------------------------------
 
@@ -344,7 +430,9 @@ class Directory:
             unit = await db.get(Unit, room.unit_id)
             self.audit(db, who, "update", "duty_room", room.id, unit.path if unit else "/", **changes)
             await db.commit()
-            return room_json(room)
+        if "active" in changes or "unit_id" in changes or "name" in changes:
+            self._access_changed()
+        return room_json(room)
 
     # -- accounts and device credentials ---------------------------------------------------
 
@@ -376,7 +464,7 @@ class Directory:
             if (await db.execute(select(Account.id).where(Account.username == username))).first():
                 raise Conflict(f"username {username!r} is taken")
             account = Account(username=username, display_name=display_name, phone=phone, role=role,
-                              unit_id=unit.id, password_hash=security.hash_password(password),
+                              unit_id=unit.id, password_hash=await security.hash_password_async(password),
                               name_pinyin=pinyin_key(display_name))
             db.add(account)
             await db.flush()
@@ -416,13 +504,27 @@ class Directory:
                 password = data["password"]
                 if not isinstance(password, str) or len(password) < security.MIN_PASSWORD_LENGTH:
                     raise Invalid("password too short", [{"field": "password", "message": "too short"}])
-                account.password_hash = security.hash_password(password)
+                account.password_hash = await security.hash_password_async(password)
                 account.locked_until = None
                 account.failed_logins = 0
                 changes["password"] = "reset"
+            if "password" in changes or changes.get("active") is False:
+                # A reset or a deactivation ends every session of the account, everywhere.
+                await db.execute(delete(WebSession).where(WebSession.account_id == account.id))
             self.audit(db, who, "update", "account", account.id, unit.path, **changes)
             await db.commit()
-            return account_json(account)
+        if changes:
+            self._access_changed()
+        return account_json(account)
+
+    async def account_in_scope(self, who: Principal, account_id: int) -> dict[str, Any]:
+        """An active account in the principal's scope, by id (its public fields), or NotFound."""
+        async with self.sessionmaker() as db:
+            account = await db.get(Account, account_id)
+            unit = await db.get(Unit, account.unit_id) if account else None
+            if account is None or unit is None or not account.active or not who.covers(unit.path):
+                raise NotFound(f"no account {account_id!r} in your scope")
+            return {"id": account.id, "display_name": account.display_name, "unit_id": account.unit_id}
 
     async def create_device_credential(self, who: Principal, room_id: int, label: str = "") -> dict[str, Any]:
         """A new console credential for a duty room; the token is shown once, stored hashed."""
@@ -448,9 +550,11 @@ class Directory:
                 raise NotFound(f"no device credential {credential_id!r} in your scope")
             room = await self._room_in_scope(db, who, credential.duty_room_id)
             credential.revoked_at = credential.revoked_at or utcnow()
+            await db.execute(delete(WebSession).where(WebSession.device_id == credential.id))
             unit = await db.get(Unit, room.unit_id)
             self.audit(db, who, "revoke", "device_credential", credential.id, unit.path if unit else "/")
             await db.commit()
+        self._access_changed()
 
     # -- audit and contacts ------------------------------------------------------------------
 
@@ -489,6 +593,18 @@ class Directory:
             results += [{"type": "person", "id": a.id, "name": a.display_name, "phone": a.phone,
                          "unit_id": a.unit_id, "unit_name": u.name} for a, u in people]
         return results[:limit]
+
+
+async def _move_path_copies(db: AsyncSession, old_path: str, new_path: str) -> None:
+    """Rows elsewhere keep a copy of their unit's path for scope (notices, roll-calls, plans,
+    the audit log): move every copy under ``old_path`` in the same transaction as the units,
+    so nothing is orphaned out of its new scope or left visible to the old one."""
+    for table in Base.metadata.sorted_tables:
+        column = table.c.get("unit_path")
+        if column is None:
+            continue
+        await db.execute(table.update().where(column.startswith(old_path, autoescape=True)).values(
+            {column: literal(new_path) + func.substr(column, len(old_path) + 1)}))
 
 
 def tree_order(units: Any) -> list[Unit]:

@@ -6,10 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..directory.errors import Invalid
+from ..directory.errors import AccountLocked, Invalid, NotSignedIn
 from ..directory.roster import MAX_UPLOAD_BYTES
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
-from .auth import DIRECTORY, ROSTER, SESSION_COOKIE, error_response, json_body, principal_of, set_session_cookie
+from .auth import (
+    DIRECTORY, ROSTER, SESSION_COOKIE, SIGN_IN_LIMITER, error_response, json_body, principal_of,
+    set_session_cookie,
+)
 
 routes = web.RouteTableDef()
 
@@ -41,9 +44,16 @@ def ok(data: Any, status: int = 200) -> web.Response:
 async def sign_in(request: web.Request) -> web.Response:
     data = await json_body(request)
     username, password = data.get("username"), data.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        raise Invalid("username and password are required")
-    token, principal = await request.app[DIRECTORY].sign_in(username, password)
+    if not isinstance(username, str) or not isinstance(password, str) or len(username) > 128 or len(password) > 1024:
+        raise Invalid("请输入用户名和密码")
+    limiter = request.app[SIGN_IN_LIMITER]
+    client = request.remote or ""
+    limiter.check(client)
+    try:
+        token, principal = await request.app[DIRECTORY].sign_in(username, password)
+    except (NotSignedIn, AccountLocked):
+        limiter.failed(client)
+        raise
     response = ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
     set_session_cookie(request, response, token, int(SESSION_TTL.total_seconds()))
     return response

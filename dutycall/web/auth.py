@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from ..directory.errors import (
-    AccountLocked, Conflict, DirectoryError, Forbidden, Invalid, NotFound, NotSignedIn,
+    AccountLocked, Busy, Conflict, DirectoryError, Forbidden, Invalid, NotFound, NotSignedIn, TooManyAttempts,
 )
 from ..directory.principal import Principal
 from ..rollcall.machine import IllegalEvent
 from ..directory.roster import Roster
 from ..directory.service import Directory
+from ..text import unsafe_reason
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +33,43 @@ CSRF_EXEMPT = {("POST", "/api/session"), ("POST", "/api/device-session")}
 
 STATUS = {
     NotSignedIn: 401, Forbidden: 403, NotFound: 404, Conflict: 409, AccountLocked: 423, Invalid: 422,
+    TooManyAttempts: 429, Busy: 503,
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SignInLimiter:
+    """Failed sign-ins per client address in a sliding window: a guesser spreading attempts over
+    many usernames (which the per-account lockout cannot see) is stopped at the door."""
+
+    def __init__(self, max_failures: int = 20, window: float = 900.0, max_clients: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.max_clients = max_clients
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(client, []) if now - t < self.window]
+        if times:
+            self._failures[client] = times
+        else:
+            self._failures.pop(client, None)
+        return times
+
+    def check(self, client: str) -> None:
+        if len(self._recent(client, time.monotonic())) >= self.max_failures:
+            raise TooManyAttempts("此地址登录失败次数过多，请 15 分钟后再试")
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        if client not in self._failures and len(self._failures) >= self.max_clients:
+            self._failures.pop(next(iter(self._failures)))
+        self._recent(client, now)
+        self._failures.setdefault(client, []).append(now)
+
+
+SIGN_IN_LIMITER = web.AppKey("sign_in_limiter", SignInLimiter)
 
 
 def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> web.Response:
@@ -82,13 +118,51 @@ def principal_of(request: web.Request) -> Principal:
     return principal
 
 
+#: JSON nesting deeper than this is refused before it can exhaust the parser's recursion.
+MAX_JSON_DEPTH = 32
+#: Integers a browser can hold exactly (JavaScript's Number.MAX_SAFE_INTEGER); larger ones
+#: overflow database columns (2^63) and lose precision in every page.
+MAX_JSON_INT = 2**53 - 1
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _check_json_value(value: Any, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise Invalid(f"请求体的 JSON 嵌套超过 {MAX_JSON_DEPTH} 层")
+    if isinstance(value, str):
+        if unsafe_reason(value, multiline=True):
+            raise Invalid("请求体含有不允许的控制字符或无效字符")
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_JSON_INT:
+            raise Invalid("请求体中的整数超出允许范围")
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_value(key, depth + 1)
+            _check_json_value(item, depth + 1)
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or Invalid: only ``application/json`` (a cross-site form cannot
+    send it without a preflight), no NaN/Infinity, no lone surrogates or control characters,
+    integers within 2^53, nesting within 32 levels."""
+    if request.content_type != "application/json":
+        raise Invalid("请求体必须是 JSON（Content-Type: application/json）")
+    raw = await request.read()
     try:
-        data = await request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"request body is not valid JSON: {exc}") from exc
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise Invalid("请求体不是有效的 JSON") from exc
     if not isinstance(data, dict):
-        raise Invalid("request body must be a JSON object")
+        raise Invalid("请求体必须是 JSON 对象")
+    _check_json_value(data)
     return data
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -74,6 +73,9 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      {"type": "object", "properties": {"label": TEXT}},
      {"type": "object", "properties": {"id": ID, "duty_room_id": ID, "token": TEXT, "label": TEXT}}),
     ("post", "/api/device-credentials/{id}/revoke", "rooms", "Revoke a console credential (signs it out)", None, None),
+    ("post", "/api/conference-rooms/{name}/invites", "conference",
+     "Invite an account or a duty room's console into a free-form meeting room (command staff)",
+     {"type": "object", "properties": {"account_id": ID, "duty_room_id": ID}}, None),
     ("get", "/api/rooms/{id}/roster.ics", "roster", "The room's roster as an iCalendar feed", None, None),
     ("get", "/api/accounts", "accounts", "Accounts in your scope", None, _array("Account")),
     ("post", "/api/accounts", "accounts", "Create an account (argon2-hashed password)", _ref("Account"), _ref("Account")),
@@ -152,7 +154,7 @@ def spec() -> dict[str, Any]:
             },
         }
         params = [{"name": p.strip("{}"), "in": "path", "required": True,
-                   "schema": DATE if p == "{date}" else TEXT if p == "{action}" else ID}
+                   "schema": DATE if p == "{date}" else TEXT if p in ("{action}", "{name}") else ID}
                   for p in path.split("/") if p.startswith("{")]
         if params:
             operation["parameters"] = params
@@ -163,10 +165,10 @@ def spec() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "dutycall API", "version": __version__,
+        "info": {"title": "dutycall API", "version": "1",
                  "description": "Writes need the X-CSRF-Token header from the sign-in reply. "
                                 "Errors: 401 not signed in, 403 role, 404 not in scope, 409 conflict, "
-                                "422 invalid (with row-level errors), 423 locked."},
+                                "422 invalid (with row-level errors), 423 locked, 429 too many attempts, 503 busy."},
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
