@@ -10,7 +10,7 @@ from ..directory.errors import AccountLocked, Invalid, NotSignedIn
 from ..directory.roster import MAX_UPLOAD_BYTES
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
 from .auth import (
-    DIRECTORY, ROSTER, SESSION_COOKIE, SIGN_IN_LIMITER, error_response, json_body, principal_of,
+    DIRECTORY, ROSTER, SESSION_COOKIE, SIGN_IN_LIMITER, error_response, json_body, parse_int, principal_of,
     set_session_cookie,
 )
 
@@ -18,20 +18,14 @@ routes = web.RouteTableDef()
 
 
 def _int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError as exc:
-        raise Invalid(f"{name} must be an integer") from exc
+    return parse_int(request.match_info[name], name)
 
 
 def _query_int(request: web.Request, name: str) -> int | None:
     value = request.query.get(name)
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise Invalid(f"{name} must be an integer") from exc
+    return parse_int(value, name)
 
 
 def ok(data: Any, status: int = 200) -> web.Response:

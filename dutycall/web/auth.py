@@ -111,6 +111,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+def parse_int(value: str, name: str) -> int:
+    """A decimal id or count from a URL: digits only, at most 2^53 (no "+1", "1_000", "١")."""
+    if not value.isascii() or not value.lstrip("-").isdigit() or len(value) > 16 or abs(int(value)) > MAX_JSON_INT:
+        raise Invalid(f"{name} 应为整数")
+    return int(value)
+
+
 def principal_of(request: web.Request) -> Principal:
     principal = request.get(PRINCIPAL)
     if principal is None:

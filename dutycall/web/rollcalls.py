@@ -8,13 +8,13 @@ from aiohttp import web
 
 from ..conference.errors import InvalidRequest, InvalidState
 from ..conference.errors import NotFound as ConferenceNotFound
-from ..directory.errors import DirectoryError
+from ..directory.errors import DirectoryError, Invalid
 from ..rollcall.coordinator import RollCallCoordinator, conference_room
 from ..rollcall.machine import IllegalEvent
 from ..rollcall.plans import Plans
 from ..rollcall.results import Results
 from ..rollcall.statistics import Statistics
-from .auth import DIRECTORY, json_body, principal_of
+from .auth import DIRECTORY, json_body, parse_int, principal_of
 
 COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
 PLANS = web.AppKey("rollcall_plans", Plans)
@@ -26,8 +26,8 @@ routes = web.RouteTableDef()
 
 def _id(request: web.Request) -> int:
     try:
-        return int(request.match_info["id"])
-    except ValueError as exc:
+        return parse_int(request.match_info["id"], "id")
+    except Invalid as exc:
         raise web.HTTPNotFound() from exc
 
 
@@ -126,6 +126,17 @@ async def plan_upcoming(request: web.Request) -> web.Response:
     return web.json_response(await request.app[PLANS].upcoming(principal_of(request), _id(request)))
 
 
+@routes.patch("/api/plans/{id}")
+async def update_plan(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANS].update(principal_of(request), _id(request),
+                                                             await json_body(request)))
+
+
+@routes.delete("/api/plans/{id}")
+async def delete_plan(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANS].delete(principal_of(request), _id(request)))
+
+
 @routes.get("/api/rooms/{id}/rollcalls.ics")
 async def room_rollcalls_calendar(request: web.Request) -> web.Response:
     body = await request.app[PLANS].room_calendar(principal_of(request), _id(request))
@@ -180,11 +191,13 @@ def signalling_extensions(app: web.Application) -> dict[str, Any]:
             raise InvalidRequest("'roll_call_id' must be an integer")
         if participant.room.name != conference_room(roll_call_id):
             raise InvalidState("answer from the roll-call's own room")
-        officer = msg.get("officer") if isinstance(msg.get("officer"), str) else ""
         try:
-            await coordinator.answer(roll_call_id, duty_room_id, officer)
+            # The person who answers: one of the rostered names the ring offered, or another named.
+            await coordinator.answer(roll_call_id, duty_room_id, msg.get("officer"))
         except IllegalEvent as exc:
             raise InvalidState(str(exc)) from exc
+        except Invalid as exc:
+            raise InvalidRequest(str(exc)) from exc
         except DirectoryError as exc:
             raise ConferenceNotFound(str(exc)) from exc
         return {"type": "rollcall_answered", "roll_call_id": roll_call_id, "duty_room_id": duty_room_id}
