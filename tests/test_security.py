@@ -328,6 +328,11 @@ async def test_hostile_json_is_refused_cleanly(world):
     assert not [u for u in units if u["code"].startswith("X")]
     resp = await api.client.get("/api/units/99999999999999999999999")
     assert resp.status in (404, 405, 422)
+    for path in ("/api/rollcalls/1752738898152928575488/sheet.xlsx", "/api/statistics?month=9999-12",
+                 "/api/statistics/trend.png?month=9999-12", "/api/audit?limit=99999999999999999999",
+                 "/api/rooms?unit_id=%2B1"):
+        resp = await api.client.get(path)
+        assert 400 <= resp.status < 500, (path, resp.status)
     await api.close()
 
 

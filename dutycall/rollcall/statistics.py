@@ -31,7 +31,9 @@ def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
     try:
         first = dt.datetime.strptime(str(month), "%Y-%m")
     except ValueError as exc:
-        raise Invalid("month must be YYYY-MM", [{"field": "month"}]) from exc
+        raise Invalid("月份应为 YYYY-MM", [{"field": "month"}]) from exc
+    if not 2000 <= first.year <= 2200:  # 9999-12 would overflow the month after it
+        raise Invalid("月份超出范围（2000 至 2200 年）", [{"field": "month"}])
     following = (first + dt.timedelta(days=32)).replace(day=1)
     return first.astimezone(), following.astimezone()
 

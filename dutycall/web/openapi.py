@@ -6,6 +6,7 @@ here has no route.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -111,7 +112,7 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     ("get", "/api/statistics", "statistics",
      "Monthly attendance per unit and per district (?month=YYYY-MM); accounts only, not consoles",
      None, {"type": "object"}),
-    ("get", "/api/statistics/trend.png", "statistics", "Daily attendance rate of a month as a PNG chart",
+    ("get", "/api/statistics/trend.png", "statistics", "Daily attendance rate of a month as a PNG chart (?month=)",
      None, None),
     ("get", "/api/notices", "notices",
      "Supervision notices in your scope (a console: its own room's), each with may_respond and may_close", None,
@@ -169,6 +170,11 @@ def spec() -> dict[str, Any]:
         params = [{"name": p.strip("{}"), "in": "path", "required": True,
                    "schema": DATE if p == "{date}" else TEXT if p in ("{action}", "{name}") else ID}
                   for p in path.split("/") if p.startswith("{")]
+        # Query parameters are named in the summary, "(?name=&other=)": declared, so clients and
+        # the fuzzer (tests/test_fuzz.py) know them.
+        params += [{"name": name, "in": "query", "required": False, "schema": TEXT}
+                    for query in re.findall(r"\?([a-z_]+=[^)\s;]*(?:&[a-z_]+=[^)\s;]*)*)", summary)
+                    for name in re.findall(r"([a-z_]+)=", query)]
         if params:
             operation["parameters"] = params
         if request is not None:
