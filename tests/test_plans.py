@@ -259,3 +259,30 @@ async def test_plans_are_edited_paused_and_deleted_in_scope_and_audited(plan_ser
     assert await app[PLANS].fire_due() == []
     actions = [e["action"] for e in await directory.audit_log(admin) if e["target_type"] == "plan"]
     assert actions[:4] == ["delete_plan", "update_plan", "update_plan", "create_plan"], actions
+
+
+async def test_migration_0005_restarts_plans_from_now_and_pauses_sub_hourly_ones(planner, tmp_path):
+    """Marks written before the fix are local wall times read as UTC: every plan restarts from now."""
+    from dutycall import db as database
+
+    app, admin, district, _ = planner
+    hourly = await app[PLANS].create(admin, {"title": "每小时", "target_unit_id": district["id"],
+                                             "dtstart": "2026-01-01T00:00:00+08:00", "rrule": "FREQ=HOURLY"})
+    minutely = await app[PLANS].create(admin, {"title": "每分钟", "target_unit_id": district["id"],
+                                               "dtstart": "2026-01-01T00:00:00+08:00"})
+    wrong = dt.datetime(2030, 1, 1)  # a +08:00 wall time, 8 hours "late": nothing would fire till then
+    async with app[DIRECTORY].sessionmaker() as session:
+        for plan in (await session.execute(select(RollCallPlan))).scalars():
+            plan.last_fired_at = wrong
+            if plan.id == minutely["id"]:
+                plan.rrule = "FREQ=MINUTELY"
+        await session.commit()
+    url = f"sqlite:///{tmp_path}/plans.sqlite3"
+    before = dt.datetime.now(dt.timezone.utc)
+    await asyncio.to_thread(database.downgrade_sync, url, "0004")
+    await asyncio.to_thread(database.upgrade_sync, url)
+    async with app[DIRECTORY].sessionmaker() as session:
+        plans = {p.id: p for p in (await session.execute(select(RollCallPlan))).scalars()}
+        marks = [p.last_fired_at.replace(tzinfo=dt.timezone.utc) for p in plans.values()]
+        assert all(before - dt.timedelta(seconds=1) <= m <= dt.datetime.now(dt.timezone.utc) for m in marks), marks
+        assert plans[hourly["id"]].active is True and plans[minutely["id"]].active is False
