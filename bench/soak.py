@@ -83,27 +83,31 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def footprint(pid: int) -> tuple[float, int]:
-    """Resident memory (MiB) and open file descriptors of a process tree."""
-    rss_kib, fds = 0, 0
+def footprint(pid: int) -> tuple[float, int, float]:
+    """Resident memory (MiB) and open file descriptors of a process tree, and the resident
+    memory of the child processes alone."""
+    rss_kib, fds, children_kib = 0, 0, 0
     for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
-                rss_kib += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+                kib = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
             fds += len(os.listdir(f"/proc/{p}/fd"))
         except OSError:
             continue  # it just exited
-    return rss_kib / 1024, fds
+        rss_kib += kib
+        children_kib += kib if p != pid else 0
+    return rss_kib / 1024, fds, children_kib / 1024
 
 
-async def sample_footprint(pid: int, count: int = 5, interval: float = 1.0) -> tuple[float, int]:
+async def sample_footprint(pid: int, count: int = 5, interval: float = 1.0) -> tuple[float, int, float]:
     """The median footprint over a few seconds (one sample catches a passing burst)."""
     samples = []
     for i in range(count):
         if i:
             await asyncio.sleep(interval)
         samples.append(footprint(pid))
-    return statistics.median(s[0] for s in samples), int(statistics.median(s[1] for s in samples))
+    rss, fds, children = (statistics.median(values) for values in zip(*samples))
+    return rss, int(fds), children
 
 
 async def watch_log(stream: asyncio.StreamReader, errors: Errors, counts: dict[str, int]) -> None:
@@ -473,15 +477,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(args.warmup):
                 await soak.roll_call()
                 await soak.settle()
-            rss0, fds0 = await sample_footprint(server.pid)
+            rss0, fds0, children0 = await sample_footprint(server.pid)
+            trend = []
             cpu0, t0 = process_cpu_seconds(server.pid), time.monotonic()
             while True:
                 await soak.roll_call()
                 await soak.settle()
+                trend.append(round(footprint(server.pid)[0], 1))
                 if time.monotonic() - t0 >= args.minutes * 60:
                     break
             cpu1, t1 = process_cpu_seconds(server.pid), time.monotonic()
-            rss1, fds1 = await sample_footprint(server.pid)
+            rss1, fds1, children1 = await sample_footprint(server.pid)
             health = await host.get("/healthz")
         reports = await soak.worker_reports(b"stop\n")
         for report in reports:
@@ -497,7 +503,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_roll_calls": args.warmup, "expected": soak.expected, "answered": soak.answered,
         "errors": errors.count, "rss_start_mb": round(rss0, 1), "rss_end_mb": round(rss1, 1),
         "rss_growth_pct": round((rss1 - rss0) / rss0 * 100, 2), "fds_start": fds0, "fds_end": fds1,
-        "fd_growth": fds1 - fds0, "server_cpu": round((cpu1 - cpu0) / (t1 - t0), 3),
+        "fd_growth": fds1 - fds0, "children_rss_start_mb": round(children0, 1),
+        "children_rss_end_mb": round(children1, 1), "rss_after_each_mb": trend, "server_cpu": round((cpu1 - cpu0) / (t1 - t0), 3),
         "publications_end": health.get("publications"), "participants_end": health.get("participants"),
         "subscriptions_end": health.get("subscriptions"), "outcomes": soak.outcomes,
         "answers_sent": sum(r["answers"] for r in reports), "moves": sum(r["moves"] for r in reports),
@@ -522,7 +529,8 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=5.0,
                         help="how long to run roll-calls back to back after the warm-up (the last one finishes)")
-    parser.add_argument("--dwell", type=float, default=1.0, help="polling: seconds between one answer and the next call")
+    parser.add_argument("--dwell", type=float, default=1.0,
+                        help="polling: seconds between one answer and the next call")
     parser.add_argument("--answer-window", type=float, default=30.0, help="seconds a called room has to answer")
     parser.add_argument("--warmup", type=int, default=1, help="roll-calls before the baseline footprint is taken")
     parser.add_argument("--settle-seconds", type=float, default=3.0,
