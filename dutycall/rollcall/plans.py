@@ -102,8 +102,8 @@ def _parse_rule(text: str, start: dt.datetime) -> rrule:
         raise Invalid(_RULE_HELP, [{"field": "rrule"}])
     try:
         rule = rrulestr(text, dtstart=start)
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        raise Invalid(f"rrule is not a valid RFC 5545 rule: {exc}", [{"field": "rrule"}]) from exc
+    except Exception as exc:  # dateutil raises many kinds for a malformed rule
+        raise Invalid(f"rrule is not a valid RFC 5545 rule: {for_log(exc)}", [{"field": "rrule"}]) from exc
     if not isinstance(rule, rrule):
         raise Invalid(_RULE_HELP, [{"field": "rrule"}])
     if rule._freq in (SECONDLY, MINUTELY) or len(rule._byminute or ()) > 1 or len(rule._bysecond or ()) > 1:
@@ -127,8 +127,8 @@ def _first(rule: rrule) -> dt.datetime | None:
     """The rule's first occurrence (bounded by _PARTS); Invalid when the rule cannot be followed."""
     try:
         return next(iter(rule), None)
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. BYHOUR=25
-        raise Invalid(f"rrule is not a valid RFC 5545 rule: {exc}", [{"field": "rrule"}]) from exc
+    except Exception as exc:  # e.g. BYHOUR=25 fails only when followed
+        raise Invalid(f"rrule is not a valid RFC 5545 rule: {for_log(exc)}", [{"field": "rrule"}]) from exc
 
 
 def _bounded(rule: rrule, after: dt.datetime, until: dt.datetime) -> tuple[rrule, int | None]:
@@ -210,7 +210,8 @@ def _check(data: dict[str, Any]) -> dict[str, Any]:
         raise Invalid(f"dates must be a list of at most {MAX_DATES} date-times", [{"field": "dates"}])
     dates = [_parse_when(d, "dates").isoformat() for d in dates]
     kinds = data.get("target_kinds") or []
-    if not isinstance(kinds, list) or any(k not in {u.value for u in UnitKind} for k in kinds):
+    if not isinstance(kinds, list) or any(not isinstance(k, str) or k not in {u.value for u in UnitKind}
+                                          for k in kinds):
         raise Invalid("target_kinds must list unit kinds", [{"field": "target_kinds"}])
     window = data.get("answer_window", 60)
     late = data.get("late_after", 30)
@@ -219,7 +220,7 @@ def _check(data: dict[str, Any]) -> dict[str, Any]:
         raise Invalid("answer_window (≤ 600 s) and late_after (≤ answer_window) are seconds")
     order = data.get("custom_order") or []
     if (not isinstance(order, list) or len(order) > 10_000
-            or not all(isinstance(r, int) and not isinstance(r, bool) for r in order)):
+            or not all(isinstance(r, int) and not isinstance(r, bool) and 0 < r < 2**63 for r in order)):
         raise Invalid("custom_order must list duty room ids", [{"field": "custom_order"}])
     focus = data.get("focus_points") or ""
     if not isinstance(focus, str) or len(focus) > 2000 or unsafe_reason(focus, multiline=True):
@@ -255,7 +256,8 @@ class Plans:
         self.clock: Callable[[], dt.datetime] = utcnow
 
     async def _target(self, db: AsyncSession, who: Principal, unit_id: object) -> Unit:
-        unit = await db.get(Unit, unit_id) if isinstance(unit_id, int) and not isinstance(unit_id, bool) else None
+        valid = isinstance(unit_id, int) and not isinstance(unit_id, bool) and 0 < unit_id < 2**63
+        unit = await db.get(Unit, unit_id) if valid else None
         if unit is None or not who.covers(unit.path):
             raise NotFound("no target unit in your scope")
         return unit
