@@ -106,15 +106,18 @@ async def test_parallel_sign_ins_do_not_stall_the_server(world):
     api = await world.client(None)
     probe = await world.client(None)
     done = False
-    worst = 0.0
+    waits: list[float] = []
 
     async def watch() -> None:
-        nonlocal worst
+        # The probe shares the server's event loop (an in-process test server), so a blocked
+        # loop shows as a long gap between one probe's answer and the next.
+        last = time.perf_counter()
         while not done:
-            start = time.perf_counter()
             resp = await probe.client.get("/healthz")
             assert resp.status == 200
-            worst = max(worst, time.perf_counter() - start)
+            now = time.perf_counter()
+            waits.append(now - last)
+            last = now
             await asyncio.sleep(0.01)
 
     watcher = asyncio.ensure_future(watch())
@@ -125,7 +128,11 @@ async def test_parallel_sign_ins_do_not_stall_the_server(world):
     done = True
     await watcher
     assert [r.status for r in results] == [200] * 10
-    assert worst < 0.5, f"/healthz waited {worst:.3f} s behind sign-ins"  # ~1 s when hashing on the loop
+    # The time /healthz spent stuck behind password hashing: ~10 x 0.1-0.3 s when argon2
+    # ran on the loop, near nothing off it (a quiet request takes a few ms).
+    stalled = sum(w for w in waits if w > 0.1)
+    print(f"healthz: {len(waits)} probes, worst {max(waits):.3f} s, stalled {stalled:.3f} s")
+    assert stalled < 1.0, f"/healthz stalled {stalled:.3f} s in all behind sign-ins (worst {max(waits):.3f} s)"
     await api.close()
     await probe.close()
 
