@@ -35,6 +35,10 @@ FROZEN = "frozen"
 LOOPED = "looped"
 BLACK = "black"
 NO_VIDEO = "no_video"
+#: The server stopped (crashed, killed, restarted) after the answer was recorded and before its
+#: evidence was: marked so at the next start instead of left blank. It is not taken again then,
+#: since a picture taken later would not show who was there when the room answered.
+LOST = "lost"
 
 #: Mean luma below this, with little variation, is a black picture.
 BLACK_MEAN, BLACK_STD = 20.0, 8.0

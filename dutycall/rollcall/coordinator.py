@@ -17,9 +17,10 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..conference import Conference
@@ -27,6 +28,7 @@ from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.models import DutyRoom, RosterShift, Unit
 from ..directory.principal import Principal
 from ..media import evidence
+from ..text import unsafe_reason
 from . import machine
 from .machine import IllegalEvent
 from .models import AttendanceRecord, RollCallRecord
@@ -36,6 +38,9 @@ logger = logging.getLogger(__name__)
 #: The longest the room that had the floor keeps publishing full quality while the floor
 #: moves on and the new room's first keyframe is awaited.
 FLOOR_HANDOVER = 2.0
+#: The most rostered people a ringing console is offered as one-click answers.
+MAX_ROSTERED = 20
+OFFICER_MAX = 64
 
 
 def conference_room(roll_call_id: int) -> str:
@@ -78,11 +83,18 @@ class RollCallCoordinator:
     async def recover(self) -> list[int]:
         """At start: a roll-call left running by a stopped server is closed as interrupted.
 
-        Its attendance so far stays as recorded; the host may start it again to resume.
+        Its attendance so far stays as recorded; the host may start it again to resume. An
+        answer whose evidence was still being taken when the server stopped is marked
+        ``lost``: a picture taken now would not show who was there when the room answered.
         """
         async with self.sessionmaker() as db:
             ids = [r.id for r in (await db.execute(
                 select(RollCallRecord).where(RollCallRecord.phase == "running"))).scalars()]
+            # Nothing is gathering evidence yet in this process, so every blank is a lost one.
+            await db.execute(update(AttendanceRecord).where(
+                AttendanceRecord.outcome.in_((machine.ON_TIME, machine.LATE)),
+                AttendanceRecord.evidence.is_(None)).values(evidence=evidence.LOST))
+            await db.commit()
         for roll_call_id in ids:
             await self.dispatch(roll_call_id, machine.Interrupt(at=time.time()))
         return ids
@@ -136,44 +148,62 @@ class RollCallCoordinator:
         self._require_host(who)
         await self._check_scope(who, roll_call_id)
         now = time.time()
+        event_of: machine.Event | Callable[[machine.RollCall], machine.Event]
         if action == "start":
-            event: machine.Event = machine.Start(at=now)
+            event_of = machine.Start(at=now)
         elif action == "call":
-            live = await self._load(roll_call_id)
             room_id = data.get("room_id")
-            if room_id is not None and not isinstance(room_id, int):
+            if room_id is not None and (not isinstance(room_id, int) or isinstance(room_id, bool)):
                 raise Invalid("room_id must be an integer")
-            target = room_id if room_id is not None else live.state.next_pending()
-            event = machine.Call(at=now, room_id=room_id, connected=target is not None and self.is_connected(
-                roll_call_id, target))
+            # Which room, and whether it is connected, are decided under the roll-call's lock
+            # with the state the call applies to: a skip or poll step in between changes both.
+            event_of = self._call_event(roll_call_id, room_id, now)
         elif action == "skip":
-            event = machine.Skip(at=now)
+            event_of = machine.Skip(at=now)
         elif action == "excuse":
             reason = data.get("reason")
             if not isinstance(reason, str) or not isinstance(data.get("room_id"), int):
                 raise Invalid("excuse needs room_id and reason")
-            event = machine.Excuse(room_id=data["room_id"], reason=reason[:256], at=now)
+            event_of = machine.Excuse(room_id=data["room_id"], reason=reason[:256], at=now)
         elif action == "poll":
             dwell = data.get("dwell", 10)
             if not isinstance(dwell, (int, float)) or isinstance(dwell, bool):
                 raise Invalid("dwell is seconds")
-            event = machine.StartPolling(dwell=float(dwell), at=now)
+            event_of = machine.StartPolling(dwell=float(dwell), at=now)
         elif action == "stop_poll":
-            event = machine.StopPolling(at=now)
+            event_of = machine.StopPolling(at=now)
         elif action == "finish":
-            event = machine.Finish(at=now)
+            event_of = machine.Finish(at=now)
         elif action == "cancel":
-            event = machine.Cancel(at=now)
+            event_of = machine.Cancel(at=now)
         else:
             raise NotFound(f"no roll-call action {action!r}")
-        await self.dispatch(roll_call_id, event)
+        await self.dispatch(roll_call_id, event_of)
         if action == "start":
             self.invite(roll_call_id)
         return await self.board(who, roll_call_id)
 
-    async def answer(self, roll_call_id: int, duty_room_id: int, officer: str = "") -> None:
-        """A console answered "到"."""
-        await self.dispatch(roll_call_id, machine.Answer(room_id=duty_room_id, at=time.time(), officer=officer[:64]))
+    def _call_event(self, roll_call_id: int, room_id: int | None,
+                    at: float) -> Callable[[machine.RollCall], machine.Event]:
+        """A call of ``room_id`` (None: the next pending room), made from the state it applies to."""
+        def make(state: machine.RollCall) -> machine.Event:
+            target = room_id if room_id is not None else state.next_pending()
+            return machine.Call(at=at, room_id=target,
+                                connected=target is not None and self.is_connected(roll_call_id, target))
+
+        return make
+
+    async def answer(self, roll_call_id: int, duty_room_id: int, officer: Any) -> None:
+        """A console answered "到" for the person ``officer`` (one of the rostered, or another named)."""
+        name = officer.strip() if isinstance(officer, str) else ""
+        if not name:
+            raise Invalid("请选择或填写应答人", [{"field": "officer"}])
+        if len(name) > OFFICER_MAX:
+            raise Invalid(f"应答人姓名不能超过 {OFFICER_MAX} 个字符", [{"field": "officer"}])
+        problem = unsafe_reason(name)
+        if problem:
+            raise Invalid(f"应答人姓名{problem}", [{"field": "officer"}])
+        await self.dispatch(roll_call_id, machine.Answer(room_id=duty_room_id, at=time.time(), officer=name))
 
     async def board(self, who: Principal, roll_call_id: int) -> dict[str, Any]:
         """The live attendance board."""
@@ -264,18 +294,25 @@ class RollCallCoordinator:
                     invited += 1
         return invited
 
-    async def dispatch(self, roll_call_id: int, event: machine.Event) -> machine.RollCall:
-        """Apply one event: commit the result, then carry out its effects."""
+    async def dispatch(self, roll_call_id: int,
+                       event: machine.Event | Callable[[machine.RollCall], machine.Event]) -> machine.RollCall:
+        """Apply one event: commit the result, then carry out its effects.
+
+        ``event`` may be a function of the current state, called under the lock, for events
+        that depend on it (a call of the next room, and whether that room is connected).
+        """
         live = await self._load(roll_call_id)
         async with live.lock:
-            step = machine.apply(live.state, event)  # IllegalEvent: nothing changes
-            await self._commit(roll_call_id, step)
+            step = machine.apply(live.state, event(live.state) if callable(event) else event)  # IllegalEvent: no change
+            rostered = await self._commit(roll_call_id, step)
             live.state = step.state
             for effect in step.effects:
-                self._carry_out(roll_call_id, live, effect)
+                self._carry_out(roll_call_id, live, effect, rostered)
         return step.state
 
-    async def _commit(self, roll_call_id: int, step: machine.Step) -> None:
+    async def _commit(self, roll_call_id: int, step: machine.Step) -> dict[int, list[dict[str, str]]]:
+        """Commit the step; returns who is rostered in each room it rings (read in the same session)."""
+        rostered: dict[int, list[dict[str, str]]] = {}
         async with self.sessionmaker() as db:
             record = await db.get(RollCallRecord, roll_call_id)
             assert record is not None
@@ -288,7 +325,12 @@ class RollCallCoordinator:
             for effect in step.effects:
                 if isinstance(effect, machine.Record):
                     await self._record(db, roll_call_id, step.state, effect)
+                elif isinstance(effect, machine.Ring):
+                    call = step.state.room(effect.room_id)
+                    shift = await _shift(db, effect.room_id, _duty_day(call.called_at or time.time()))
+                    rostered[effect.room_id] = _rostered(shift)[:MAX_ROSTERED]
             await db.commit()
+        return rostered
 
     async def _record(self, db: AsyncSession, roll_call_id: int, state: machine.RollCall, e: machine.Record) -> None:
         row = (await db.execute(select(AttendanceRecord).where(
@@ -301,14 +343,17 @@ class RollCallCoordinator:
         row.attempts = state.room(e.room_id).attempts
         if e.outcome in (machine.ON_TIME, machine.LATE):
             row.officer = e.officer
-            # The duty day is the server's local date: at 03:00 in Beijing, UTC is still yesterday.
-            row.on_roster = await _on_roster(db, e.room_id, e.officer, dt.datetime.fromtimestamp(e.at).date())
+            # The roster of the day the room was called (the one its console was offered).
+            called_at = state.room(e.room_id).called_at
+            shift = await _shift(db, e.room_id, _duty_day(called_at if called_at is not None else e.at))
+            row.on_roster = _on_roster(shift, e.officer)
             row.evidence = row.evidence_sha256 = None
             row.snapshot = None
         if e.reason is not None:
             row.reason = e.reason
 
-    def _carry_out(self, roll_call_id: int, live: _Live, effect: Any) -> None:
+    def _carry_out(self, roll_call_id: int, live: _Live, effect: Any,
+                   rostered: dict[int, list[dict[str, str]]] | None = None) -> None:
         loop = asyncio.get_running_loop()
         if isinstance(effect, machine.StartAnswerTimer):
             delay = max(0.0, effect.deadline - time.time())
@@ -320,9 +365,10 @@ class RollCallCoordinator:
             if timer is not None:
                 timer.cancel()
         elif isinstance(effect, machine.Ring):
+            # Who is rostered goes to the rung console only: it offers them as one-click answers.
             self._notify_room(roll_call_id, effect.room_id, {
                 "type": "rollcall_ring", "roll_call_id": roll_call_id, "duty_room_id": effect.room_id,
-                "answer_window": live.state.answer_window})
+                "answer_window": live.state.answer_window, "rostered": (rostered or {}).get(effect.room_id, [])})
         elif isinstance(effect, machine.StopRinging):
             self._notify_room(roll_call_id, effect.room_id, {
                 "type": "rollcall_ring_stop", "roll_call_id": roll_call_id, "duty_room_id": effect.room_id})
@@ -348,7 +394,9 @@ class RollCallCoordinator:
             self._broadcast(roll_call_id, {"type": "rollcall_attendance", "roll_call_id": roll_call_id,
                                            "duty_room_id": effect.room_id, "outcome": effect.outcome})
         elif isinstance(effect, machine.TakeEvidence):
-            self._spawn(live, self._evidence(roll_call_id, effect.room_id))
+            # Keyed by attempt: a re-call answered while this is still recording gets its own.
+            attempt = live.state.room(effect.room_id).attempts
+            self._spawn(live, self._evidence(roll_call_id, effect.room_id, attempt))
         elif isinstance(effect, machine.ScheduleNextCall):
             timer = live.timers.pop("next", None)
             if timer is not None:
@@ -384,21 +432,21 @@ class RollCallCoordinator:
             pass  # answered (or skipped, excused) meanwhile: a stale timer
 
     async def _poll_next(self, roll_call_id: int) -> None:
-        live = await self._load(roll_call_id)
-        if live.state.phase != "running" or not live.state.polling or live.state.current is not None:
-            return
-        room = live.state.next_pending()
+        call = self._call_event(roll_call_id, None, time.time())
+
+        def step(state: machine.RollCall) -> machine.Event:
+            # Decided under the lock, on the state the step applies to (see _call_event).
+            if state.phase != "running" or not state.polling or state.current is not None:
+                raise IllegalEvent("polling was stopped, or a room is being called")
+            return machine.Finish(at=time.time()) if state.next_pending() is None else call(state)
+
         try:
-            if room is None:
-                await self.dispatch(roll_call_id, machine.Finish(at=time.time()))
-            else:
-                await self.dispatch(roll_call_id, machine.Call(at=time.time(), room_id=room,
-                                                               connected=self.is_connected(roll_call_id, room)))
+            await self.dispatch(roll_call_id, step)
         except IllegalEvent as exc:
             logger.info("roll-call %s: polling step refused: %s", roll_call_id, exc)
 
-    async def _evidence(self, roll_call_id: int, room_id: int) -> None:
-        """Snapshot the answering room's own stream and keep the verdict with its attendance."""
+    async def _evidence(self, roll_call_id: int, room_id: int, attempt: int) -> None:
+        """Snapshot the answering room's own stream and keep the verdict with that attempt's answer."""
         publication = self._publication_of(roll_call_id, room_id)
         if publication is None or "video" not in publication.forwarders:
             result = evidence.Evidence(evidence.NO_VIDEO)
@@ -409,13 +457,17 @@ class RollCallCoordinator:
             row = (await db.execute(select(AttendanceRecord).where(
                 AttendanceRecord.roll_call_id == roll_call_id,
                 AttendanceRecord.duty_room_id == room_id))).scalar_one_or_none()
-            if row is not None:
-                row.evidence = result.verdict
-                row.evidence_sha256 = result.sha256
-                row.snapshot = result.jpeg
-                await db.commit()
+            if row is None or row.attempts != attempt or row.outcome not in (machine.ON_TIME, machine.LATE):
+                # Re-called meanwhile: this picture is of an answer the row no longer holds.
+                logger.info("roll-call %s: evidence of room %s attempt %s dropped (row is attempt %s)",
+                            roll_call_id, room_id, attempt, row.attempts if row else None)
+                return
+            row.evidence = result.verdict
+            row.evidence_sha256 = result.sha256
+            row.snapshot = result.jpeg
+            await db.commit()
         self._broadcast(roll_call_id, {"type": "rollcall_evidence", "roll_call_id": roll_call_id,
-                                       "duty_room_id": room_id, "evidence": result.verdict})
+                                       "duty_room_id": room_id, "attempt": attempt, "evidence": result.verdict})
 
     # -- conference glue -------------------------------------------------------------------------
 
@@ -471,13 +523,36 @@ def _when(at: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(at, tz=dt.timezone.utc)
 
 
-async def _on_roster(db: AsyncSession, room_id: int, officer: str | None, day: dt.date) -> bool | None:
-    """Whether the answering officer is rostered in that room that day (None: no roster or no name)."""
-    if not officer:
-        return None
-    shift = (await db.execute(select(RosterShift).where(
+def _duty_day(at: float) -> dt.date:
+    """The duty day of an instant: the server's local date (at 03:00 in Beijing, UTC is still
+    yesterday), so run the server in the deployment's time zone (README: TZ)."""
+    return dt.datetime.fromtimestamp(at).date()
+
+
+async def _shift(db: AsyncSession, room_id: int, day: dt.date) -> RosterShift | None:
+    return (await db.execute(select(RosterShift).where(
         RosterShift.duty_room_id == room_id, RosterShift.date == day))).scalar_one_or_none()
+
+
+def _rostered(shift: RosterShift | None) -> list[dict[str, str]]:
+    """The people rostered on a shift, officers first, then the leading leader (带班领导)."""
     if shift is None:
+        return []
+    people: list[dict[str, str]] = []
+    seen: set[str] = set()
+    named = [(o.get("name"), "officer") for o in shift.officers or [] if isinstance(o, dict)]
+    for name, role in named + [(shift.leader_name, "leader")]:
+        name = name.strip() if isinstance(name, str) else ""
+        if name and name not in seen:
+            seen.add(name)
+            people.append({"name": name, "role": role})
+    return people
+
+
+def _on_roster(shift: RosterShift | None, officer: str | None) -> bool | None:
+    """Whether the person who answered is rostered in that room that day, as an officer or
+    the leader (None: no name, or no roster for that room and day)."""
+    if not officer or shift is None:
         return None
-    return officer.strip() in {o.get("name", "").strip() for o in shift.officers}
+    return officer.strip() in {p["name"] for p in _rostered(shift)}
 
