@@ -22,6 +22,14 @@ FONT_CANDIDATES = [
 ]
 
 
+def cjk_font_path() -> str:
+    """The TrueType file with Chinese glyphs (also used for charts)."""
+    for path in FONT_CANDIDATES:
+        if path and os.path.exists(path):
+            return path
+    raise RuntimeError("no Chinese font: install fonts-wqy-microhei or set DUTYCALL_PDF_FONT")
+
+
 def cjk_font() -> str:
     """Register (once) and return the name of a font that renders Chinese."""
     from reportlab.pdfbase import pdfmetrics

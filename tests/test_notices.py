@@ -127,6 +127,12 @@ async def test_monthly_statistics_roll_up_and_trend_chart(finished):
 
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (300, 720, 3)
+    # Today's point (0%) is drawn in the series colour (#1f5aa8, BGR 168/90/31) in the lower part;
+    # an empty month has no such pixels.
+    series = np.all(np.abs(image.astype(int) - (168, 90, 31)) < 40, axis=2)
+    assert series.sum() > 20 and np.argwhere(series)[:, 0].mean() > 150
+    empty = cv2.imdecode(np.frombuffer(await stats.trend_png(admin, "2001-01"), np.uint8), cv2.IMREAD_COLOR)
+    assert not np.all(np.abs(empty.astype(int) - (168, 90, 31)) < 40, axis=2).any()
     with pytest.raises(Invalid):
         await stats.monthly(admin, "November")
 

@@ -216,25 +216,9 @@ class Results:
         return out.getvalue().encode("utf-8-sig")  # with a BOM, so Excel reads the Chinese
 
     async def sheet_xlsx(self, who: Principal, roll_call_id: int) -> bytes:
-        from openpyxl import Workbook
-        from openpyxl.styles import Font
-
         record, rows = await self.sheet_rows(who, roll_call_id)
-        book = Workbook()
-        sheet = book.active
-        sheet.title = "点名结果"
-        for values in ([record.title], SHEET_COLUMNS, *rows):
-            sheet.append([sheet_cell(v) for v in values])
-            for cell in sheet[sheet.max_row]:
-                if isinstance(cell.value, str):
-                    cell.data_type = "s"  # text, whatever it looks like: never a formula cell
-        for cell in sheet[2]:
-            cell.font = Font(bold=True)
-        for column, width in zip("ABCDEFGH", (20, 24, 10, 12, 10, 22, 14, 24)):
-            sheet.column_dimensions[column].width = width
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
+        # openpyxl is CPU-bound (XML and zip): off the event loop, which is forwarding media.
+        return await asyncio.to_thread(render_sheet_xlsx, record.title, rows)
 
     async def sheet_pdf(self, who: Principal, roll_call_id: int) -> bytes:
         """The sheet as a document to file: summary, every room's row and its snapshot."""
@@ -263,3 +247,25 @@ def render_sheet_pdf(record: RollCallRecord, rows: list[list[str]], snapshots: l
 def local_time(at: dt.datetime) -> str:
     """A stored UTC time in the server's local time zone, as duty staff read it."""
     return as_utc(at).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def render_sheet_xlsx(title: str, rows: list[list[Any]]) -> bytes:
+    """The roll-call sheet as XLSX; every text cell is a string cell, never a formula."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "点名结果"
+    for values in ([title], SHEET_COLUMNS, *rows):
+        sheet.append([sheet_cell(v) for v in values])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text, whatever it looks like: never a formula cell
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    for column, width in zip("ABCDEFGH", (20, 24, 10, 12, 10, 22, 14, 24)):
+        sheet.column_dimensions[column].width = width
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

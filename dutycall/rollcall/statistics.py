@@ -1,4 +1,4 @@
-"""Monthly attendance statistics per unit and per district, and a trend chart (PNG via OpenCV).
+"""Monthly attendance statistics per unit and per district, and a trend chart (PNG via matplotlib).
 
 A district's roll-calls of its own streets count in the city's view too: everything is
 aggregated by where the rooms sit in the unit tree, whoever ran the roll-call. They are the
@@ -7,11 +7,12 @@ host side's figures: a duty-room console (whose unit may be a district) gets non
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import io
 from collections import Counter, defaultdict
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -87,8 +88,6 @@ class Statistics:
 
     async def trend_png(self, who: Principal, month: object) -> bytes:
         """Daily attendance rate over the month, as a PNG line chart."""
-        import cv2
-
         refuse_console(who)
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
@@ -98,29 +97,33 @@ class Statistics:
         for attendance, started_at, _ in rows:
             # The local calendar day the roll-call started on.
             daily[(as_utc(started_at).astimezone().date() - first.date()).days][attendance.outcome] += 1
-        width, height, margin = 720, 300, 50
-        image = np.full((height, width, 3), 255, np.uint8)
-        left, right, top, bottom = margin, width - 20, 20, height - margin
-        cv2.line(image, (left, bottom), (right, bottom), (0, 0, 0), 1)
-        cv2.line(image, (left, top), (left, bottom), (0, 0, 0), 1)
-        for pct in (0, 50, 100):
-            y = int(bottom - (bottom - top) * pct / 100)
-            cv2.line(image, (left, y), (right, y), (220, 220, 220), 1)
-            cv2.putText(image, f"{pct}%", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1)
-        points = []
-        for day in range(days):
-            x = int(left + (right - left) * day / max(1, days - 1))
-            if day % 5 == 0:
-                cv2.putText(image, f"{day + 1}", (x - 5, bottom + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1)
-            rate = summarise(daily[day])["attendance_rate"] if day in daily else None
-            if rate is not None:
-                points.append((x, int(bottom - (bottom - top) * rate)))
-        if len(points) > 1:
-            cv2.polylines(image, [np.array(points, np.int32)], False, (200, 90, 30), 2, cv2.LINE_AA)
-        for point in points:
-            cv2.circle(image, point, 3, (200, 90, 30), -1, cv2.LINE_AA)
-        cv2.putText(image, first.strftime("%Y-%m attendance rate"), (left, height - 8), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45, (0, 0, 0), 1)
-        ok, png = cv2.imencode(".png", image)
-        assert ok
-        return png.tobytes()
+        # Drawing and PNG encoding are CPU work: off the event loop, which is forwarding media.
+        return await asyncio.to_thread(render_trend, first, days, daily)
+
+
+def render_trend(first: dt.datetime, days: int, daily: dict[int, Counter[str]]) -> bytes:
+    """The month's daily attendance rate as a PNG line chart, labelled in Chinese."""
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+
+    from ..pdf import cjk_font_path
+
+    font = FontProperties(fname=cjk_font_path())
+    rates = [(day + 1, summarise(daily[day])["attendance_rate"]) for day in range(days) if day in daily]
+    rates = [(d, r) for d, r in rates if r is not None]
+    # The object API (no pyplot): safe in a worker thread, no global state.
+    figure = Figure(figsize=(7.2, 3.0), dpi=100)
+    axes = figure.add_subplot()
+    if rates:
+        axes.plot([d for d, _ in rates], [r * 100 for _, r in rates], marker="o", color="#1f5aa8")
+    axes.set_xlim(1, max(days, 2))
+    axes.set_ylim(0, 105)
+    axes.set_xticks([d for d in range(1, days + 1) if d == 1 or d % 5 == 0])
+    axes.yaxis.set_major_formatter("{x:.0f}%")
+    axes.grid(True, color="#dddddd")
+    axes.set_title(f"{first:%Y年%m月} 每日到岗率", fontproperties=font)
+    axes.set_xlabel("日", fontproperties=font)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
