@@ -82,9 +82,11 @@ def process_cpu_seconds(pid: int, children: bool = True) -> float:
 
 
 async def run_worker(url: str, publication_id: str, count: int, first_index: int) -> None:
-    from dutycall.client import SignallingClient, subscribe
+    from dutycall.client import SignallingClient, sign_in, subscribe
 
-    cookies = json.loads(os.environ["DUTYCALL_BENCH_COOKIES"])
+    # One duty room's console per subscriber: the server allows few sockets per principal.
+    tokens = json.loads(os.environ["DUTYCALL_BENCH_TOKENS"])
+    base = url.replace("ws://", "http://", 1).removesuffix("/ws")
     from dutycall.conference import aiortc_compat
 
     aiortc_compat.set_host_addresses(["127.0.0.1"])
@@ -98,6 +100,7 @@ async def run_worker(url: str, publication_id: str, count: int, first_index: int
                 frames[i] += 1
 
     for i in range(count):
+        cookies = await sign_in(base, device_token=tokens[i])
         client = await SignallingClient(url, cookies=cookies).connect()
         await client.join(ROOM, f"sub{first_index + i}")
         pc, _, tracks = await subscribe(client, publication_id, passthrough=True)
@@ -157,6 +160,9 @@ async def wait_healthy(port: int, proc: asyncio.subprocess.Process, timeout: flo
 async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, packets: list[bytes]) -> dict[str, Any]:
     import tempfile
 
+    import aiohttp
+
+    from bench.common import Host
     from dutycall.client import SignallingClient, publish, sign_in
     from dutycall.conference import aiortc_compat
     from dutycall.synthetic import PreEncodedTrack
@@ -180,13 +186,20 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
         await pub_client.join(ROOM, "publisher")
         track = PreEncodedTrack(packets, fps=30)
         pub_pc, published = await publish(pub_client, video=track)
+        # The publisher (an administrator) opened the free-form room: let one console per subscriber in.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            host = await Host(http, f"http://127.0.0.1:{port}").sign_in()
+            room_ids, tokens = await host.create_rooms(subscribers)
+            for room_id in room_ids:
+                await host.post(f"/api/conference-rooms/{ROOM}/invites", {"duty_room_id": room_id})
 
         index = 0
         while index < subscribers:
             count = min(per_worker, subscribers - index)
             workers.append(await asyncio.create_subprocess_exec(
                 sys.executable, os.path.abspath(__file__), "--worker", url, published["publication_id"],
-                str(count), str(index), cwd=ROOT, env={**os.environ, "DUTYCALL_BENCH_COOKIES": json.dumps(cookies)},
+                str(count), str(index), cwd=ROOT,
+                env={**os.environ, "DUTYCALL_BENCH_TOKENS": json.dumps(tokens[index:index + count])},
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             ))
             index += count
