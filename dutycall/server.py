@@ -90,7 +90,7 @@ async def load_demo(database_url: str) -> None:
               f"{summary.accounts} accounts, {summary.shifts} roster shifts")
         print(f"demo accounts (password {DEMO_PASSWORD}): city-host, city-leader, city-viewer, "
               "d01-admin, d01-host, d01s01 (a street duty officer), a01 (an agency duty officer), ...")
-        print(f"a console for {summary.console_room}: /?device={summary.console_token}&room=duty")
+        print(f"a console for {summary.console_room}: {summary.console_link}")
     finally:
         await engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 from playwright.async_api import async_playwright
@@ -11,7 +12,7 @@ from dutycall.config import Config
 from dutycall.web import create_app
 from dutycall.web.app import CONFERENCE
 
-from dutycall.web.auth import DIRECTORY
+from dutycall.web.auth import DIRECTORY, ROSTER
 
 from .conftest import ADMIN_PASSWORD, make_config
 from .browser import VIDEO_RGB_JS, launch, write_y4m
@@ -82,46 +83,70 @@ async def wait_for_video_height(page, height, timeout=20):
     raise AssertionError(f"console sent height {seen}, wanted {height}")
 
 
-async def console_credential(app, room_name: str) -> str:
+async def open_console(browser, base, room, token, lang=None, init_script=None):
+    """A console opened with its device link (its own browser context, so its own cookie), then,
+    if ``room`` is given, reopened at ``/?room=ROOM`` (the link itself leads to standby)."""
+    page = await browser.new_page()
+    if init_script:
+        await page.add_init_script(init_script)
+    page.on("console", lambda msg: print(f"[{room}] {msg.type}: {msg.text}"))
+    await page.goto(f"{base}/?device={token}" + (f"&lang={lang}" if lang else ""))
+    if room:
+        await page.wait_for_selector("#join-form:not([hidden])", timeout=20000)
+        await page.goto(f"{base}/?room={room}" + (f"&lang={lang}" if lang else ""))
+    return page
+
+
+async def open_account_console(browser, base, room, lang=None):
+    """The console page signed in as the administrator (a person), joining ``room``."""
+    page = await browser.new_page()
+    page.on("console", lambda msg: print(f"[admin] {msg.type}: {msg.text}"))
+    await page.goto(f"{base}/?room={room}" + (f"&lang={lang}" if lang else ""))
+    await page.fill("#username", "admin")
+    await page.fill("#password", ADMIN_PASSWORD)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#join-form:not([hidden])", timeout=20000)
+    await page.click("#join")
+    return page
+
+
+async def console_and_room(app, room_name: str) -> tuple[int, str]:
     """A duty room and its console's device credential, as an administrator would make them."""
     directory = app[DIRECTORY]
     _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
     room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": room_name})
-    return (await directory.create_device_credential(admin, room["id"], "test console"))["token"]
-
-
-async def open_console(browser, base, room, token, lang=None):
-    page = await browser.new_page()
-    page.on("console", lambda msg: print(f"[{room}] {msg.type}: {msg.text}"))
-    url = f"{base}/?device={token}" + (f"&room={room}" if room else "") + (f"&lang={lang}" if lang else "")
-    await page.goto(url)
-    return page
+    return room["id"], (await directory.create_device_credential(admin, room["id"], "test console"))["token"]
 
 
 async def test_two_browsers_see_each_others_picture(server, browsers):
+    # A duty room's console on standby, and the city's administrator looking in on it.
     base = f"http://127.0.0.1:{server.port}"
     red_browser, blue_browser = browsers
-    red = await open_console(red_browser, base, "duty", await console_credential(server.app, "红色值班室"))
-    blue = await open_console(blue_browser, base, "duty", await console_credential(server.app, "blue-room"), lang="en")
+    room_id, token = await console_and_room(server.app, "红色值班室")
+    red = await open_console(red_browser, base, None, token)
     # The device token is traded for a session and dropped from the address bar.
+    await red.wait_for_selector('#status[data-state="connected"]', timeout=20000)
     assert "device=" not in red.url
+    assert await red.input_value("#room") == f"standby-{room_id}"
+    blue = await open_account_console(blue_browser, base, f"standby-{room_id}", lang="en")
 
     # Each decodes the other's camera through the server: red sees blue, blue sees red.
     await wait_for_remote_colour(red, BLUE)
     await wait_for_remote_colour(blue, RED)
 
     # Names and connection state are shown, in each page's language.
-    await red.wait_for_selector('.tile[data-name="blue-room"][data-state="connected"]', timeout=20000)
-    assert await red.text_content('.tile[data-name="blue-room"] .state') == "已连接"
+    await red.wait_for_selector('.tile[data-name="系统管理员"][data-state="connected"]', timeout=20000)
+    assert await red.text_content('.tile[data-name="系统管理员"] .state') == "已连接"
     assert await red.text_content("#status") == "已连接"
     await blue.wait_for_selector('.tile[data-name="红色值班室"][data-state="connected"]', timeout=20000)
     assert await blue.text_content('.tile[data-name="红色值班室"] .state') == "Connected"
     conference = server.conference
-    assert conference.stats()["publications"] == 2 and conference.stats()["subscriptions"] == 2
+    await wait_for(lambda: conference.stats()["publications"] == 2 and conference.stats()["subscriptions"] == 2,
+                   timeout=20, what="two publications, two subscriptions")
 
     # Closing one page is noticed, and the other drops its tile.
     await blue.close()
-    await red.wait_for_selector('.tile[data-name="blue-room"]', state="detached", timeout=10000)
+    await red.wait_for_selector('.tile[data-name="系统管理员"]', state="detached", timeout=10000)
     await wait_for(lambda: conference.stats()["participants"] == 1, timeout=10)
 
 
@@ -135,8 +160,9 @@ async def test_console_republishes_after_server_restart(aiohttp_server, browsers
     first = await aiohttp_server(first_app, host="127.0.0.1")
     port = first.port
     base = f"http://127.0.0.1:{port}"
-    red = await open_console(red_browser, base, "restart", await console_credential(first_app, "red"))
-    blue = await open_console(blue_browser, base, "restart", await console_credential(first_app, "blue"))
+    room_id, token = await console_and_room(first_app, "red")
+    red = await open_console(red_browser, base, None, token)
+    blue = await open_account_console(blue_browser, base, f"standby-{room_id}")
     await wait_for_remote_colour(blue, RED)
 
     await first.close()
@@ -208,12 +234,15 @@ async def test_directory_page_issues_a_console_link_and_creates_accounts(server,
     await page.click("#sign-in")
     await page.click(f'#rooms tr[data-room-id="{room["id"]}"] button.issue-link')
     link = await page.text_content(f'#rooms tr[data-room-id="{room["id"]}"] code.link')
-    assert "device=" in link
-    # The link signs a console in as that duty room.
+    assert "device=" in link and "room=" not in link  # it leads to standby, never to a free-form room
+    # The link signs a console in as that duty room, which waits on standby in its own room.
     console = await blue_browser.new_page()
     await console.goto(link)
     await console.wait_for_selector("#join-form:not([hidden])")
     assert "应急值班室" in await console.text_content("#whoami")
+    await console.wait_for_selector('#status[data-state="connected"]', timeout=20000)
+    assert await console.input_value("#room") == f"standby-{room['id']}"
+    assert "device=" not in console.url
 
     await page.fill("#new-account-username", "host1")
     await page.fill("#new-account-name", "值班主任")
@@ -233,6 +262,8 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
     room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "城东值班室"})
     token = (await directory.create_device_credential(admin, room["id"]))["token"]
+    await server.app[ROSTER].set_shift(admin, room["id"], dt.date.today().isoformat(), {
+        "leader_name": "王五", "officers": [{"name": "张三", "phone": ""}]})
     # Opened with nothing but its device link, the console waits on standby in its own room,
     # publishing the small profile, and the pre-check sees it ready.
     page = await open_console(red_browser, f"http://127.0.0.1:{server.port}", None, token)
@@ -256,10 +287,18 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     # ...and its full picture once it has the floor.
     await wait_for_video_height(page, 240)
     assert await page.text_content("#ring strong") == "视频点名：请应答"
+    # The rostered people are offered; someone else answers by typing a name (an empty one is refused).
+    assert await page.locator("#rostered button.answer-as").all_text_contents() == ["张三值班员", "王五带班领导"]
+    await page.click("#answer")
+    await page.wait_for_selector("#error:not([hidden])")
+    assert "姓名" in await page.text_content("#error")
+    assert not await page.locator("#ring").is_hidden()
+    await page.fill("#other-name", "赵六")
     await page.click("#answer")
     await page.wait_for_selector("#ring", state="hidden", timeout=10000)
     board = await coordinator.board(admin, rid)
-    assert board["rooms"][0]["status"] == "on_time" and board["rooms"][0]["officer"] == "城东值班室"
+    assert board["rooms"][0]["status"] == "on_time" and board["rooms"][0]["officer"] == "赵六"
+    assert board["rooms"][0]["on_roster"] is False
     # When the roll-call ends the console goes back to standby by itself.
     await coordinator.command(admin, rid, "finish", {})
     await wait_for(lambda: f"standby-{room['id']}" in coordinator.conference.rooms and bool(
@@ -279,7 +318,9 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await directory.create_account(admin, {"username": "qofficer", "display_name": "青山值班员", "role": "duty_officer",
                                            "password": "password-1", "unit_id": district["id"]})
     token = (await directory.create_device_credential(admin, present["id"]))["token"]
-    console = await open_console(blue_browser, f"http://127.0.0.1:{server.port}", "lobby", token)
+    await server.app[ROSTER].set_shift(admin, present["id"], dt.date.today().isoformat(), {
+        "leader_name": "王五", "officers": [{"name": "张三", "phone": ""}, {"name": "李四", "phone": ""}]})
+    console = await open_console(blue_browser, f"http://127.0.0.1:{server.port}", f"standby-{present['id']}", token)
     await console.wait_for_selector('#status[data-state="connected"]', timeout=20000)
 
     host = await red_browser.new_page()
@@ -294,12 +335,16 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await host.wait_for_selector(f'#board tr[data-room-id="{present["id"]}"]')
     await host.click('.controls button[data-action="start"]')
     await host.wait_for_selector('#board tr[data-status="pending"] >> text=是', timeout=20000)  # console arrived
-    # Opened as ?room=lobby, the console's address now names the roll-call: a reload lands there.
+    # Opened as ?room=standby-N, the console's address now names the roll-call: a reload lands there.
     assert "room=rollcall-" in console.url
     await host.click('.controls button[data-action="call"]')
     await console.wait_for_selector("#ring:not([hidden])", timeout=10000)
-    await console.click("#answer")
-    await host.wait_for_selector(f'#board tr[data-room-id="{present["id"]}"][data-status="on_time"]', timeout=10000)
+    # The console offers the room's rostered people as one-click answers: 李四 answers.
+    await console.click('#rostered button.answer-as[data-name="李四"]')
+    row = f'#board tr[data-room-id="{present["id"]}"][data-status="on_time"]'
+    await host.wait_for_selector(row, timeout=10000)
+    await host.wait_for_selector(f"{row} td.on-roster >> text=是", timeout=10000)
+    assert await host.text_content(f"{row} td.officer") == "李四"
     await host.click('.controls button[data-action="call"]')
     await host.wait_for_selector(f'#board tr[data-room-id="{missing["id"]}"][data-status="offline"]', timeout=10000)
     await host.click('.controls button[data-action="finish"]')
@@ -402,3 +447,77 @@ async def test_a_console_joining_mid_call_is_told_who_has_the_floor(server, brow
                               (await directory.create_device_credential(admin, blue_room["id"]))["token"])
     await blue.wait_for_selector(f'.tile[data-floor-room-id="{red_room["id"]}"]', timeout=20000)
     assert await blue.text_content(".tile[data-floor-tile] .name") == "红"
+
+
+# Every RTCPeerConnection the page makes, counted outside the console's own bookkeeping.
+COUNT_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  const made = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Native(...args); made.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Native.prototype;
+  window.openPeerConnections = () => made.filter((pc) => pc.signalingState !== "closed").length;
+})();
+"""
+
+
+async def test_consoles_keep_one_publication_through_roll_calls(server, browsers):
+    # Each move (standby → roll-call → standby) used to publish twice: the handler of the
+    # publication removed by the leave republished, racing the move's own publish, and left
+    # extra sending connections (and a failed one) open, doubling every room's upstream.
+    red_browser, _ = browsers
+    base = f"http://127.0.0.1:{server.port}"
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    from dutycall.web.rollcalls import COORDINATOR
+
+    coordinator = server.app[COORDINATOR]
+    conference = server.conference
+    ids, pages = [], []
+    for name in ("一号值班室", "二号值班室", "三号值班室"):
+        room_id, token = await console_and_room(server.app, name)
+        ids.append(room_id)
+        pages.append(await open_console(red_browser, base, None, token, init_script=COUNT_PEER_CONNECTIONS))
+
+    def on_standby() -> bool:
+        return all(f"standby-{i}" in conference.rooms and any(
+            p.publications for p in conference.rooms[f"standby-{i}"].participants.values()) for i in ids)
+
+    def publications_per_console() -> list[int]:
+        return sorted(len(p.publications) for room in list(conference.rooms.values())
+                      for p in room.participants.values())
+
+    async def pages_settled() -> bool:
+        for page in pages:
+            if await page.evaluate("window.openPeerConnections()") != 1:
+                return False
+            if await page.evaluate("window.dutycallDebug.openPeerConnections()") != ["publish"]:
+                return False
+        return True
+
+    await wait_for(on_standby, timeout=30, what="three consoles on standby")
+    for n in range(3):
+        created = await coordinator.create(admin, {"room_ids": ids, "answer_window": 60, "late_after": 30})
+        rid = created["id"]
+        await wait_for(lambda: all(not p for p in coordinator.readiness(ids).values()), timeout=30,
+                       what=f"ready for roll-call {n + 1}")
+        await coordinator.command(admin, rid, "start", {})
+        await wait_for(lambda: all(coordinator.is_connected(rid, i) for i in ids), timeout=30,
+                       what=f"in roll-call {n + 1}")
+        await coordinator.command(admin, rid, "call", {"room_id": ids[n]})
+        await pages[n].wait_for_selector("#ring:not([hidden])", timeout=10000)
+        await coordinator.command(admin, rid, "skip", {})
+        await coordinator.command(admin, rid, "finish", {})
+        await wait_for(on_standby, timeout=30, what=f"back on standby after roll-call {n + 1}")
+
+    # One publication per console, on the server and in each page: no other connection left open.
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (publications_per_console() == [1, 1, 1] and await pages_settled()):
+        assert asyncio.get_running_loop().time() < deadline, (
+            publications_per_console(), [await p.evaluate("window.openPeerConnections()") for p in pages])
+        await asyncio.sleep(0.2)
+    health = await (await pages[0].request.get(f"{base}/healthz")).json()
+    assert health["publications"] == 3 and health["participants"] == 3
+    for page in pages:
+        # The console's own tile says what its one publication does.
+        await page.wait_for_selector('.tile[data-local][data-state="connected"]', timeout=10000)

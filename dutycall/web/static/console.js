@@ -25,6 +25,10 @@ function waitForIceGathering(pc, timeoutMs = 3000) {
   });
 }
 
+// What a typed name may not hold (the server checks the same, and more): control characters,
+// line breaks and the bidirectional overrides that make a name read backwards.
+const UNSAFE_NAME = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffe\uffff]/;
+
 function setStatus(state) {
   const el = $("status");
   el.dataset.state = state;
@@ -87,7 +91,12 @@ class DutyConsole {
     this.nextId = 1;
     this.stream = null;
     this.localTile = null;
-    this.publication = null; // {pc, id}
+    this.publication = null; // {pc, id}: the one publishing connection, once the server has it
+    this.publishing = null; // the publish in flight (one at a time)
+    // Bumped whenever the console leaves its room: anything begun before is stale and undone.
+    this.epoch = 0;
+    // Every RTCPeerConnection made and not yet closed (window.dutycallDebug reads it).
+    this.peers = new Set();
     this.subscriptions = new Map(); // publication_id -> {pc, tile, subscriptionId}
     this.participantId = null;
     this.iceServers = [];
@@ -97,6 +106,23 @@ class DutyConsole {
     this.ringing = null;
     this.beeper = null;
     this.participants = null;
+    this.answering = false;
+  }
+
+  newPeer(role) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    pc.dutycallRole = role;
+    this.peers.add(pc);
+    return pc;
+  }
+
+  closePeer(pc) {
+    if (!pc) return;
+    // Its handlers go first: a connection we closed must not touch the tiles or republish.
+    pc.onconnectionstatechange = null;
+    pc.ontrack = null;
+    this.peers.delete(pc);
+    try { pc.close(); } catch (err) { /* already closed */ }
   }
 
   async start(room, name) {
@@ -145,9 +171,10 @@ class DutyConsole {
   }
 
   async onOpen(ws) {
+    const epoch = this.epoch;
     try {
       const joined = await this.request("join", { room: this.room });
-      if (ws !== this.ws) return;
+      if (ws !== this.ws || epoch !== this.epoch) return; // moved on meanwhile
       if (this.localTile && joined.name) this.localTile.nameEl.textContent = `${joined.name}（${t("me")}）`;
       this.backoff = 500;
       this.everConnected = true;
@@ -160,12 +187,13 @@ class DutyConsole {
       setStatus("connected");
       showError("");
       if (this.stream) await this.publish();
+      if (ws !== this.ws || epoch !== this.epoch) return;
       // In a roll-call, one floor subscription shows whoever is called; other consoles are
       // not subscribed one by one (150-200 of them would not fit), hosts and leaders are.
       if (this.inRollCall()) this.subscribeFloor();
       for (const publication of joined.publications) this.subscribe(publication);
     } catch (err) {
-      showError(t("err_server") + err.message);
+      if (epoch === this.epoch) showError(t("err_server") + err.message);
     }
   }
 
@@ -180,11 +208,13 @@ class DutyConsole {
   }
 
   teardown() {
+    this.epoch += 1;
     this.floorRoomId = undefined;
     for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
     this.pending.clear();
-    if (this.publication) this.publication.pc.close();
+    if (this.publication) this.closePeer(this.publication.pc);
     this.publication = null;
+    this.publishing = null; // a publish in flight sees the new epoch and closes its own connection
     for (const id of [...this.subscriptions.keys()]) this.dropSubscription(id);
   }
 
@@ -225,10 +255,12 @@ class DutyConsole {
         break;
       case "publication_removed":
         if (this.publication && msg.publication_id === this.publication.id) {
-          // The server dropped our publication (e.g. media stalled): publish again.
-          this.publication.pc.close();
+          this.closePeer(this.publication.pc);
           this.publication = null;
-          if (this.wanted && this.stream && msg.reason !== "unpublished") this.publish().catch(() => {});
+          // The server dropped it (media stalled, connection failed): publish again. Not when we
+          // left the room (a move publishes in the next room itself) or unpublished it ourselves.
+          const ours = ["unpublished", "left", "disconnected", "room_closed"].includes(msg.reason);
+          if (this.wanted && this.stream && !ours) this.publish().catch(() => {});
         } else {
           this.dropSubscription(msg.publication_id);
         }
@@ -250,7 +282,7 @@ class DutyConsole {
         this.applyProfile(msg.profile);
         break;
       case "rollcall_ring":
-        this.ring(msg.roll_call_id);
+        this.ring(msg);
         break;
       case "rollcall_ring_stop":
         this.stopRinging();
@@ -315,8 +347,25 @@ class DutyConsole {
     await this.onOpen(this.ws);
   }
 
-  ring(rollCallId) {
-    this.ringing = rollCallId;
+  ring(msg) {
+    this.ringing = msg.roll_call_id;
+    // Whoever is rostered in this room for the shift answers with one click; anyone else types a name.
+    const people = Array.isArray(msg.rostered) ? msg.rostered : [];
+    $("rostered").replaceChildren(...people.map((person) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "answer-as";
+      button.dataset.name = person.name;
+      const role = document.createElement("span");
+      role.className = "role";
+      role.dataset.i18n = person.role === "leader" ? "ring_leader" : "ring_officer";
+      role.textContent = t(role.dataset.i18n);
+      button.append(person.name, role);
+      button.addEventListener("click", () => this.answer(person.name));
+      return button;
+    }));
+    $("rostered").dataset.none = t("ring_none");
+    $("other-name").value = "";
     $("ring").hidden = false;
     this.beep();
   }
@@ -348,18 +397,41 @@ class DutyConsole {
     }
   }
 
-  async answer() {
-    if (this.ringing === null) return;
+  // Answer "到" as the person named (the server records who, and whether they are rostered).
+  async answer(name) {
+    if (this.ringing === null || this.answering) return;
+    const officer = (name || "").trim();
+    if (!officer || officer.length > 64 || UNSAFE_NAME.test(officer)) {
+      showError(t("err_officer"));
+      return;
+    }
+    this.answering = true;
     try {
-      await this.request("rollcall_answer", { roll_call_id: this.ringing, officer: principal ? principal.name : "" });
+      await this.request("rollcall_answer", { roll_call_id: this.ringing, officer });
       this.stopRinging();
+      showError("");
     } catch (err) {
       showError(t("err_server") + err.message);
+    } finally {
+      this.answering = false;
     }
   }
 
-  async publish() {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+  // One publishing connection at a time: a publish asked for while one is in flight joins it.
+  publish() {
+    if (!this.publishing) {
+      const attempt = this.publishOnce().finally(() => {
+        if (this.publishing === attempt) this.publishing = null;
+      });
+      this.publishing = attempt;
+    }
+    return this.publishing;
+  }
+
+  async publishOnce() {
+    const epoch = this.epoch;
+    if (this.publication) return; // already publishing here
+    const pc = this.newPeer("publish");
     for (const track of this.stream.getTracks()) {
       // A roll-call needs a face that can be recognised more than it needs smooth motion: when
       // the CPU or the network is short, lower the frame rate and keep the resolution.
@@ -367,26 +439,35 @@ class DutyConsole {
       pc.addTransceiver(track, { direction: "sendonly", streams: [this.stream] });
     }
     pc.onconnectionstatechange = () => {
+      // Only the current publication speaks for the local tile.
+      if (!this.publication || this.publication.pc !== pc) return;
       if (this.localTile) this.localTile.setState(pc.connectionState);
-      if (pc.connectionState === "failed" && this.publication && this.publication.pc === pc) {
+      if (pc.connectionState === "failed") {
         // ICE failed while signalling is up: start the publication over.
         this.request("unpublish", { publication_id: this.publication.id }).catch(() => {});
-        pc.close();
+        this.closePeer(pc);
         this.publication = null;
         if (this.wanted) this.publish().catch(() => {});
       }
     };
-    await pc.setLocalDescription(await pc.createOffer());
-    await waitForIceGathering(pc);
-    let reply;
+    const stale = () => epoch !== this.epoch || !this.wanted;
     try {
-      reply = await this.request("publish", { sdp: pc.localDescription.sdp, label: "camera" });
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForIceGathering(pc);
+      if (stale()) throw new Error("moved on");
+      // Requests on one socket are handled in order: if we leave meanwhile, the server drops
+      // this publication with the room.
+      const reply = await this.request("publish", { sdp: pc.localDescription.sdp, label: "camera" });
+      if (stale()) throw new Error("moved on");
+      await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+      if (stale()) throw new Error("moved on");
+      this.publication = { pc, id: reply.publication_id };
     } catch (err) {
-      pc.close();
+      this.closePeer(pc);
+      if (stale()) return;
       throw err;
     }
-    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
-    this.publication = { pc, id: reply.publication_id };
+    if (this.localTile) this.localTile.setState(pc.connectionState);
     // In a roll-call or on standby, start small until the server gives us the floor.
     await this.applyProfile(this.inRollCall() || this.room.startsWith("standby-") ? "idle" : "full");
   }
@@ -405,7 +486,7 @@ class DutyConsole {
     if (this.subscriptions.has(id)) return;
     const tile = new Tile(id, "—", false);
     tile.el.dataset.floorTile = "";
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = this.newPeer("floor");
     const entry = { pc, tile, subscriptionId: null };
     this.subscriptions.set(id, entry);
     if (this.floorRoomId !== undefined) this.showFloor(this.floorRoomId);
@@ -446,7 +527,7 @@ class DutyConsole {
     tile.el.dataset.publicationId = id;
     const owner = this.participants && this.participants.get(publication.participant_id);
     if (owner && owner.duty_room_id !== undefined) tile.el.dataset.dutyRoomId = owner.duty_room_id;
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = this.newPeer("subscribe");
     const entry = { pc, tile, subscriptionId: null };
     this.subscriptions.set(id, entry);
     for (const kind of publication.kinds) pc.addTransceiver(kind, { direction: "recvonly" });
@@ -471,16 +552,24 @@ class DutyConsole {
     const entry = this.subscriptions.get(publicationId);
     if (!entry) return;
     this.subscriptions.delete(publicationId);
-    entry.pc.close();
+    this.closePeer(entry.pc);
     entry.tile.remove();
   }
 }
 
 const dutyConsole = new DutyConsole();
 window.dutyConsole = dutyConsole;
+// For tests and for whoever debugs a console from the browser's developer tools.
+window.dutycallDebug = {
+  // What each RTCPeerConnection still open is for ("publish", "floor", "subscribe").
+  openPeerConnections: () => [...dutyConsole.peers].filter((pc) => pc.signalingState !== "closed")
+    .map((pc) => pc.dutycallRole),
+  publicationId: () => (dutyConsole.publication ? dutyConsole.publication.id : null),
+};
 
 document.addEventListener("languagechange", () => {
   if (principal) $("whoami").textContent = t("signed_in_as") + principal.name;
+  $("rostered").dataset.none = t("ring_none");
   setStatus($("status").dataset.state || "idle");
   for (const tile of document.querySelectorAll(".tile")) {
     const state = tile.querySelector(".state");
@@ -489,7 +578,10 @@ document.addEventListener("languagechange", () => {
 });
 
 $("lang").addEventListener("click", () => setLanguage(LANG === "en" ? "zh-CN" : "en"));
-$("answer").addEventListener("click", () => dutyConsole.answer());
+$("other-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  dutyConsole.answer($("other-name").value);
+});
 
 let principal = null;
 
@@ -512,6 +604,15 @@ function showSignedIn(me) {
 // The standby room of a console signed in for a duty room (null for a person's account).
 function standbyRoom() {
   return principal && principal.kind === "device" && principal.duty_room_id ? `standby-${principal.duty_room_id}` : null;
+}
+
+// Where to go when opened: a duty room's console only ever sits in its standby room or a
+// roll-call (a reload mid roll-call lands back in it), never in a free-form room such as the
+// "duty" of old links, where others could watch it. A person's account goes where asked.
+function startingRoom(requested) {
+  const standby = standbyRoom();
+  if (!standby) return requested;
+  return requested && (requested === standby || /^rollcall-\d+$/.test(requested)) ? requested : standby;
 }
 
 async function signedIn() {
@@ -581,9 +682,13 @@ $("leave").addEventListener("click", () => {
   const params = new URLSearchParams(location.search);
   $("room").value = params.get("room") || localStorage.getItem("dutycall.room") || "";
   if (!(await signedIn())) return;
-  // ?room=... joins at once. A duty-room console with no room given waits in its standby
-  // room, seen by the pre-check and reachable by roll-call invitations, day and night.
-  const room = params.get("room") || standbyRoom();
+  // ?room=... joins at once. A duty-room console waits in its standby room, seen by the
+  // pre-check and reachable by roll-call invitations, day and night.
+  const room = startingRoom(params.get("room"));
+  if (standbyRoom() && params.has("room") && params.get("room") !== room) {
+    params.delete("room");
+    history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
+  }
   if (room) {
     $("room").value = room;
     $("join-form").requestSubmit();

@@ -46,7 +46,8 @@ async function loadAdmin(rooms) {
       onclick: async () => {
         try {
           const credential = await api("POST", `/api/rooms/${room.id}/device-credentials`, { label: "console" });
-          const link = `${location.origin}/?device=${credential.token}&room=duty`;
+          // The console waits on standby in its own room; it never names a free-form room.
+          const link = `${location.origin}/?device=${credential.token}`;
           cell.replaceChildren(el("span", { textContent: t("link_once") }), el("code", { className: "link", textContent: link }));
         } catch (err) {
           showError(err.message);

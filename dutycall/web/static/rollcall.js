@@ -37,7 +37,10 @@ function render(board) {
       el("td", { textContent: room.name }),
       el("td", { textContent: t("st_" + room.status), className: "status" }),
       el("td", { textContent: room.connected ? t("yes") : t("no") }),
-      el("td", { textContent: room.officer || "" }),
+      el("td", { textContent: room.officer || "", className: "officer" }),
+      // Whether the person who answered is on the room's roster for the day (blank: no roster, no answer).
+      el("td", { textContent: room.on_roster === true ? t("yes") : room.on_roster === false ? t("no") : "",
+                 className: "on-roster" }),
       el("td", { textContent: room.evidence ? t("ev_" + room.evidence) : "" }),
       actions);
     row.dataset.roomId = room.duty_room_id;
