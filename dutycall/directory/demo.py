@@ -56,6 +56,12 @@ class DemoSummary:
     console_token: str
     console_room: str
 
+    @property
+    def console_link(self) -> str:
+        """The link a duty-room PC opens once: signed in as that room, it waits on standby
+        (never in a free-form room, where others could watch it)."""
+        return f"/?device={self.console_token}"
+
 
 class DemoExists(Exception):
     """The demo city is already loaded."""
