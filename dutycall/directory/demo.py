@@ -14,7 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import security
-from .models import Account, DeviceCredential, DutyRoom, Role, RosterShift, Unit, UnitKind
+from .models import (
+    Account,
+    DeviceCredential,
+    DutyRoom,
+    Role,
+    RosterShift,
+    Unit,
+    UnitKind,
+)
 from .service import Directory, pinyin_key
 
 DEMO_PASSWORD = "demo-2027"

@@ -20,6 +20,7 @@ from ..text import sheet_cell, strip_unsafe, unsafe_reason
 from .errors import Invalid, NotFound
 from .models import DutyRoom, RosterShift, RosterSubmission, Unit, utcnow
 from .principal import Principal
+from .scope import within
 from .service import PHONE_RE, Directory, tree_order
 
 COLUMNS = ["单位编码", "单位名称", "值班室编号", "值班室", "日期", "带班领导", "带班领导电话",
@@ -88,11 +89,11 @@ class Roster:
 
     async def _rooms_in_scope(self, db: AsyncSession, who: Principal) -> list[tuple[DutyRoom, Unit]]:
         query = (select(DutyRoom, Unit).join(Unit)
-                 .where(Unit.path.startswith(who.unit_path), Unit.active.is_(True), DutyRoom.active.is_(True)))
+                 .where(within(Unit.path, who), Unit.active.is_(True), DutyRoom.active.is_(True)))
         if who.kind == "device":
             query = query.where(DutyRoom.id == who.duty_room_id)
         rows = (await db.execute(query)).all()
-        units = (await db.execute(select(Unit).where(Unit.path.startswith(who.unit_path)))).scalars().all()
+        units = (await db.execute(select(Unit).where(within(Unit.path, who)))).scalars().all()
         order = {u.id: i for i, u in enumerate(tree_order(units))}
         return sorted(rows, key=lambda ru: (order.get(ru[1].id, 0), ru[0].id))
 

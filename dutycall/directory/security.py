@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -27,10 +29,19 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-#: argon2 costs ~0.1-0.3 s of CPU per call by design. It runs in this small pool, never on
-#: the event loop that forwards media; argon2-cffi releases the GIL while it hashes. Two
-#: threads on a 2-core server leave the loop its share of CPU; callers queue beyond that.
-_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+#: argon2 costs ~0.3 s of CPU per call by design (and hashes 4 lanes in threads of its own).
+#: It runs in this small pool, never on the event loop that forwards media; argon2-cffi
+#: releases the GIL while it hashes; callers queue beyond two at a time.
+def _lower_priority() -> None:
+    """Pool threads run at nice 10 (Linux threads are scheduled alone; libargon2's lane threads
+    inherit it): under CPU contention the event loop forwarding media wins, sign-ins wait."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2", initializer=_lower_priority)
 #: More queued hashes than this are refused (an overload of sign-ins must not queue for minutes).
 MAX_QUEUED = 64
 _queued = 0

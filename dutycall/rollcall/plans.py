@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..directory.errors import Invalid, NotFound
 from ..directory.models import DutyRoom, Role, Unit, UnitKind, as_utc, utcnow
 from ..directory.principal import Principal
+from ..directory.scope import within
 from ..directory.service import Directory, tree_order
 from ..text import for_log, unsafe_reason
 from .coordinator import RollCallCoordinator
@@ -326,7 +327,7 @@ class Plans:
     async def list(self, who: Principal) -> list[dict[str, Any]]:
         who.require("rollcall.host")
         async with self.sessionmaker() as db:
-            plans = (await db.execute(select(RollCallPlan).where(RollCallPlan.unit_path.startswith(who.unit_path))
+            plans = (await db.execute(select(RollCallPlan).where(within(RollCallPlan.unit_path, who))
                                       .order_by(RollCallPlan.id))).scalars().all()
         return [plan_json(p) for p in plans]
 

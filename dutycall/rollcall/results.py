@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.models import DutyRoom, Unit, as_utc, utcnow
 from ..directory.principal import Principal
+from ..directory.scope import within
 from ..directory.service import Directory
 from ..text import sheet_cell
 from .models import AttendanceRecord, Notice, RollCallRecord
@@ -118,7 +119,7 @@ class Results:
         query = (select(Notice, DutyRoom.name, RollCallRecord.unit_path)
                  .join(DutyRoom, DutyRoom.id == Notice.duty_room_id)
                  .join(RollCallRecord, RollCallRecord.id == Notice.roll_call_id, isouter=True)
-                 .where(Notice.unit_path.startswith(who.unit_path)).order_by(Notice.id))
+                 .where(within(Notice.unit_path, who)).order_by(Notice.id))
         if who.kind == "device":
             query = query.where(Notice.duty_room_id == who.duty_room_id)
         async with self.sessionmaker() as db:
@@ -176,7 +177,7 @@ class Results:
         refuse_console(who)
         async with self.sessionmaker() as db:
             record = await db.get(RollCallRecord, roll_call_id)
-            if record is None or not record.unit_path.startswith(who.unit_path):
+            if record is None or not who.covers(record.unit_path):
                 raise NotFound(f"no roll-call {roll_call_id} in your scope")
             order = [r["room_id"] for r in record.state["rooms"]]
             status = {r["room_id"]: r["status"] for r in record.state["rooms"]}

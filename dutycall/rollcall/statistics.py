@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..directory.errors import Invalid
 from ..directory.models import DutyRoom, Unit, UnitKind, as_utc
 from ..directory.principal import Principal
+from ..directory.scope import within
 from ..directory.service import tree_order
 from .models import AttendanceRecord, RollCallRecord
 from .results import refuse_console
@@ -53,7 +54,7 @@ async def _rows(db: AsyncSession, who: Principal, first: dt.datetime, following:
         .join(RollCallRecord, RollCallRecord.id == AttendanceRecord.roll_call_id)
         .join(DutyRoom, DutyRoom.id == AttendanceRecord.duty_room_id)
         .join(Unit, Unit.id == DutyRoom.unit_id)
-        .where(Unit.path.startswith(who.unit_path), RollCallRecord.started_at >= first,
+        .where(within(Unit.path, who), RollCallRecord.started_at >= first,
                RollCallRecord.started_at < following, AttendanceRecord.outcome.in_(COUNTED)))).all()
 
 
@@ -66,7 +67,7 @@ class Statistics:
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
             rows = await _rows(db, who, first.astimezone(dt.timezone.utc), following.astimezone(dt.timezone.utc))
-            units = (await db.execute(select(Unit).where(Unit.path.startswith(who.unit_path)))).scalars().all()
+            units = (await db.execute(select(Unit).where(within(Unit.path, who)))).scalars().all()
         by_id = {u.id: u for u in units}
         per_unit: dict[int, Counter[str]] = defaultdict(Counter)
         per_district: dict[int, Counter[str]] = defaultdict(Counter)

@@ -1,0 +1,142 @@
+"""Accounts and console (device) credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from . import security
+from .base import DirectoryBase
+from .errors import Conflict, Invalid, NotFound
+from .fields import USERNAME_RE, phone_field, pinyin_key, text_field
+from .models import Account, DeviceCredential, Role, Unit, WebSession, utcnow
+from .principal import Principal
+from .scope import room_in_scope, unit_in_scope, within
+from .shapes import account_json
+
+
+class Accounts(DirectoryBase):
+    """Accounts and console (device) credentials."""
+
+    # -- accounts and device credentials ---------------------------------------------------
+
+    async def list_accounts(self, who: Principal) -> list[dict[str, Any]]:
+        who.require("accounts.read")
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(select(Account).join(Unit).where(within(Unit.path, who))
+                                     .order_by(Account.id))).scalars().all()
+        return [account_json(a) for a in rows]
+
+    async def create_account(self, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
+        who.require("accounts.write")
+        username = text_field(data, "username", 64)
+        if not USERNAME_RE.match(username):
+            raise Invalid("username may hold letters, digits, '.', '-', '_', '@'",
+                          [{"field": "username", "message": "format"}])
+        display_name = text_field(data, "display_name", 128)
+        password = data.get("password")
+        if not isinstance(password, str) or len(password) < security.MIN_PASSWORD_LENGTH:
+            raise Invalid(f"password must be at least {security.MIN_PASSWORD_LENGTH} characters",
+                          [{"field": "password", "message": "too short"}])
+        try:
+            role = Role(data.get("role"))
+        except ValueError as exc:
+            raise Invalid("unknown role", [{"field": "role", "message": "unknown"}]) from exc
+        phone = phone_field(data)
+        async with self.sessionmaker() as db:
+            unit = await unit_in_scope(db, who, data.get("unit_id"))
+            if (await db.execute(select(Account.id).where(Account.username == username))).first():
+                raise Conflict(f"username {username!r} is taken")
+            account = Account(username=username, display_name=display_name, phone=phone, role=role,
+                              unit_id=unit.id, password_hash=await security.hash_password_async(password),
+                              name_pinyin=pinyin_key(display_name))
+            db.add(account)
+            await db.flush()
+            self.audit(db, who, "create", "account", account.id, unit.path, username=username, role=role.value)
+            await db.commit()
+            return account_json(account)
+
+    async def update_account(self, who: Principal, account_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        who.require("accounts.write")
+        async with self.sessionmaker() as db:
+            account = await db.get(Account, account_id)
+            unit = await db.get(Unit, account.unit_id) if account else None
+            if account is None or unit is None or not who.covers(unit.path):
+                raise NotFound(f"no account {account_id!r} in your scope")
+            changes: dict[str, Any] = {}
+            if "display_name" in data:
+                account.display_name = changes["display_name"] = text_field(data, "display_name", 128)
+                account.name_pinyin = pinyin_key(account.display_name)
+            if "phone" in data:
+                account.phone = changes["phone"] = phone_field(data)
+            if "role" in data:
+                try:
+                    account.role = Role(data["role"])
+                except ValueError as exc:
+                    raise Invalid("unknown role", [{"field": "role", "message": "unknown"}]) from exc
+                changes["role"] = account.role.value
+            if "unit_id" in data:
+                unit = await unit_in_scope(db, who, data["unit_id"])
+                account.unit_id = changes["unit_id"] = unit.id
+            if "active" in data:
+                if not isinstance(data["active"], bool):
+                    raise Invalid("active must be true or false", [{"field": "active", "message": "boolean"}])
+                if account.id == who.id and not data["active"]:
+                    raise Invalid("you cannot deactivate yourself")
+                account.active = changes["active"] = data["active"]
+            if "password" in data:
+                password = data["password"]
+                if not isinstance(password, str) or len(password) < security.MIN_PASSWORD_LENGTH:
+                    raise Invalid("password too short", [{"field": "password", "message": "too short"}])
+                account.password_hash = await security.hash_password_async(password)
+                account.locked_until = None
+                account.failed_logins = 0
+                changes["password"] = "reset"
+            if "password" in changes or changes.get("active") is False:
+                # A reset or a deactivation ends every session of the account, everywhere.
+                await db.execute(delete(WebSession).where(WebSession.account_id == account.id))
+            self.audit(db, who, "update", "account", account.id, unit.path, **changes)
+            await db.commit()
+        if changes:
+            self._access_changed()
+        return account_json(account)
+
+    async def account_in_scope(self, who: Principal, account_id: int) -> dict[str, Any]:
+        """An active account in the principal's scope, by id (its public fields), or NotFound."""
+        async with self.sessionmaker() as db:
+            account = await db.get(Account, account_id)
+            unit = await db.get(Unit, account.unit_id) if account else None
+            if account is None or unit is None or not account.active or not who.covers(unit.path):
+                raise NotFound(f"no account {account_id!r} in your scope")
+            return {"id": account.id, "display_name": account.display_name, "unit_id": account.unit_id}
+
+    async def create_device_credential(self, who: Principal, room_id: int, label: str = "") -> dict[str, Any]:
+        """A new console credential for a duty room; the token is shown once, stored hashed."""
+        who.require("devices.write")
+        async with self.sessionmaker() as db:
+            room = await room_in_scope(db, who, room_id)
+            token = security.new_token()
+            credential = DeviceCredential(duty_room_id=room.id, token_hash=security.token_hash(token),
+                                          label=label[:128], created_by=who.id if who.kind == "account" else None)
+            db.add(credential)
+            await db.flush()
+            unit = await db.get(Unit, room.unit_id)
+            self.audit(db, who, "create", "device_credential", credential.id, unit.path if unit else "/",
+                       duty_room_id=room.id)
+            await db.commit()
+            return {"id": credential.id, "duty_room_id": room.id, "token": token, "label": credential.label}
+
+    async def revoke_device_credential(self, who: Principal, credential_id: int) -> None:
+        who.require("devices.write")
+        async with self.sessionmaker() as db:
+            credential = await db.get(DeviceCredential, credential_id)
+            if credential is None:
+                raise NotFound(f"no device credential {credential_id!r} in your scope")
+            room = await room_in_scope(db, who, credential.duty_room_id)
+            credential.revoked_at = credential.revoked_at or utcnow()
+            await db.execute(delete(WebSession).where(WebSession.device_id == credential.id))
+            unit = await db.get(Unit, room.unit_id)
+            self.audit(db, who, "revoke", "device_credential", credential.id, unit.path if unit else "/")
+            await db.commit()
+        self._access_changed()
