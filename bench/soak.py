@@ -428,7 +428,8 @@ class Soak:
             await self.until("consoles in the roll-call", arrived, 60 + n)
             await self.host.post(path + "/poll", {"dwell": self.args.dwell})
             if not await self.until("roll-call end", ended, 60 + n * (self.args.dwell + 5)):
-                await self.host.post(path + "/cancel", {})
+                with contextlib.suppress(Exception):  # it may have ended meanwhile: the board says
+                    await self.host.post(path + "/cancel", {})
                 await self.until("roll-call cancelled", ended, 30)
         except Exception as exc:
             self.errors.add(f"roll-call {created['id']}: {exc!r}")
