@@ -68,7 +68,7 @@ class Host:
         self.csrf: dict[str, str] = {}
         self.unit_id: int | None = None
 
-    async def sign_in(self) -> "Host":
+    async def sign_in(self) -> Host:
         """Sign in as the administrator."""
         reply = await self.post("/api/session", {"username": "admin", "password": PASSWORD})
         self.csrf = {"X-CSRF-Token": reply["csrf_token"]}

@@ -66,7 +66,8 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
         # nothing: aiortc's RTP parsing, jitter buffer and decoder thread would cost these
         # load clients more than the server spends forwarding to them.
         if index == 0 and os.environ.get("DUTYCALL_BENCH_DUMP"):
-            aiortc_compat.count_frames_only(pc, lambda ts: (times.append(time.time()), rtp_times.append((time.time(), ts))))
+            aiortc_compat.count_frames_only(
+                pc, lambda ts: (times.append(time.time()), rtp_times.append((time.time(), ts))))
         else:
             aiortc_compat.count_frames_only(pc, lambda _ts: times.append(time.time()))
 

@@ -35,7 +35,8 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -106,7 +107,7 @@ async def sample_footprint(pid: int, count: int = 5, interval: float = 1.0) -> t
         if i:
             await asyncio.sleep(interval)
         samples.append(footprint(pid))
-    rss, fds, children = (statistics.median(values) for values in zip(*samples))
+    rss, fds, children = (statistics.median(values) for values in zip(*samples, strict=True))
     return rss, int(fds), children
 
 
@@ -131,7 +132,7 @@ async def watch_log(stream: asyncio.StreamReader, errors: Errors, counts: dict[s
 class Console:
     """One simulated console, moving like console.js between standby and roll-call rooms."""
 
-    def __init__(self, worker: "Worker", duty_room_id: int, token: str) -> None:
+    def __init__(self, worker: Worker, duty_room_id: int, token: str) -> None:
         self.worker, self.duty_room_id, self.token = worker, duty_room_id, token
         self.standby = f"standby-{duty_room_id}"
         self.room = self.standby
@@ -182,7 +183,7 @@ class Console:
         while not client.ws.closed:
             try:
                 event = await asyncio.wait_for(client.events.get(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 event = None
             for error in client.errors[seen_errors:]:
                 self.worker.errors.add(f"room {self.duty_room_id}: server error event {error}")
@@ -321,7 +322,7 @@ async def run_worker(base: str, cache: str, rooms: list[str]) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while (line := (await reader.readline()).strip()) not in (b"", b"stop"):
+    while (await reader.readline()).strip() not in (b"", b"stop"):
         print(json.dumps(worker.report()), flush=True)
     worker.stopping = True
     for console in worker.consoles:
@@ -463,7 +464,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             host = await Host(http, base).sign_in()
             rooms, tokens = await host.create_rooms(args.rooms)
-            pairs = [f"{room}:{token}" for room, token in zip(rooms, tokens)]
+            pairs = [f"{room}:{token}" for room, token in zip(rooms, tokens, strict=True)]
             for start in range(0, args.rooms, args.per_worker):
                 workers.append(await asyncio.create_subprocess_exec(
                     sys.executable, os.path.abspath(__file__), "--worker", base, cache,
@@ -505,7 +506,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors.count, "rss_start_mb": round(rss0, 1), "rss_end_mb": round(rss1, 1),
         "rss_growth_pct": round((rss1 - rss0) / rss0 * 100, 2), "fds_start": fds0, "fds_end": fds1,
         "fd_growth": fds1 - fds0, "children_rss_start_mb": round(children0, 1),
-        "children_rss_end_mb": round(children1, 1), "rss_after_each_mb": trend, "server_cpu": round((cpu1 - cpu0) / (t1 - t0), 3),
+        "children_rss_end_mb": round(children1, 1), "rss_after_each_mb": trend,
+        "server_cpu": round((cpu1 - cpu0) / (t1 - t0), 3),
         "publications_end": health.get("publications"), "participants_end": health.get("participants"),
         "subscriptions_end": health.get("subscriptions"), "outcomes": soak.outcomes,
         "answers_sent": sum(r["answers"] for r in reports), "moves": sum(r["moves"] for r in reports),
