@@ -2,7 +2,8 @@
 
 Runs the server twice in one run, as separate processes: first the SFU
 (forwarding encoded packets), then the baseline that decodes once and
-re-encodes per subscriber the way stock aiortc MediaRelay does. Subscribers run
+re-encodes per subscriber the way stock aiortc MediaRelay does (bench/transcoding.py,
+served with ``--forwarding transcode``). Subscribers run
 in separate worker processes and do not decode (they count the encoded frames
 they receive), so load clients stay cheap. The publisher loops pre-encoded VP8
 640x360 at 30 fps.
@@ -170,8 +171,10 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
     aiortc_compat.set_host_addresses(["127.0.0.1"])
     port = free_port()
     data = tempfile.mkdtemp(prefix="dutycall-bench-")
+    # The baseline is no part of the server: bench/transcoding.py registers it, then serves.
+    entry = "bench.transcoding" if mode == "transcode" else "dutycall.server"
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", entry, "--host", "127.0.0.1", "--port", str(port),
         "--ice-addresses", "127.0.0.1", "--forwarding", mode, "--log-level", "WARNING",
         "--database-url", f"sqlite:///{data}/bench.sqlite3",
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,

@@ -9,7 +9,7 @@ import av
 from aiortc import MediaStreamTrack
 
 from dutycall.conference.aiortc_compat import is_keyframe
-from dutycall.conference.forwarding import ForwardedTrack, TrackForwarder
+from dutycall.conference.forwarding import TrackForwarder
 
 from .utils import wait_for
 
@@ -210,3 +210,69 @@ def test_rate_counter_gives_the_stock_rates_at_a_cost_per_packet():
             size = rng.randint(50, 1200)
             stock.add(size, now)
             ours.add(size, now)
+
+
+async def test_keyframe_requests_in_flight_end_with_the_forwarder(monkeypatch):
+    # A PLI is sent in a task of its own: the forwarder keeps it and ends it on stop().
+    from dutycall.conference import aiortc_compat
+
+    started = asyncio.Event()
+
+    async def slow_pli(receiver) -> bool:
+        started.set()
+        await asyncio.sleep(60)
+        return True
+
+    monkeypatch.setattr(aiortc_compat, "send_pli", slow_pli)
+    source = QueueTrack()
+    forwarder = TrackForwarder(source, receiver=object())  # type: ignore[arg-type]
+    forwarder.start()
+    before = asyncio.all_tasks()
+    forwarder.request_keyframe()
+    await asyncio.wait_for(started.wait(), 5)
+    requests = {t for t in asyncio.all_tasks() - before if not t.done()}
+    assert len(requests) == 1
+    await forwarder.stop()
+    assert all(t.done() for t in requests)
+
+
+def test_forwarders_plug_in_by_name(monkeypatch):
+    import pytest
+
+    from bench.transcoding import TranscodingForwarder, install
+    from dutycall.conference import Conference, ConferenceSettings, Forwarder, forwarding
+
+    assert isinstance(TrackForwarder(QueueTrack(), None), Forwarder)
+    assert isinstance(TranscodingForwarder(QueueTrack(), None), Forwarder)
+    # The baseline is the benchmark's: a server without it refuses to start in that mode.
+    monkeypatch.setattr(forwarding, "_FORWARDINGS", dict(forwarding._FORWARDINGS))
+    with pytest.raises(ValueError, match="bench.transcoding"):
+        Conference(ConferenceSettings(forwarding="transcode"))
+    install()
+    settings = ConferenceSettings(forwarding="transcode")
+    Conference(settings)
+    assert settings.make_forwarder() is TranscodingForwarder and not settings.passthrough
+    # Or given outright, whatever the mode's name.
+    assert ConferenceSettings(forwarder_factory=TranscodingForwarder).make_forwarder() is TranscodingForwarder
+    assert ConferenceSettings().make_forwarder() is TrackForwarder and ConferenceSettings().passthrough
+
+
+async def test_an_owner_keeps_its_background_tasks_until_they_end():
+    from dutycall.conference.lifecycle import Tasks
+
+    tasks = Tasks("test")
+    gate = asyncio.Event()
+    finished = []
+
+    async def work(n: int) -> None:
+        await gate.wait()
+        finished.append(n)
+
+    tasks.spawn(work(1))
+    long = tasks.spawn(asyncio.sleep(60))
+    assert len(tasks) == 2
+    gate.set()
+    await wait_for(lambda: finished == [1], timeout=5)
+    assert len(tasks) == 1
+    await tasks.cancel()
+    assert long.cancelled() and len(tasks) == 0

@@ -1,11 +1,72 @@
 """Rooms, participants, publications, subscriptions, forwarding and signalling.
 
-Knows nothing of roll-calls, HTTP or the database.
+Knows nothing of roll-calls, HTTP or the database. Other packages use only the names in
+``__all__``; the modules behind them are this package's own business.
+
+Public, for the layers above:
+
+- :class:`Conference`: ``room(name)`` / ``find_room(name)`` / ``is_occupied(name)``;
+  ``participants(room)``; ``participants_tagged(tag, room=None)`` (the ``tag`` a caller gave
+  a participant at join, e.g. "duty_room:12"); ``publication_of(tag, room=None)``;
+  ``notify_tagged(tag, message, room=None)``; ``broadcast(room, message)``;
+  ``set_floor(room, publication)``; the hooks ``on_participant_joined`` /
+  ``on_participant_left`` (lists of callbacks); ``stats()``; ``close()``.
+- :class:`Participant`: ``id``, ``name``, ``tag``, ``identity``, ``room_name``, ``closed``,
+  ``notify(message)``, ``first_publication()``, ``is_live(kind)``; ``publications`` and
+  ``subscriptions`` are read-only views.
+- :class:`Publication`: ``id``, ``participant``, ``kinds``, ``codecs``, ``video_codec``,
+  ``codec_name(kind)``, ``is_live(kind)``, ``last_frame_at(kind)``, ``forwarder(kind)`` and
+  ``tap(kind)`` (a keyframe-gated subscriber track for snapshots), ``next_keyframe(timeout)``.
+- :func:`is_live`, :func:`video_codec`; :class:`CloseReason` (the protocol's reason strings);
+  :class:`Forwarder` (what a publication forwards with) and :func:`register_forwarding`.
+- :class:`SignallingPeer`: one client's protocol session (``participant``, ``room_name``).
+- :class:`ConferenceSettings`, :class:`ConferenceError` and the errors of ``errors``.
 """
 
 from . import aiortc_compat  # noqa: F401  (installs the aiortc patches first)
 from .conference import Conference
-from .errors import ConferenceError
+from .errors import ConferenceError, InvalidRequest, InvalidState, LimitExceeded, NotFound, SdpError, UnsupportedCodec
+from .forwarding import Forwarder, ForwarderFactory, register_forwarding
+from .lifecycle import CloseReason
+from .participant import Participant
+from .publication import Publication
+from .room import Room
 from .settings import ConferenceSettings
+from .signalling import SignallingPeer
+from .subscription import FloorSubscription, Subscription
 
-__all__ = ["Conference", "ConferenceError", "ConferenceSettings"]
+
+def is_live(target: Publication | Participant, kind: str, within: float = 3.0) -> bool:
+    """``target`` (a publication, or any publication of a participant) delivered ``kind``
+    media in the last ``within`` seconds."""
+    return target.is_live(kind, within)
+
+
+def video_codec(publication: Publication) -> str | None:
+    """The publication's video MIME type ("video/VP8", "video/H264"); None without video."""
+    return publication.video_codec
+
+
+__all__ = [
+    "CloseReason",
+    "Conference",
+    "ConferenceError",
+    "ConferenceSettings",
+    "FloorSubscription",
+    "Forwarder",
+    "ForwarderFactory",
+    "InvalidRequest",
+    "InvalidState",
+    "LimitExceeded",
+    "NotFound",
+    "Participant",
+    "Publication",
+    "Room",
+    "SdpError",
+    "SignallingPeer",
+    "Subscription",
+    "UnsupportedCodec",
+    "is_live",
+    "register_forwarding",
+    "video_codec",
+]

@@ -46,8 +46,7 @@ import aioice
 import aioice.ice
 import aiortc
 import av
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
-from aiortc import rate, rtcrtpreceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, rate, rtcrtpreceiver
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -119,7 +118,7 @@ class InlineDecoderQueue:
     ``get`` is called by the receiver's decoder thread and returns only that ``None``.
     """
 
-    def __init__(self, output: "asyncio.Queue[Any]") -> None:
+    def __init__(self, output: asyncio.Queue[Any]) -> None:
         self._output = output
         self._stop: queue.Queue[None] = queue.Queue()
         self._decoder: Decoder | None = None
@@ -214,7 +213,7 @@ def install() -> None:
     """Install the patches. Idempotent; harmless to connections that are not marked."""
     rtcrtpreceiver.get_decoder = _get_decoder  # type: ignore[assignment]
     aioice.ice.get_host_addresses = _get_host_addresses  # type: ignore[assignment]
-    rate.RateCounter = RateCounter  # type: ignore[misc]
+    rate.RateCounter = RateCounter  # type: ignore[misc, assignment]
 
 
 def set_host_addresses(addresses: list[str] | None) -> None:
@@ -233,7 +232,7 @@ def mark_passthrough(pc: RTCPeerConnection) -> None:
         for codec in transceiver._codecs:
             setattr(codec, _PASSTHROUGH_MARK, True)
         receiver = transceiver.receiver
-        receiver._RTCRtpReceiver__decoder_queue = InlineDecoderQueue(receiver._track._queue)  # type: ignore[attr-defined]
+        receiver._RTCRtpReceiver__decoder_queue = InlineDecoderQueue(receiver._track._queue)  # type: ignore[attr-defined, union-attr]
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:

@@ -1,14 +1,27 @@
-"""The Conference: every room of the server, by name."""
+"""The Conference: every room of the server, by name, and the queries its users need.
+
+Other packages ask the conference (``participants_tagged``, ``publication_of``,
+``notify_tagged``, ``broadcast``, ``set_floor``, the join/leave hooks) instead of walking
+rooms and participants themselves.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from . import aiortc_compat
+from .lifecycle import CloseReason
+from .participant import Participant
+from .publication import Publication
 from .room import Room
 from .settings import ConferenceSettings
 
 logger = logging.getLogger(__name__)
+
+OnParticipantJoined = Callable[[Participant], None]
+OnParticipantLeft = Callable[[Participant, CloseReason], None]
 
 
 class Conference:
@@ -16,23 +29,87 @@ class Conference:
 
     def __init__(self, settings: ConferenceSettings | None = None) -> None:
         self.settings = settings or ConferenceSettings()
+        self.settings.make_forwarder()  # an unknown forwarding mode fails at start, not at the first publish
         # aioice gathers host candidates process-wide, so the addresses are a process setting;
         # an empty list leaves it as it is (aioice's default: all of the host's own).
         if self.settings.ice_addresses:
             aiortc_compat.set_host_addresses(self.settings.ice_addresses)
         self.rooms: dict[str, Room] = {}
         self.closed = False
+        #: Called after a participant joined any room (after the others were told).
+        self.on_participant_joined: list[OnParticipantJoined] = []
+        #: Called after a participant left any room, with why (after the others were told).
+        self.on_participant_left: list[OnParticipantLeft] = []
+        # Participants by tag: the layer above looks its consoles up often (readiness, ringing).
+        self._tagged: dict[str, dict[str, Participant]] = {}
 
     def room(self, name: str) -> Room:
+        """The open room ``name``, created if there is none."""
         room = self.rooms.get(name)
         if room is None or room.closed:
-            room = Room(name, self.settings)
+            room = Room(name, self.settings, on_joined=self._joined, on_left=self._left)
             self.rooms[name] = room
         return room
+
+    def find_room(self, name: str) -> Room | None:
+        """The open room ``name``, or None (never creates one)."""
+        room = self.rooms.get(name)
+        return room if room is not None and not room.closed else None
+
+    def is_occupied(self, name: str) -> bool:
+        """Room ``name`` is open and someone is in it."""
+        room = self.find_room(name)
+        return room is not None and bool(room.participants)
 
     def forget_if_empty(self, room: Room) -> None:
         if not room.participants and self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+
+    # -- queries -----------------------------------------------------------------------
+
+    def participants(self, room: str) -> list[Participant]:
+        """Everyone in room ``room`` now, in join order ([] if there is no such room)."""
+        found = self.find_room(room)
+        return list(found.participants.values()) if found is not None else []
+
+    def participants_tagged(self, tag: str, room: str | None = None) -> list[Participant]:
+        """The participants the layer above filed under ``tag`` at join, in any room (or in
+        ``room`` only), in join order."""
+        found = self._tagged.get(tag)
+        if not found:
+            return []
+        return [p for p in found.values() if not p.closed and (room is None or p.room_name == room)]
+
+    def publication_of(self, tag: str, room: str | None = None) -> Publication | None:
+        """The first open publication of the first participant tagged ``tag`` that has one."""
+        for participant in self.participants_tagged(tag, room):
+            publication = participant.first_publication()
+            if publication is not None:
+                return publication
+        return None
+
+    def notify_tagged(self, tag: str, message: dict[str, Any], room: str | None = None) -> int:
+        """Send ``message`` to every participant tagged ``tag`` (in ``room`` only, if given);
+        returns how many were sent it."""
+        participants = self.participants_tagged(tag, room)
+        for participant in participants:
+            participant.notify(message)
+        return len(participants)
+
+    def broadcast(self, room: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to everyone in room ``room`` (nobody if there is no such room)."""
+        found = self.find_room(room)
+        if found is not None:
+            found.broadcast(message)
+
+    def set_floor(self, room: str, publication: Publication | None) -> bool:
+        """Give room ``room``'s floor to ``publication`` (None: nobody); False if there is no
+        such room. Raises NotFound if the publication is not in it."""
+        found = self.find_room(room)
+        if found is None:
+            return False
+        found.set_floor(publication)
+        return True
 
     def stats(self) -> dict[str, int]:
         rooms = list(self.rooms.values())
@@ -44,6 +121,30 @@ class Conference:
                 len(p.subscriptions) for r in rooms for p in r.participants.values()
             ),
         }
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def _joined(self, participant: Participant) -> None:
+        if participant.tag is not None:
+            self._tagged.setdefault(participant.tag, {})[participant.id] = participant
+        for hook in tuple(self.on_participant_joined):
+            try:
+                hook(participant)
+            except Exception:  # one observer's bug must not break joining
+                logger.exception("on_participant_joined hook failed")
+
+    def _left(self, participant: Participant, reason: CloseReason) -> None:
+        if participant.tag is not None:
+            tagged = self._tagged.get(participant.tag)
+            if tagged is not None:
+                tagged.pop(participant.id, None)
+                if not tagged:
+                    del self._tagged[participant.tag]
+        for hook in tuple(self.on_participant_left):
+            try:
+                hook(participant, reason)
+            except Exception:
+                logger.exception("on_participant_left hook failed")
 
     async def close(self) -> None:
         """Close every room. Idempotent."""

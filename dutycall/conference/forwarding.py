@@ -10,8 +10,9 @@ must not hold packets for everyone else or grow memory without limit. When its
 queue overflows, video is dropped up to the next keyframe (a delta frame after
 a gap would only show garbage) and a keyframe is requested from the publisher.
 
-:class:`TranscodingForwarder` is the baseline the benchmark compares against:
-stock aiortc ``MediaRelay`` (decode once, encode once per subscriber).
+:class:`Forwarder` is what a publication needs of its forwarders; :class:`TrackForwarder`
+is the one the server uses. Other kinds plug in by name (:func:`register_forwarding`):
+the benchmark's MediaRelay baseline (``bench/transcoding.py``) does.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpReceiver
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
 from . import aiortc_compat
@@ -38,10 +38,49 @@ DEFAULT_QUEUE_FRAMES = {"video": 60, "audio": 50}
 KEYFRAME_RETRY = 0.5
 
 
+@runtime_checkable
+class Forwarder(Protocol):
+    """One published track fanned out to subscriber tracks: what a publication needs."""
+
+    kind: str
+    frames_received: int
+    #: ``time.monotonic()`` of the last frame received from the publisher (None: none yet).
+    last_frame_at: float | None
+
+    @property
+    def subscriber_count(self) -> int: ...
+
+    def start(self) -> None:
+        """Start reading the published track."""
+
+    def subscribe(self) -> MediaStreamTrack:
+        """A new subscriber track; ``stop()`` it when done."""
+
+    def unsubscribe(self, sub: MediaStreamTrack) -> None:
+        """Forget a subscriber track (called by the track when it stops)."""
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (throttled)."""
+
+    async def next_keyframe(self, timeout: float) -> bool:
+        """Wait for the publisher's next keyframe; False on timeout."""
+
+    async def stop(self) -> None:
+        """Stop reading and end every subscriber track. Idempotent."""
+
+
+class ForwarderFactory(Protocol):
+    """Makes the forwarder of one published track; ``on_ended`` is called if the track ends
+    by itself (not after ``stop()``)."""
+
+    def __call__(self, track: MediaStreamTrack, receiver: RTCRtpReceiver | None,
+                 on_ended: Callable[[], None] | None = None, keyframe_interval: float = 0.25) -> Forwarder: ...
+
+
 class ForwardedTrack(MediaStreamTrack):
     """A subscriber's copy of a source track: encoded packets, bounded, keyframe-gated."""
 
-    def __init__(self, kind: str, forwarder: "TrackForwarder", max_queue: int | None = None) -> None:
+    def __init__(self, kind: str, forwarder: TrackForwarder, max_queue: int | None = None) -> None:
         super().__init__()
         self.kind = kind
         self._forwarder = forwarder
@@ -159,6 +198,8 @@ class TrackForwarder:
         self.last_frame_at: float | None = None
         self.started_at = time.monotonic()
         self._keyframe_waiters: list[asyncio.Future[None]] = []
+        # Keyframe requests in flight: referenced until sent, cancelled by stop().
+        self._requests: set[asyncio.Task[Any]] = set()
 
     def start(self) -> None:
         if self._task is None:
@@ -202,7 +243,7 @@ class TrackForwarder:
         try:
             await asyncio.wait_for(waiter, timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     def _send_keyframe_request(self) -> None:
@@ -211,7 +252,9 @@ class TrackForwarder:
             return
         self._last_keyframe_request = time.monotonic()
         self.keyframe_requests_sent += 1
-        asyncio.ensure_future(aiortc_compat.send_pli(self.receiver))
+        request = asyncio.ensure_future(aiortc_compat.send_pli(self.receiver))
+        self._requests.add(request)
+        request.add_done_callback(self._requests.discard)
 
     async def _run(self) -> None:
         try:
@@ -252,87 +295,35 @@ class TrackForwarder:
         for sub in tuple(self._subscribers):
             sub.stop()
         self._subscribers.clear()
+        requests = [r for r in self._requests if not r.done()]
+        for request in requests:
+            request.cancel()
         if task is not None and not task.done():
             task.cancel()
             try:
                 await task
             except asyncio.CancelledError:
                 pass
+        if requests:
+            await asyncio.gather(*requests, return_exceptions=True)
 
 
-class _TapTrack(MediaStreamTrack):
-    """Passes frames through, noting when the last one came (for liveness)."""
-
-    def __init__(self, source: MediaStreamTrack, forwarder: "TranscodingForwarder") -> None:
-        super().__init__()
-        self.kind = source.kind
-        self._source = source
-        self._forwarder = forwarder
-
-    async def recv(self) -> Any:
-        try:
-            frame = await self._source.recv()
-        except MediaStreamError:
-            self._forwarder._ended()
-            raise
-        self._forwarder.frames_received += 1
-        self._forwarder.last_frame_at = time.monotonic()
-        return frame
+#: Forwarder kinds by ``ConferenceSettings.forwarding`` name.
+_FORWARDINGS: dict[str, ForwarderFactory] = {"passthrough": TrackForwarder}
 
 
-class TranscodingForwarder:
-    """Baseline only: stock ``MediaRelay``, decoding once and encoding per subscriber."""
+def register_forwarding(name: str, factory: ForwarderFactory) -> None:
+    """Make ``--forwarding name`` use ``factory`` (the benchmark's baseline plugs in so)."""
+    _FORWARDINGS[name] = factory
 
-    def __init__(
-        self,
-        track: MediaStreamTrack,
-        receiver: RTCRtpReceiver | None,
-        on_ended: Callable[[], None] | None = None,
-        keyframe_interval: float = 0.25,
-    ) -> None:
-        self.kind = track.kind
-        self.track = track
-        self.receiver = receiver
-        self._on_ended = on_ended
-        self._relay = MediaRelay()
-        self._tap = _TapTrack(track, self)
-        self._subscribers: set[MediaStreamTrack] = set()
-        self.frames_received = 0
-        self.keyframes_received = 0
-        self.keyframe_requests_sent = 0
-        self.last_frame_at: float | None = None
-        self.started_at = time.monotonic()
-        self._started = False
 
-    def start(self) -> None:
-        self._started = True
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
-    def subscribe(self) -> MediaStreamTrack:
-        sub = self._relay.subscribe(self._tap, buffered=False)
-        self._subscribers.add(sub)
-        return sub
-
-    def unsubscribe(self, sub: MediaStreamTrack) -> None:
-        self._subscribers.discard(sub)
-
-    def request_keyframe(self) -> None:
-        """Each subscriber's own encoder makes keyframes; nothing to ask upstream."""
-
-    def _ended(self) -> None:
-        callback, self._on_ended = self._on_ended, None
-        if callback is not None:
-            callback()
-
-    async def stop(self) -> None:
-        self._on_ended = None
-        for sub in tuple(self._subscribers):
-            sub.stop()
-        self._subscribers.clear()
-        self._tap.stop()
+def forwarder_factory(name: str) -> ForwarderFactory:
+    """The factory registered for forwarding mode ``name``; ValueError if there is none."""
+    factory = _FORWARDINGS.get(name)
+    if factory is None:
+        raise ValueError(f"no forwarding {name!r} here (known: {', '.join(sorted(_FORWARDINGS))}); "
+                         "'transcode' is the benchmark's baseline: start it with python -m bench.transcoding")
+    return factory
 
 
 class SwitchableTrack(MediaStreamTrack):
@@ -360,8 +351,9 @@ class SwitchableTrack(MediaStreamTrack):
         # One frame's worth of clock: 30 fps at 90 kHz, 20 ms at 48 kHz.
         self._step = 3000 if kind == "video" else 960
         self.switches = 0
+        self.frames_forwarded = 0
 
-    def switch(self, forwarder: "TrackForwarder | None") -> None:
+    def switch(self, forwarder: TrackForwarder | None) -> None:
         """Forward from ``forwarder`` from its next keyframe on (None: stop sending now)."""
         if forwarder is self.source and (forwarder is None or self._sub is not None or self._next is not None):
             return
@@ -417,15 +409,17 @@ class SwitchableTrack(MediaStreamTrack):
                 self._changed = None
 
     def _rebased(self, packet: av.Packet) -> av.Packet:
+        pts = packet.pts or 0  # the passthrough decoder always sets it (the RTP timestamp)
         if self._rebase:
-            self._offset = 0 if self._last_pts is None else self._last_pts + self._step - packet.pts
+            self._offset = 0 if self._last_pts is None else self._last_pts + self._step - pts
             self._rebase = False
         out = av.Packet(bytes(packet))
-        out.pts = packet.pts + self._offset
+        out.pts = pts + self._offset
         if packet.time_base is not None:
             out.time_base = packet.time_base
         out.is_keyframe = packet.is_keyframe
         self._last_pts = out.pts
+        self.frames_forwarded += 1
         return out
 
     def request_keyframe(self) -> None:

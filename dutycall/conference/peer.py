@@ -10,6 +10,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from . import aiortc_compat
 from .errors import ConferenceError, SdpError, UnsupportedCodec
+from .lifecycle import CloseReason
 from .sdp import Offer
 
 logger = logging.getLogger(__name__)
@@ -52,11 +53,13 @@ async def answer(
     return pc.localDescription.sdp
 
 
-def watch_connection(pc: RTCPeerConnection, on_dead: Callable[[str], None]) -> None:
+def watch_connection(pc: RTCPeerConnection, on_dead: Callable[[CloseReason], None]) -> None:
     """Call ``on_dead(reason)`` when the connection fails or closes."""
 
     @pc.on("connectionstatechange")
     def _changed() -> None:
         state = pc.connectionState
-        if state in ("failed", "closed"):
-            on_dead("connection_" + state)
+        if state == "failed":
+            on_dead(CloseReason.PEER_FAILED)
+        elif state == "closed":
+            on_dead(CloseReason.PEER_CLOSED)

@@ -1,19 +1,32 @@
-"""A Room: participants, their publications and subscriptions, and the events between them."""
+"""A Room: participants, their publications and subscriptions, and the events between them.
+
+The room is the one place membership changes. It closes its children (participants'
+publications, then subscriptions) and they never reach up: a publication or subscription
+that ends by itself reports to the callbacks the room registered, and the room removes it
+and tells everyone. Each removal runs once; a second caller waits for the first to finish,
+so its events are sent once and in order.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .errors import InvalidState, LimitExceeded, NotFound
+from .lifecycle import SUBSCRIBER_CAUSED, CloseReason, Tasks
 from .participant import Notify, Participant
 from .publication import Publication
 from .sdp import Offer
 from .settings import ConferenceSettings
-from .subscription import Subscription
+from .subscription import BaseSubscription, FloorSubscription, Subscription
 
 logger = logging.getLogger(__name__)
+
+OnJoined = Callable[[Participant], None]
+OnLeft = Callable[[Participant, CloseReason], None]
 
 
 def new_id(prefix: str) -> str:
@@ -23,14 +36,20 @@ def new_id(prefix: str) -> str:
 class Room:
     """Everything in one room. Every change goes through here, so events stay in order."""
 
-    def __init__(self, name: str, settings: ConferenceSettings) -> None:
+    def __init__(self, name: str, settings: ConferenceSettings,
+                 on_joined: OnJoined | None = None, on_left: OnLeft | None = None) -> None:
         self.name = name
         self.settings = settings
         self.participants: dict[str, Participant] = {}
         self.closed = False
         #: The publication everyone's floor subscription follows (see set_floor).
         self.floor: Publication | None = None
-        self.floor_subscriptions: set[Subscription] = set()
+        self.floor_subscriptions: set[FloorSubscription] = set()
+        self._on_joined = on_joined
+        self._on_left = on_left
+        #: Removals under way (a leave, an unpublish), by what is being removed.
+        self._removals: dict[object, asyncio.Task[None]] = {}
+        self._tasks = Tasks(f"room {name}")
 
     # -- lookups ---------------------------------------------------------------
 
@@ -46,6 +65,10 @@ class Room:
             raise NotFound(f"no publication {publication_id!r} in room {self.name!r}")
         return pub
 
+    def participants_tagged(self, tag: str) -> list[Participant]:
+        """The participants here filed under ``tag`` by the layer above, in join order."""
+        return [p for p in self.participants.values() if p.tag == tag]
+
     def snapshot(self) -> dict[str, Any]:
         """The room as a newcomer sees it."""
         return {
@@ -58,6 +81,7 @@ class Room:
         }
 
     def broadcast(self, message: dict[str, Any], exclude: Participant | None = None) -> None:
+        """Send ``message`` to everyone here (but ``exclude``)."""
         for participant in tuple(self.participants.values()):
             if participant is not exclude:
                 participant.notify(message)
@@ -66,22 +90,44 @@ class Room:
         if self.closed:
             raise InvalidState(f"room {self.name!r} is closed")
 
+    async def _once(self, child: object, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Remove ``child`` by ``work`` once: a caller arriving while it runs waits for it."""
+        task = self._removals.get(child)
+        if task is None:
+            task = self._start_once(child, work)
+        if task is not asyncio.current_task():
+            await asyncio.shield(task)
+
+    def _start_once(self, child: object, work: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+        task = self._removals.get(child)
+        if task is None:
+            task = self._removals[child] = self._tasks.spawn(work())
+            task.add_done_callback(lambda _: self._removals.pop(child, None))
+        return task
+
     # -- participants ------------------------------------------------------------
 
-    def join(self, name: str, notify: Notify, identity: dict[str, Any] | None = None) -> Participant:
+    def join(self, name: str, notify: Notify, identity: dict[str, Any] | None = None,
+             tag: str | None = None, shown: dict[str, Any] | None = None) -> Participant:
+        """Add a participant; ``tag`` and ``shown`` are the layer above's, opaque here."""
         self._check_open()
         if len(self.participants) >= self.settings.max_participants_per_room:
             raise LimitExceeded(f"room {self.name!r} is full")
-        participant = Participant(new_id("p"), name, self, notify, identity)
+        participant = Participant(new_id("p"), name, self, notify, identity, tag, shown)
         self.participants[participant.id] = participant
         logger.info("room %s: %s (%s) joined", self.name, participant.id, name)
         self.broadcast({"type": "participant_joined", **participant.describe()}, exclude=participant)
+        if self._on_joined is not None:
+            self._on_joined(participant)
         return participant
 
-    async def leave(self, participant: Participant, reason: str = "left") -> None:
+    async def leave(self, participant: Participant, reason: CloseReason = CloseReason.LEFT) -> None:
         """Remove a participant with all it publishes and receives. Idempotent."""
-        if participant.closed:
+        if participant.closed and participant not in self._removals:
             return
+        await self._once(participant, lambda: self._leave(participant, reason))
+
+    async def _leave(self, participant: Participant, reason: CloseReason) -> None:
         for publication in tuple(participant.publications.values()):
             await self.unpublish(publication, reason)
         for subscription in tuple(participant.subscriptions.values()):
@@ -90,6 +136,8 @@ class Room:
         self.participants.pop(participant.id, None)
         logger.info("room %s: %s left (%s)", self.name, participant.id, reason)
         self.broadcast({"type": "participant_left", **participant.describe(), "reason": reason})
+        if self._on_left is not None:
+            self._on_left(participant, reason)
 
     # -- publications --------------------------------------------------------------
 
@@ -101,27 +149,33 @@ class Room:
             raise InvalidState("participant has left")
         if len(participant.publications) >= self.settings.max_publications_per_participant:
             raise LimitExceeded("too many publications")
-        publication = Publication(new_id("pub"), participant, label, self.settings)
+        publication = Publication(new_id("pub"), participant, label, self.settings, on_ended=self._publication_ended)
         sdp = await publication.negotiate(offer, video_codec)
-        if participant.closed or self.closed:
-            await publication.close("participant_left")
+        if participant.closed or self.closed or publication.closed:
+            await publication.close(CloseReason.PARTICIPANT_LEFT)
             raise InvalidState("participant left while publishing")
         participant.publications[publication.id] = publication
         self.broadcast({"type": "publication_added", **publication.describe()}, exclude=participant)
         return publication, sdp
 
-    async def unpublish(self, publication: Publication, reason: str = "unpublished") -> None:
+    def _publication_ended(self, publication: Publication, reason: CloseReason) -> None:
+        """A publication's connection or media died: remove it."""
+        if publication.participant.publications.get(publication.id) is publication:
+            self._start_once(publication, lambda: self._unpublish(publication, reason))
+        else:  # still negotiating: publish() sees it closed and refuses
+            self._tasks.spawn(publication.close(reason))
+
+    async def unpublish(self, publication: Publication, reason: CloseReason = CloseReason.UNPUBLISHED) -> None:
         """Close a publication and tell everyone, the publisher included. Idempotent."""
-        if publication.closed:
+        if publication.closed and publication not in self._removals:
             return
+        await self._once(publication, lambda: self._unpublish(publication, reason))
+
+    async def _unpublish(self, publication: Publication, reason: CloseReason) -> None:
         if self.floor is publication:
             self.set_floor(None)
         publication.participant.publications.pop(publication.id, None)
-        for subscription in tuple(publication.subscriptions):
-            subscription.participant.notify(
-                {"type": "subscription_closed", "subscription_id": subscription.id,
-                 "publication_id": publication.id, "reason": "publication_closed"}
-            )
+        # Each subscription to it closes, and _subscription_closed tells its subscriber.
         await publication.close(reason)
         self.broadcast(
             {"type": "publication_removed", "publication_id": publication.id,
@@ -139,24 +193,26 @@ class Room:
             raise InvalidState("cannot subscribe to your own publication")
         if len(participant.subscriptions) >= self.settings.max_subscriptions_per_participant:
             raise LimitExceeded("too many subscriptions")
-        subscription = Subscription(new_id("sub"), participant, publication, self.settings)
+        subscription = Subscription(new_id("sub"), participant, publication, self.settings,
+                                    on_close=self._subscription_closed, on_ended=self._subscription_ended)
         sdp = await subscription.negotiate(offer)
-        if publication.closed or participant.closed:
-            await subscription.close("publication_closed")
+        if publication.closed or participant.closed or subscription.closed:
+            await subscription.close(CloseReason.PUBLICATION_CLOSED)
             raise NotFound(f"publication {publication.id} closed while subscribing")
-        publication.subscriptions.add(subscription)
+        publication.attach(subscription)
         participant.subscriptions[subscription.id] = subscription
         return subscription, sdp
 
-    async def subscribe_floor(self, participant: Participant, offer: Offer) -> tuple[Subscription, str]:
+    async def subscribe_floor(self, participant: Participant, offer: Offer) -> tuple[FloorSubscription, str]:
         """One subscription that always carries whoever has the floor."""
         self._check_open()
         if len(participant.subscriptions) >= self.settings.max_subscriptions_per_participant:
             raise LimitExceeded("too many subscriptions")
-        subscription = Subscription(new_id("sub"), participant, None, self.settings)
-        sdp = await subscription.negotiate_floor(offer)
-        if participant.closed:
-            await subscription.close("participant_left")
+        subscription = FloorSubscription(new_id("sub"), participant, self.settings,
+                                         on_close=self._subscription_closed, on_ended=self._subscription_ended)
+        sdp = await subscription.negotiate(offer)
+        if participant.closed or subscription.closed:
+            await subscription.close(CloseReason.PARTICIPANT_LEFT)
             raise InvalidState("participant left while subscribing")
         participant.subscriptions[subscription.id] = subscription
         self.floor_subscriptions.add(subscription)
@@ -173,24 +229,39 @@ class Room:
         self.broadcast({"type": "floor", "publication_id": publication.id if publication else None,
                         "participant_id": publication.participant.id if publication else None})
 
-    async def unsubscribe(self, subscription: Subscription, reason: str = "unsubscribed") -> None:
-        if subscription.closed:
-            return
+    async def unsubscribe(self, subscription: BaseSubscription,
+                          reason: CloseReason = CloseReason.UNSUBSCRIBED) -> None:
+        """Close a subscription (the subscriber is told unless it asked). Idempotent."""
         await subscription.close(reason)
-        if reason != "unsubscribed":
-            subscription.participant.notify(
-                {"type": "subscription_closed", "subscription_id": subscription.id,
-                 "publication_id": subscription.publication.id if subscription.publication else None,
-                 "reason": reason}
-            )
+
+    def _subscription_ended(self, subscription: BaseSubscription, reason: CloseReason) -> None:
+        """A subscription's connection died: close it (``_subscription_closed`` follows)."""
+        self._tasks.spawn(subscription.close(reason))
+
+    def _subscription_closed(self, subscription: BaseSubscription, reason: CloseReason) -> None:
+        """A subscription closed, whoever closed it: forget it and tell its subscriber."""
+        participant = subscription.participant
+        if participant.subscriptions.get(subscription.id) is not subscription:
+            return  # never added: it failed while negotiating, and the request says so
+        del participant.subscriptions[subscription.id]
+        if isinstance(subscription, FloorSubscription):
+            self.floor_subscriptions.discard(subscription)
+        elif isinstance(subscription, Subscription):
+            subscription.publication.detach(subscription)
+        if reason not in SUBSCRIBER_CAUSED:
+            participant.notify({"type": "subscription_closed", "subscription_id": subscription.id,
+                                "publication_id": subscription.publication_id, "reason": reason})
 
     # -- room --------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close every participant and the room. Idempotent."""
-        if self.closed:
-            return
-        self.closed = True
+        """Close every participant and the room, and wait for everything under it. Idempotent."""
+        self.closed = True  # refuse joins, publications and subscriptions from now on
+        await self._once(self, self._close)
+
+    async def _close(self) -> None:
         for participant in tuple(self.participants.values()):
             participant.notify({"type": "room_closed", "room": self.name})
-            await self.leave(participant, "room_closed")
+            await self.leave(participant, CloseReason.ROOM_CLOSED)
+        # What children reported meanwhile (a connection that died as it closed, say).
+        await self._tasks.wait()

@@ -83,7 +83,7 @@ def parse_offer(sdp: object, purpose: str) -> Offer:
             raise SdpError(
                 f"{purpose} needs {' or '.join(wanted)} {media.kind}, got {media.direction}"
             )
-        if not media.ice.usernameFragment or not media.ice.password:
+        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
             raise SdpError(f"{media.kind} section lacks ice-ufrag/ice-pwd")
         if not media.dtls or not media.dtls.fingerprints:
             raise SdpError(f"{media.kind} section lacks a DTLS fingerprint")

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
 
+from .forwarding import ForwarderFactory, forwarder_factory
+
 
 @dataclass
 class ConferenceSettings:
@@ -17,9 +19,12 @@ class ConferenceSettings:
     #: STUN/TURN servers the *server's* peer connections use (not the browsers').
     #: Empty by default: aiortc would otherwise contact a public STUN server.
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
-    #: "passthrough" forwards encoded packets; "transcode" is the MediaRelay baseline
-    #: (decode + encode per subscriber) kept only for the benchmark.
+    #: "passthrough": publishers' receivers yield encoded packets, forwarded as they are. Any
+    #: other name decodes, and needs a forwarder registered under it (``register_forwarding``):
+    #: "transcode" is the benchmark's MediaRelay baseline (bench/transcoding.py).
     forwarding: str = "passthrough"
+    #: Makes each published track's forwarder; None: the one registered for ``forwarding``.
+    forwarder_factory: ForwarderFactory | None = None
     #: A publication whose media stops for this long is removed.
     media_timeout: float = 3.0
     #: A publication that never delivers media is removed after this long.
@@ -29,6 +34,15 @@ class ConferenceSettings:
     max_participants_per_room: int = 500
     max_publications_per_participant: int = 4
     max_subscriptions_per_participant: int = 64
+
+    @property
+    def passthrough(self) -> bool:
+        """Publishers' receivers yield encoded packets (the SFU), not decoded frames."""
+        return self.forwarding == "passthrough"
+
+    def make_forwarder(self) -> ForwarderFactory:
+        """The forwarder factory in use; ValueError if ``forwarding`` names none."""
+        return self.forwarder_factory or forwarder_factory(self.forwarding)
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = [

@@ -7,6 +7,7 @@ reply or with an ``error``; a request that fails changes nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ from typing import Any
 
 from .conference import Conference
 from .errors import ConferenceError, InvalidRequest, InvalidState, NotFound
+from .lifecycle import CloseReason
 from .participant import Participant
 from .room import Room
 from .sdp import parse_offer
@@ -48,13 +50,22 @@ class SignallingPeer:
     def __init__(
         self, conference: Conference, send: Send, client_ice_servers: list[dict[str, Any]] | None = None,
         identity: dict[str, Any] | None = None,
-        extensions: dict[str, Callable[["SignallingPeer", dict[str, Any]], Awaitable[dict[str, Any]]]] | None = None,
+        extensions: dict[str, Callable[[SignallingPeer, dict[str, Any]], Awaitable[dict[str, Any]]]] | None = None,
         may_join: Callable[[str], Awaitable[bool]] | None = None,
+        tag: str | None = None,
+        shown: dict[str, Any] | None = None,
     ) -> None:
         """``identity`` is who the transport authenticated (its ``name`` is shown to others);
-        without one, the client's own ``name`` is used (tests of the protocol alone)."""
+        without one, the client's own ``name`` is used (tests of the protocol alone). ``tag``
+        and ``shown`` are the layer above's (see :class:`Participant`), given to each join."""
         self.conference = conference
         self.identity = identity
+        if tag is None and shown is None and identity is not None and identity.get("duty_room_id") is not None:
+            # Transitional: the web layer still hands the duty room over in ``identity``. Once it
+            # passes ``tag`` and ``shown`` itself, this goes (the wire stays as it is).
+            tag, shown = f"duty_room:{identity['duty_room_id']}", {"duty_room_id": identity["duty_room_id"]}
+        self.tag = tag
+        self.shown = shown
         #: Asked before joining a room (the layers above own room-level permissions).
         self.may_join = may_join
         self._send = send
@@ -71,8 +82,8 @@ class SignallingPeer:
             "ping": self._ping,
         }
         # Message types of the layers above (e.g. answering a roll-call); ours take precedence.
-        for name, handler in (extensions or {}).items():
-            self._handlers.setdefault(name, lambda msg, handler=handler: handler(self, msg))
+        for name, extension in (extensions or {}).items():
+            self._handlers.setdefault(name, functools.partial(extension, self))
 
     # -- entry points ----------------------------------------------------------------
 
@@ -122,11 +133,17 @@ class SignallingPeer:
             error["request"] = msg_type
         self._send(error)
 
-    async def close(self, reason: str = "disconnected") -> None:
+    @property
+    def room_name(self) -> str | None:
+        """The room this client is in now, or None."""
+        participant = self.participant
+        return participant.room_name if participant is not None and not participant.closed else None
+
+    async def close(self, reason: CloseReason | str = CloseReason.DISCONNECTED) -> None:
         """The transport is gone: leave the room. Idempotent."""
         participant, self.participant = self.participant, None
         if participant is not None:
-            await participant.room.leave(participant, reason)
+            await participant.room.leave(participant, CloseReason(reason))
             self.conference.forget_if_empty(participant.room)
 
     # -- handlers --------------------------------------------------------------------
@@ -146,13 +163,14 @@ class SignallingPeer:
             raise InvalidRequest("'room' may hold letters, digits, '.', '-' and '_' only")
         if self.may_join is not None and not await self.may_join(room_name):
             raise NotFound(f"no room {room_name!r} open to you")
+        name: str | None
         if self.identity is not None:
             name = str(self.identity.get("name") or "?")[:64]
         else:
             name = _text_field(msg, "name", 64)
-            assert name is not None
+        assert name is not None
         room = self.conference.room(room_name)
-        self.participant = room.join(name, self._send, self.identity)
+        self.participant = room.join(name, self._send, self.identity, self.tag, self.shown)
         return {
             "type": "joined",
             "protocol": PROTOCOL_VERSION,
@@ -182,7 +200,7 @@ class SignallingPeer:
         publication = participant.publications.get(publication_id or "")
         if publication is None:
             raise NotFound(f"you have no publication {publication_id!r}")
-        await room.unpublish(publication, "unpublished")
+        await room.unpublish(publication, CloseReason.UNPUBLISHED)
         return {"type": "unpublished", "publication_id": publication.id}
 
     async def _subscribe(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -212,12 +230,12 @@ class SignallingPeer:
         subscription = participant.subscriptions.get(subscription_id or "")
         if subscription is None:
             raise NotFound(f"you have no subscription {subscription_id!r}")
-        await room.unsubscribe(subscription, "unsubscribed")
+        await room.unsubscribe(subscription, CloseReason.UNSUBSCRIBED)
         return {"type": "unsubscribed", "subscription_id": subscription.id}
 
     async def _leave(self, msg: dict[str, Any]) -> dict[str, Any]:
         participant, room = self._require()
-        await self.close("left")
+        await self.close(CloseReason.LEFT)
         return {"type": "left", "room": room.name}
 
     async def _ping(self, msg: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,23 @@
-"""A Subscription: one publication forwarded to one participant."""
+"""Subscriptions: a publication forwarded to one participant, or the room's floor.
+
+Both own a peer connection to the subscriber. Neither removes itself from anything: it
+reports to the callbacks its room registered, ``on_ended`` when its connection dies by
+itself (the room then closes it) and ``on_close`` once it is closed by anyone (the room
+then forgets it and tells the subscriber).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from . import aiortc_compat, peer
 from .errors import SdpError
-from .forwarding import SwitchableTrack
+from .forwarding import SwitchableTrack, TrackForwarder
+from .lifecycle import CloseReason
 from .sdp import Offer
 from .settings import ConferenceSettings
 
@@ -20,29 +27,119 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The floor's codecs: every publisher must be forwardable to the same receiver.
 FLOOR_CODECS = {"video": "VP8", "audio": "opus"}
 
+OnSubscriptionEvent = Callable[["BaseSubscription", CloseReason], None]
 
-class Subscription:
-    """Forwards a publication's tracks to a subscriber over its own peer connection."""
 
-    def __init__(
-        self, id: str, participant: "Participant", publication: "Publication | None", settings: ConferenceSettings
-    ) -> None:
+class BaseSubscription:
+    """What both kinds of subscription share: the subscriber, the connection, the close."""
+
+    #: True for a :class:`FloorSubscription`.
+    floor = False
+
+    def __init__(self, id: str, participant: Participant, settings: ConferenceSettings,
+                 on_close: OnSubscriptionEvent | None = None, on_ended: OnSubscriptionEvent | None = None) -> None:
         self.id = id
         self.participant = participant
-        #: None for a floor subscription: its tracks follow whoever has the room's floor.
-        self.publication = publication
         self.pc = RTCPeerConnection(settings.rtc_configuration())
         self.tracks: list[MediaStreamTrack] = []
         self.closed = False
-        self.close_reason: str | None = None
+        self.close_reason: CloseReason | None = None
+        self._on_close = on_close
+        self._on_ended = on_ended
 
     @property
-    def floor(self) -> bool:
-        return self.publication is None
+    def publication_id(self) -> str | None:
+        """The publication it carries (for a floor subscription: None)."""
+        return None
 
-    async def negotiate_floor(self, offer: Offer) -> str:
+    async def _answer(self, offer: Offer, add_transceivers: Callable[[], None]) -> str:
+        try:
+            sdp = await peer.answer(self.pc, offer, passthrough=False, before_remote=add_transceivers)
+        except Exception:
+            self._stop_tracks()
+            raise
+        peer.watch_connection(self.pc, self._ended)
+        return sdp
+
+    def _ended(self, reason: CloseReason) -> None:
+        """The connection died by itself: tell the room, once; it will close us."""
+        callback, self._on_ended = self._on_ended, None
+        if callback is not None and not self.closed:
+            callback(self, reason)
+
+    def _stop_tracks(self) -> None:
+        for track in self.tracks:
+            track.stop()
+
+    async def close(self, reason: CloseReason = CloseReason.CLOSED) -> None:
+        """Stop forwarding and close the connection; reports to ``on_close`` once. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self._on_ended = None
+        self._stop_tracks()
+        # Reported before the connection's teardown, so the subscriber hears of it at once.
+        callback, self._on_close = self._on_close, None
+        if callback is not None:
+            try:
+                callback(self, reason)
+            except Exception:  # the owner's bookkeeping must not stop the teardown
+                logger.exception("subscription %s: on_close failed", self.id)
+        await self.pc.close()
+
+
+class Subscription(BaseSubscription):
+    """Forwards a publication's tracks to a subscriber over its own peer connection."""
+
+    def __init__(self, id: str, participant: Participant, publication: Publication,
+                 settings: ConferenceSettings, on_close: OnSubscriptionEvent | None = None,
+                 on_ended: OnSubscriptionEvent | None = None) -> None:
+        super().__init__(id, participant, settings, on_close, on_ended)
+        self.publication = publication
+
+    @property
+    def publication_id(self) -> str | None:
+        return self.publication.id
+
+    async def negotiate(self, offer: Offer) -> str:
+        """Answer the subscriber's recvonly offer with the publication's tracks."""
+        publication = self.publication
+        missing = [k for k in offer.kinds if k not in publication.forwarders]
+        if missing:
+            raise SdpError(
+                f"publication {publication.id} has no {', '.join(missing)} "
+                f"(it has {', '.join(publication.kinds) or 'nothing'})"
+            )
+
+        def add_transceivers() -> None:
+            for section in offer.media:
+                track = publication.forwarders[section.kind].subscribe()
+                self.tracks.append(track)
+                transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                # The subscriber must receive exactly the publisher's codec: we
+                # forward its packets, we do not re-encode them.
+                codec = publication.codec_name(section.kind)
+                transceiver.setCodecPreferences(peer.codec_preferences(section.kind, codec))
+                if hasattr(track, "request_keyframe"):
+                    aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
+
+        return await self._answer(offer, add_transceivers)
+
+    async def publication_closed(self) -> None:
+        """Its publication is closing (called by the publication, its parent)."""
+        await self.close(CloseReason.PUBLICATION_CLOSED)
+
+
+class FloorSubscription(BaseSubscription):
+    """One connection for a whole roll-call whose tracks carry whoever has the room's floor."""
+
+    floor = True
+
+    async def negotiate(self, offer: Offer) -> str:
         """Answer a recvonly offer with switchable tracks (VP8 video, Opus audio)."""
 
         def add_transceivers() -> None:
@@ -50,79 +147,20 @@ class Subscription:
                 track = SwitchableTrack(section.kind)
                 self.tracks.append(track)
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
-                # Every publisher must be forwardable to the same receiver: the floor is VP8.
-                codec = FLOOR_CODECS[section.kind]
-                transceiver.setCodecPreferences(peer.codec_preferences(section.kind, codec))
+                transceiver.setCodecPreferences(peer.codec_preferences(section.kind, FLOOR_CODECS[section.kind]))
                 aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
 
-        try:
-            sdp = await peer.answer(self.pc, offer, passthrough=False, before_remote=add_transceivers)
-        except Exception:
-            self._stop_tracks()
-            raise
-        peer.watch_connection(self.pc, self._connection_dead)
-        return sdp
+        return await self._answer(offer, add_transceivers)
 
-    def follow(self, publication: "Publication | None") -> None:
-        """Point a floor subscription's tracks at ``publication`` (None: nobody)."""
+    def follow(self, publication: Publication | None) -> None:
+        """Point the tracks at ``publication`` (None: nobody)."""
         for track in self.tracks:
-            forwarder = publication.forwarders.get(track.kind) if publication is not None else None
-            if forwarder is not None and publication is not None and (
-                    publication.codecs.get(track.kind, "").split("/")[-1].upper() != FLOOR_CODECS[track.kind].upper()):
+            assert isinstance(track, SwitchableTrack)
+            forwarder = publication.forwarder(track.kind) if publication is not None else None
+            if publication is not None and forwarder is not None and (
+                    (publication.codec_name(track.kind) or "").upper() != FLOOR_CODECS[track.kind].upper()
+                    or not isinstance(forwarder, TrackForwarder)):
                 logger.warning("publication %s sends %s: it cannot take the floor", publication.id,
                                publication.codecs.get(track.kind))
                 forwarder = None
-            track.switch(forwarder)  # type: ignore[attr-defined]
-
-    async def negotiate(self, offer: Offer) -> str:
-        """Answer the subscriber's recvonly offer with the publication's tracks."""
-        assert self.publication is not None
-        missing = [k for k in offer.kinds if k not in self.publication.forwarders]
-        if missing:
-            raise SdpError(
-                f"publication {self.publication.id} has no {', '.join(missing)} "
-                f"(it has {', '.join(self.publication.kinds) or 'nothing'})"
-            )
-
-        def add_transceivers() -> None:
-            for section in offer.media:
-                forwarder = self.publication.forwarders[section.kind]
-                track = forwarder.subscribe()
-                self.tracks.append(track)
-                transceiver = self.pc.addTransceiver(track, direction="sendonly")
-                # The subscriber must receive exactly the publisher's codec: we
-                # forward its packets, we do not re-encode them.
-                codec = self.publication.codecs[section.kind].split("/")[1]
-                transceiver.setCodecPreferences(peer.codec_preferences(section.kind, codec))
-                if hasattr(track, "request_keyframe"):
-                    aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
-
-        try:
-            sdp = await peer.answer(self.pc, offer, passthrough=False, before_remote=add_transceivers)
-        except Exception:
-            self._stop_tracks()
-            raise
-        peer.watch_connection(self.pc, self._connection_dead)
-        return sdp
-
-    def _connection_dead(self, reason: str) -> None:
-        if not self.closed:
-            asyncio.ensure_future(self.participant.room.unsubscribe(self, reason))
-
-    def _stop_tracks(self) -> None:
-        for track in self.tracks:
-            track.stop()
-
-    async def close(self, reason: str = "closed") -> None:
-        """Stop forwarding and close the connection. Idempotent."""
-        if self.closed:
-            return
-        self.closed = True
-        self.close_reason = reason
-        self._stop_tracks()
-        if self.publication is not None:
-            self.publication.subscriptions.discard(self)
-        else:
-            self.participant.room.floor_subscriptions.discard(self)
-        self.participant.subscriptions.pop(self.id, None)
-        await self.pc.close()
+            track.switch(forwarder if isinstance(forwarder, TrackForwarder) else None)
