@@ -100,12 +100,19 @@ class RollCallCoordinator:
         return ids
 
     async def close(self) -> None:
+        """Stop every timer and task (evidence, handovers) and wait for them to unwind."""
+        tasks: list[asyncio.Task[Any]] = []
         for live in self._live.values():
             for timer in live.timers.values():
                 timer.cancel()
             for task in list(live.tasks):
                 task.cancel()
+                tasks.append(task)
         self._live.clear()
+        # A task cancelled inside a commit still rolls back through the database: let it, before
+        # the engine is disposed under it (it would wait forever on a connection that is gone).
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
 
     # -- commands ------------------------------------------------------------------------------
 
