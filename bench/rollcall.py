@@ -78,7 +78,7 @@ async def run_worker(base: str, room: str, tokens: list[str], cache: str) -> Non
             elif event.get("type") == "publish_quality":
                 track.set_profile(event["profile"])
             elif event.get("type") == "rollcall_ring":
-                await client.request("rollcall_answer", roll_call_id=event["roll_call_id"])
+                await client.request("rollcall_answer", roll_call_id=event["roll_call_id"], officer="值班员")
                 answered += 1
 
     for _ in tokens:

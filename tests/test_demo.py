@@ -22,6 +22,9 @@ async def test_demo_city_loads_once_and_signs_in(tmp_path):
     assert secret.stat().st_mode & 0o777 == 0o600
     admin_password = secret.read_text().strip()
     assert admin_password and admin_password not in first.stdout + first.stderr
+    # The console link leads to the duty room's standby, never into a free-form room.
+    link = next(line for line in first.stdout.splitlines() if "/?device=" in line)
+    assert "room=" not in link
     second = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0 and "already loaded" in second.stdout
 

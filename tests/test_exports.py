@@ -254,7 +254,8 @@ async def test_a_console_reads_only_its_own_room(district):
         # The district room's console may not take its district's sheets or statistics (its streets' rows).
         for path in (f"/api/rollcalls/{d.rid}/sheet.csv", f"/api/rollcalls/{d.rid}/sheet.xlsx",
                      f"/api/rollcalls/{d.rid}/sheet.pdf", f"/api/statistics?month={month}",
-                     f"/api/statistics/trend.png?month={month}"):
+                     f"/api/statistics/trend.png?month={month}", f"/api/rollcalls/{d.rid}",
+                     f"/api/rollcalls/{d.rid}/precheck"):
             status, body = await console.call("GET", path)
             assert status == 403, (path, status, body)
             status, _ = await host.call("GET", path)

@@ -156,6 +156,8 @@ async def test_a_roll_call_records_every_outcome(rc_server):
     # The JPEG is embedded as it is (DCTDecode), so the PDF carries the evidenced bytes themselves.
     assert "/DCTDecode" in images[0]["/Filter"]
     assert hashlib.sha256(images[0].get_data()).hexdigest() == rows[a]["evidence_sha256"]
+    # Finished, its evidence and notices done: the coordinator holds nothing of it any more.
+    await wait_for(lambda: rid not in coordinator._live, timeout=10, what="the finished roll-call forgotten")
     for con in (con_a, con_b):
         await con.close()
 
@@ -176,7 +178,8 @@ async def test_polling_calls_each_room_in_turn_and_finishes(rc_server):
     for console, room_id in zip(consoles, ids):
         await console.client.wait_event("rollcall_ring", timeout=10, duty_room_id=room_id)
         await console.client.request("rollcall_answer", roll_call_id=rid, officer="值班员")
-    await wait_for(lambda: coordinator._live[rid].state.phase == "finished", timeout=10, what="finished by polling")
+    # A finished roll-call leaves the coordinator's memory once its last task (notices) is done.
+    await wait_for(lambda: rid not in coordinator._live, timeout=10, what="finished by polling and forgotten")
     rows = await board_of(app, admin, rid)
     assert [rows[i]["status"] for i in ids] == ["on_time", "on_time"]
     for console in consoles:

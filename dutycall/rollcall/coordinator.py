@@ -120,8 +120,8 @@ class RollCallCoordinator:
         self._require_host(who)
         title = data.get("title") or "视频点名"
         room_ids = data.get("room_ids")
-        if not isinstance(title, str) or len(title) > 128:
-            raise Invalid("title must be text of at most 128 characters")
+        if not isinstance(title, str) or len(title) > 128 or unsafe_reason(title):
+            raise Invalid("点名标题应为不超过 128 个字符的文本，且不含控制字符", [{"field": "title"}])
         if not isinstance(room_ids, list) or not room_ids or not all(
                 isinstance(r, int) and not isinstance(r, bool) for r in room_ids):
             raise Invalid("room_ids must be a non-empty list of duty room ids", [{"field": "room_ids"}])
@@ -171,6 +171,8 @@ class RollCallCoordinator:
             reason = data.get("reason")
             if not isinstance(reason, str) or not isinstance(data.get("room_id"), int):
                 raise Invalid("excuse needs room_id and reason")
+            if unsafe_reason(reason, multiline=True):
+                raise Invalid("请假原因含有不允许的控制字符", [{"field": "reason"}])
             event_of = machine.Excuse(room_id=data["room_id"], reason=reason[:256], at=now)
         elif action == "poll":
             dwell = data.get("dwell", 10)
@@ -418,6 +420,8 @@ class RollCallCoordinator:
                                            "phase": effect.phase})
             if effect.phase == "finished" and self.on_finished is not None:
                 self._spawn(live, self.on_finished(roll_call_id))
+            else:
+                asyncio.get_running_loop().call_soon(self._forget_if_done, live)
 
     async def _demote(self, roll_call_id: int, live: _Live, room_id: int, handover: Any) -> None:
         """Tell ``room_id`` to publish small again, once ``handover`` (the new floor's video
@@ -431,6 +435,15 @@ class RollCallCoordinator:
         task = asyncio.ensure_future(coro)
         live.tasks.add(task)
         task.add_done_callback(live.tasks.discard)
+        task.add_done_callback(lambda _: self._forget_if_done(live))
+
+    def _forget_if_done(self, live: _Live) -> None:
+        """An ended roll-call leaves memory once its last task (evidence, notices) is done; a
+        resumed one is loaded again from its record (it was committed before any effect)."""
+        if live.state.phase != "running" and not live.tasks and not live.timers:
+            for roll_call_id, held in list(self._live.items()):
+                if held is live:
+                    del self._live[roll_call_id]
 
     async def _expire(self, roll_call_id: int, room_id: int, deadline: float) -> None:
         try:
@@ -516,7 +529,11 @@ class RollCallCoordinator:
     async def _check_scope(self, who: Principal, roll_call_id: int) -> RollCallRecord:
         async with self.sessionmaker() as db:
             record = await db.get(RollCallRecord, roll_call_id)
-        if record is None or not record.unit_path.startswith(who.unit_path):
+        if who.kind == "device":
+            # A console answers on its own screen; the board and pre-check show other rooms'
+            # people and evidence, which a shared, unattended duty-room PC must not read.
+            raise Forbidden("值班室终端不能查看点名看板")
+        if record is None or not who.covers(record.unit_path):
             raise NotFound(f"no roll-call {roll_call_id} in your scope")
         return record
 

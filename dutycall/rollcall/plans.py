@@ -264,6 +264,7 @@ class Plans:
         return unit
 
     async def _plan(self, db: AsyncSession, who: Principal, plan_id: int) -> RollCallPlan:
+        who.require("rollcall.host")  # plans and their pre-checks are the host side's, never a console's
         plan = await db.get(RollCallPlan, plan_id)
         if plan is None or not who.covers(plan.unit_path):
             raise NotFound(f"no plan {plan_id} in your scope")
