@@ -149,10 +149,15 @@ async def test_a_console_joins_as_its_duty_room(ws_url, server):
     credential = await directory.create_device_credential(admin, room["id"])
     cookies = await sign_in(f"http://127.0.0.1:{server.port}", device_token=credential["token"])
     console = await SignallingClient(ws_url, cookies=cookies).connect()
-    joined = await console.request("join", room="duty", name="I am someone else")
+    # A console never enters a free-form room; it waits in its duty room's standby room.
+    with pytest.raises(SignallingError) as info:
+        await console.request("join", room="duty")
+    assert info.value.code == "not_found"
+    standby = f"standby-{room['id']}"
+    joined = await console.request("join", room=standby, name="I am someone else")
     assert joined["name"] == "市总值班室"
     watcher = await signalling(ws_url).connect()
-    watched = await watcher.join("duty", "admin")
+    watched = await watcher.join(standby, "admin")
     assert {"participant_id": joined["participant_id"], "name": "市总值班室",
             "duty_room_id": room["id"]} in watched["participants"]
     await console.close()
