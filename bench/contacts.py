@@ -31,7 +31,7 @@ async def run(entries: int, rounds: int) -> dict[str, object]:
     from dutycall import db
     from dutycall.directory import security
     from dutycall.directory.bootstrap import ensure_first_admin
-    from dutycall.directory.demo import STREETS, SURNAMES, GIVEN
+    from dutycall.directory.demo import GIVEN, STREETS, SURNAMES
     from dutycall.directory.models import Account, DutyRoom, Role, Unit, UnitKind
     from dutycall.directory.service import Directory, pinyin_key
 

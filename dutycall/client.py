@@ -43,7 +43,7 @@ class SignallingClient:
         self._reader: asyncio.Task[None] | None = None
         self.participant_id: str | None = None
 
-    async def connect(self) -> "SignallingClient":
+    async def connect(self) -> SignallingClient:
         self._session = aiohttp.ClientSession(cookies=self.cookies)
         self.ws = await self._session.ws_connect(self.url, max_msg_size=4 * 1024 * 1024)
         self._reader = asyncio.ensure_future(self._read())
@@ -107,7 +107,7 @@ class SignallingClient:
         if self._reader is not None:
             try:
                 await asyncio.wait_for(self._reader, 5)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 self._reader.cancel()
         if self._session is not None:
             await self._session.close()

@@ -16,7 +16,8 @@ import sys
 
 from aiohttp import web
 
-from . import __version__, config as config_mod
+from . import __version__
+from . import config as config_mod
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     config_mod.add_arguments(parser)
     database = sub.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=("upgrade",))
-    database.add_argument("--database-url", default=os.environ.get("DUTYCALL_DATABASE_URL", config_mod.Config.database_url))
+    database.add_argument("--database-url",
+                          default=os.environ.get("DUTYCALL_DATABASE_URL", config_mod.Config.database_url))
     demo = sub.add_parser("demo", help="load a demo city: units, rooms, accounts and a month of roster")
     demo.add_argument("--database-url", default=os.environ.get("DUTYCALL_DATABASE_URL", config_mod.Config.database_url))
     return parser
@@ -65,7 +67,8 @@ def serve(config: config_mod.Config) -> None:
 async def load_demo(database_url: str) -> None:
     from . import db
     from .directory.bootstrap import ensure_first_admin
-    from .directory.demo import DEMO_PASSWORD, DemoExists, load_demo as load
+    from .directory.demo import DEMO_PASSWORD, DemoExists
+    from .directory.demo import load_demo as load
 
     await db.upgrade(database_url)
     engine = db.make_engine(database_url)

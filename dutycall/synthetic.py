@@ -25,7 +25,7 @@ VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 def make_encoder(codec: str, width: int, height: int, fps: int, bitrate: int) -> Any:
     """An encoder that makes keyframes only when told to."""
     name = {"vp8": "libvpx", "h264": "libx264"}[codec.lower()]
-    ctx = av.CodecContext.create(name, "w")
+    ctx: Any = av.CodecContext.create(name, "w")
     ctx.width = width
     ctx.height = height
     ctx.pix_fmt = "yuv420p"
@@ -104,7 +104,7 @@ class _PacedTrack(MediaStreamTrack):
     async def _sleep(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         self._sleeper = sleeper = loop.create_future()
-        timer = loop.call_later(seconds, lambda: sleeper.done() or sleeper.set_result(None))
+        timer = loop.call_later(seconds, lambda: None if sleeper.done() else sleeper.set_result(None))
         try:
             await sleeper
         finally:

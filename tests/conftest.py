@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import text
 
 from dutycall import db
-from dutycall.conference import aiortc_compat
 from dutycall.client import sign_in
+from dutycall.conference import aiortc_compat
 from dutycall.config import Config
 from dutycall.web import create_app
 from dutycall.web.app import CONFERENCE

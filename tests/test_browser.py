@@ -8,14 +8,12 @@ import datetime as dt
 import pytest
 from playwright.async_api import async_playwright
 
-from dutycall.config import Config
 from dutycall.web import create_app
 from dutycall.web.app import CONFERENCE
-
 from dutycall.web.auth import DIRECTORY, ROSTER
 
-from .conftest import ADMIN_PASSWORD, make_config
 from .browser import VIDEO_RGB_JS, launch, write_y4m
+from .conftest import ADMIN_PASSWORD, make_config
 from .utils import close_colour, wait_for
 
 RED = (220, 40, 40)
@@ -502,7 +500,7 @@ async def test_consoles_keep_one_publication_through_roll_calls(server, browsers
         await wait_for(lambda: all(not p for p in coordinator.readiness(ids).values()), timeout=30,
                        what=f"ready for roll-call {n + 1}")
         await coordinator.command(admin, rid, "start", {})
-        await wait_for(lambda: all(coordinator.is_connected(rid, i) for i in ids), timeout=30,
+        await wait_for(lambda rid=rid: all(coordinator.is_connected(rid, i) for i in ids), timeout=30,
                        what=f"in roll-call {n + 1}")
         await coordinator.command(admin, rid, "call", {"room_id": ids[n]})
         await pages[n].wait_for_selector("#ring:not([hidden])", timeout=10000)

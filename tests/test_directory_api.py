@@ -20,7 +20,7 @@ class World:
     server: TestServer
     ids: dict[str, int]
 
-    async def client(self, username: str | None, password: str = PASSWORD) -> "Api":
+    async def client(self, username: str | None, password: str = PASSWORD) -> Api:
         client = TestClient(self.server)
         await client.start_server()
         api = Api(client)

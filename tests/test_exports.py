@@ -37,7 +37,7 @@ class Api:
         self.csrf = ""
 
     @classmethod
-    async def account(cls, base: str, username: str, password: str = PASSWORD) -> "Api":
+    async def account(cls, base: str, username: str, password: str = PASSWORD) -> Api:
         api = cls(base)
         async with api.session.post(f"{base}/api/session", json={"username": username, "password": password}) as r:
             assert r.status == 200, await r.text()
@@ -45,7 +45,7 @@ class Api:
         return api
 
     @classmethod
-    async def console(cls, base: str, token: str) -> "Api":
+    async def console(cls, base: str, token: str) -> Api:
         api = cls(base)
         async with api.session.post(f"{base}/api/device-session", json={"token": token}) as r:
             assert r.status == 200, await r.text()
@@ -110,13 +110,13 @@ async def district(aiohttp_server, tmp_path):
     return District(app, f"http://127.0.0.1:{server.port}", ids, rid, token)
 
 
-async def set_texts(d: District, unit_names: dict[str, str] = {}, room_names: dict[str, str] = {},
+async def set_texts(d: District, unit_names: dict[str, str] | None = None, room_names: dict[str, str] | None = None,
                     title: str | None = None, reason: str | None = None, officer: str | None = None) -> None:
     """Store hostile texts directly, as rows written before any input check would look."""
     async with d.db() as db:
-        for key, name in unit_names.items():
+        for key, name in (unit_names or {}).items():
             await db.execute(update(Unit).where(Unit.id == d.ids[key]).values(name=name))
-        for key, name in room_names.items():
+        for key, name in (room_names or {}).items():
             await db.execute(update(DutyRoom).where(DutyRoom.id == d.ids[key]).values(name=name))
         record = await db.get(RollCallRecord, d.rid)
         if title is not None:

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from dutycall.client import SignallingClient, publish, subscribe
+from dutycall.client import publish, subscribe
 from dutycall.synthetic import EncodedColorTrack
 
-from .utils import FrameReader, close_colour, wait_for, signalling
+from .utils import FrameReader, close_colour, signalling, wait_for
 
 RED = (220, 30, 30)
 
@@ -34,7 +34,8 @@ async def test_one_publisher_to_several_subscribers(ws_url, server, codec):
         subs.append((client, pc, FrameReader(tracks["video"])))
 
     for _, _, reader in subs:
-        await wait_for(lambda: reader.frames >= 30 and reader.last_rgb, timeout=30, what="30 decoded frames")
+        await wait_for(lambda reader=reader: reader.frames >= 30 and reader.last_rgb, timeout=30,
+                       what="30 decoded frames")
         assert close_colour(reader.last_rgb, RED), reader.last_rgb
     # Forwarded, not re-encoded: the publisher made keyframes only when asked.
     assert track.keyframes_sent <= 1 + 3 * 4
@@ -207,7 +208,7 @@ async def test_frozen_subscriber_does_not_stall_the_others(ws_url, server):
         await wait_for(lambda: server.conference.stats()["participants"] == 2, timeout=15,
                        what="frozen participant removed")
         assert server.conference.stats()["subscriptions"] == 1
-        frames_at, since = healthy.frames, time.monotonic()
+        frames_at = healthy.frames
         await wait_for(lambda: healthy.frames >= frames_at + 30, timeout=10, what="healthy still flowing")
     finally:
         with contextlib.suppress(ProcessLookupError):

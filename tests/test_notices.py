@@ -147,8 +147,8 @@ def test_months_are_counted_in_the_server_s_local_time(monkeypatch):
     try:
         first, following = month_bounds("2026-12")
         # 1 December 00:00 in Beijing is still 30 November in UTC.
-        assert first.astimezone(dt.timezone.utc) == dt.datetime(2026, 11, 30, 16, tzinfo=dt.timezone.utc)
-        assert following.astimezone(dt.timezone.utc) == dt.datetime(2026, 12, 31, 16, tzinfo=dt.timezone.utc)
+        assert first.astimezone(dt.UTC) == dt.datetime(2026, 11, 30, 16, tzinfo=dt.UTC)
+        assert following.astimezone(dt.UTC) == dt.datetime(2026, 12, 31, 16, tzinfo=dt.UTC)
     finally:
         monkeypatch.undo()
         time.tzset()

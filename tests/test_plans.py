@@ -60,7 +60,7 @@ async def test_weekly_plan_upcoming_and_room_calendar(planner):
 async def test_a_due_plan_fires_once_and_a_missed_one_is_skipped(planner):
     app, admin, district, rooms = planner
     plans = app[PLANS]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     soon = (now + dt.timedelta(seconds=30)).isoformat()
     plan = await plans.create(admin, {"title": "节日加点", "target_unit_id": district["id"], "dtstart": soon,
                                       "custom_order": [rooms[2], rooms[0]]})
@@ -77,7 +77,7 @@ async def test_a_due_plan_fires_once_and_a_missed_one_is_skipped(planner):
         assert len((await db.execute(select(RollCallRecord))).scalars().all()) == 1
 
     # An occurrence long past (the server was down) is skipped, not fired hours late.
-    late = await plans.create(admin, {"title": "错过", "target_unit_id": district["id"],
+    await plans.create(admin, {"title": "错过", "target_unit_id": district["id"],
                                       "dtstart": (now + dt.timedelta(seconds=5)).isoformat()})
     assert await plans.fire_due(now + dt.timedelta(hours=2)) == []
 
@@ -130,7 +130,7 @@ async def test_an_hourly_plan_fires_once_per_occurrence_in_its_own_utc_offset(pl
         assert dt.timedelta(0) <= when - occurrence < step, (hour, when, occurrence)
     async with app[DIRECTORY].sessionmaker() as db:
         plan = (await db.execute(select(RollCallPlan))).scalars().one()
-        stored = plan.last_fired_at.replace(tzinfo=dt.timezone.utc) if plan.last_fired_at.tzinfo is None \
+        stored = plan.last_fired_at.replace(tzinfo=dt.UTC) if plan.last_fired_at.tzinfo is None \
             else plan.last_fired_at
         assert stored == first + dt.timedelta(hours=3)  # the instant, in UTC
 
@@ -192,7 +192,7 @@ async def test_a_rooms_calendar_and_upcoming_are_bounded(planner):
     events = list(Calendar.from_ical(body).walk("VEVENT"))
     assert 0 < len(events) <= 1000 and len(body) < 1024 * 1024, (len(events), len(body))
     starts = [e["dtstart"].dt for e in events]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert all(now - dt.timedelta(minutes=1) < t <= now + dt.timedelta(days=90) for t in starts)
     assert len(await plans.upcoming(admin, legacy["id"], 50)) == 0
     assert len(await plans.upcoming(admin, legacy["id"] - 1, 1000)) == 100
@@ -278,11 +278,11 @@ async def test_migration_0005_restarts_plans_from_now_and_pauses_sub_hourly_ones
                 plan.rrule = "FREQ=MINUTELY"
         await session.commit()
     url = f"sqlite:///{tmp_path}/plans.sqlite3"
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     await asyncio.to_thread(database.downgrade_sync, url, "0004")
     await asyncio.to_thread(database.upgrade_sync, url)
     async with app[DIRECTORY].sessionmaker() as session:
         plans = {p.id: p for p in (await session.execute(select(RollCallPlan))).scalars()}
-        marks = [p.last_fired_at.replace(tzinfo=dt.timezone.utc) for p in plans.values()]
-        assert all(before - dt.timedelta(seconds=1) <= m <= dt.datetime.now(dt.timezone.utc) for m in marks), marks
+        marks = [p.last_fired_at.replace(tzinfo=dt.UTC) for p in plans.values()]
+        assert all(before - dt.timedelta(seconds=1) <= m <= dt.datetime.now(dt.UTC) for m in marks), marks
         assert plans[hourly["id"]].active is True and plans[minutely["id"]].active is False

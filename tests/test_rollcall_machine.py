@@ -8,8 +8,20 @@ import pytest
 
 from dutycall.rollcall import machine as m
 from dutycall.rollcall.machine import (
-    Answer, Call, Cancel, Excuse, Finish, IllegalEvent, Interrupt, Skip, Start, StartPolling, StopPolling,
-    WindowExpired, apply, new_roll_call,
+    Answer,
+    Call,
+    Cancel,
+    Excuse,
+    Finish,
+    IllegalEvent,
+    Interrupt,
+    Skip,
+    Start,
+    StartPolling,
+    StopPolling,
+    WindowExpired,
+    apply,
+    new_roll_call,
 )
 
 

@@ -9,7 +9,7 @@ import pytest
 from dutycall.client import SignallingClient, SignallingError, new_peer_connection, publish, subscribe
 from dutycall.synthetic import EncodedColorTrack
 
-from .utils import FrameReader, wait_for, signalling
+from .utils import FrameReader, signalling, wait_for
 
 GREEN = (30, 200, 40)
 
@@ -94,7 +94,7 @@ async def test_malformed_messages_get_errors_while_media_flows(ws_url, server):
     with pytest.raises(SignallingError) as info:
         await sub_client.request("subscribe", publication_id=published["publication_id"], sdp=audio_only)
     assert info.value.code == "invalid_sdp" and "no audio" in info.value.reply["message"]
-    no_fingerprint = "\r\n".join(l for l in sendonly.splitlines() if not l.startswith("a=fingerprint"))
+    no_fingerprint = "\r\n".join(line for line in sendonly.splitlines() if not line.startswith("a=fingerprint"))
     with pytest.raises(SignallingError) as info:
         await sub_client.request("publish", sdp=no_fingerprint)
     assert info.value.code == "invalid_sdp"

@@ -93,7 +93,8 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], days: int = 
             raise DemoExists("the demo city is already loaded")
         root = (await db.execute(select(Unit).where(Unit.parent_id.is_(None)).order_by(Unit.id))).scalars().first()
         if root is None:
-            root = Unit(code="city", name="市总值班室", kind=UnitKind.city, path="/", name_pinyin=pinyin_key("市总值班室"))
+            root = Unit(code="city", name="市总值班室", kind=UnitKind.city, path="/",
+                        name_pinyin=pinyin_key("市总值班室"))
             db.add(root)
             await db.flush()
             root.path = f"/{root.id}/"

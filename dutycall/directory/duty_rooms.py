@@ -70,8 +70,8 @@ class DutyRooms(DirectoryBase):
                 if not isinstance(data["active"], bool):
                     raise Invalid("active must be true or false", [{"field": "active", "message": "boolean"}])
                 room.active = changes["active"] = data["active"]
-            unit = await db.get(Unit, room.unit_id)
-            self.audit(db, who, "update", "duty_room", room.id, unit.path if unit else "/", **changes)
+            room_unit = await db.get(Unit, room.unit_id)
+            self.audit(db, who, "update", "duty_room", room.id, room_unit.path if room_unit else "/", **changes)
             await db.commit()
         if "active" in changes or "unit_id" in changes or "name" in changes:
             self._access_changed()

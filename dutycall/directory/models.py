@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -24,13 +24,17 @@ from ..db import Base
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 
@@ -72,7 +76,7 @@ class Unit(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
-    rooms: Mapped[list["DutyRoom"]] = relationship(back_populates="unit", order_by="DutyRoom.id")
+    rooms: Mapped[list[DutyRoom]] = relationship(back_populates="unit", order_by="DutyRoom.id")
 
 
 class DutyRoom(Base):

@@ -121,7 +121,8 @@ class Roster:
             isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"].strip()
             and not unsafe_reason(o["name"]) for o in officers
         ):
-            raise Invalid("officers must list at least one {name, phone}", [{"field": "officers", "message": "required"}])
+            raise Invalid("officers must list at least one {name, phone}",
+                          [{"field": "officers", "message": "required"}])
         cleaned = []
         for officer in officers[:6]:
             phone = officer.get("phone") or ""

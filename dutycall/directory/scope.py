@@ -15,7 +15,8 @@ from .principal import Principal
 
 def within(column: Any, who: Principal) -> ColumnElement[bool]:
     """SQL: a unit path column lies in ``who``'s subtree (the one scope rule, as a clause)."""
-    return column.startswith(who.unit_path, autoescape=True)  # type: ignore[no-any-return]
+    clause: ColumnElement[bool] = column.startswith(who.unit_path, autoescape=True)
+    return clause
 
 
 async def unit_in_scope(db: AsyncSession, who: Principal, unit_id: object) -> Unit:

@@ -62,7 +62,7 @@ async def _in_pool(fn, *args):  # type: ignore[no-untyped-def]
 
 
 async def hash_password_async(password: str) -> str:
-    return await _in_pool(hash_password, password)  # type: ignore[no-any-return]
+    return str(await _in_pool(hash_password, password))
 
 
 async def verify_password_async(password_hash: str | None, password: str) -> bool:

@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -149,7 +150,7 @@ def thumbnail(grey: np.ndarray) -> np.ndarray:
 
 def judge_recording(packets: list[av.Packet], codec_name: str, fps: float = 30.0) -> Evidence:
     """Decode a recorded stretch (starting at a keyframe) and judge it (pure; CPU only)."""
-    decoder = av.CodecContext.create(DECODERS[codec_name.upper()], "r")
+    decoder: Any = av.CodecContext.create(DECODERS[codec_name.upper()], "r")
     first = last = None
     thumbs: list[np.ndarray] = []
     try:
@@ -183,7 +184,7 @@ async def record(forwarder, seconds: float, timeout: float = 5.0) -> list[av.Pac
         while (left := end - loop.time()) > 0:
             try:
                 packets.append(await asyncio.wait_for(tap.recv(), min(left, 1.0)))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break  # time is up, or the stream stalled for a second
     except Exception:  # noqa: BLE001 - timeout, or the publication went away
         pass
@@ -234,6 +235,14 @@ async def gather(forwarder, codec_name: str, gap: float = 3.0, timeout: float = 
             logger.warning("the evidence worker process died; starting another")
             _pool = None
     return await asyncio.to_thread(_judge_payloads, payloads, codec_name, fps)
+
+
+def shutdown_pool() -> None:
+    """Stop the worker process (at server stop; the next ``gather`` would start another)."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def frame_rate(packets: list[av.Packet], seconds: float) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import TypeVar
 
 # -- values ---------------------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ class RollCall:
                 return call.room_id
         return None
 
-    def _with_room(self, updated: RoomCall) -> "RollCall":
+    def _with_room(self, updated: RoomCall) -> RollCall:
         return replace(self, rooms=tuple(updated if c.room_id == updated.room_id else c for c in self.rooms))
 
 
@@ -151,7 +151,7 @@ class Interrupt:
     at: float
 
 
-Event = Union[Start, Call, Answer, WindowExpired, Skip, Excuse, StartPolling, StopPolling, Finish, Cancel, Interrupt]
+Event = Start | Call | Answer | WindowExpired | Skip | Excuse | StartPolling | StopPolling | Finish | Cancel | Interrupt
 
 # -- effects ----------------------------------------------------------------------------------
 
@@ -212,8 +212,8 @@ class Ended:
     phase: str
 
 
-Effect = Union[Ring, StopRinging, GiveFloor, StartAnswerTimer, CancelAnswerTimer, Record, TakeEvidence,
-               ScheduleNextCall, Ended]
+Effect = (Ring | StopRinging | GiveFloor | StartAnswerTimer | CancelAnswerTimer | Record | TakeEvidence
+          | ScheduleNextCall | Ended)
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,7 @@ def _finish(s: RollCall, e: Finish) -> Step:
 def _stop(phase: str) -> Callable[[RollCall, Event], Step]:
     def stop(s: RollCall, e: Event) -> Step:
         state, effects = _end_current(s)
-        state = replace(state, phase=phase, polling=False, ended_at=e.at)  # type: ignore[union-attr]
+        state = replace(state, phase=phase, polling=False, ended_at=e.at)
         if s.current is not None:
             # The called room keeps "calling" in the record: it neither answered nor missed.
             state = state._with_room(replace(s.room(s.current), status=PENDING, called_at=None))
@@ -345,24 +345,38 @@ def _stop(phase: str) -> Callable[[RollCall, Event], Step]:
     return stop
 
 
+Handler = Callable[[RollCall, Event], Step]
+E = TypeVar("E", Start, Call, Answer, WindowExpired, Skip, Excuse, StartPolling, StopPolling, Finish, Cancel,
+            Interrupt)
+
+
+def _on(phase: str, event_type: type[E], handler: Callable[[RollCall, E], Step]) -> tuple[tuple[str, type], Handler]:
+    """One row of the table, type-checked: ``handler`` takes exactly ``event_type``."""
+    def run(state: RollCall, event: Event) -> Step:
+        assert isinstance(event, event_type)
+        return handler(state, event)
+
+    return (phase, event_type), run
+
+
 #: Every transition: (phase, event type) → handler. Anything else is illegal.
-TRANSITIONS: dict[tuple[str, type], Callable[[RollCall, Event], Step]] = {
-    ("scheduled", Start): _start,  # type: ignore[dict-item]
-    ("scheduled", Cancel): _stop("cancelled"),
-    ("scheduled", Interrupt): _stop("interrupted"),
-    ("running", Call): _call,  # type: ignore[dict-item]
-    ("running", Answer): _answer,  # type: ignore[dict-item]
-    ("running", WindowExpired): _expire,  # type: ignore[dict-item]
-    ("running", Skip): _skip,  # type: ignore[dict-item]
-    ("running", Excuse): _excuse,  # type: ignore[dict-item]
-    ("running", StartPolling): _start_polling,  # type: ignore[dict-item]
-    ("running", StopPolling): _stop_polling,  # type: ignore[dict-item]
-    ("running", Finish): _finish,  # type: ignore[dict-item]
-    ("running", Cancel): _stop("cancelled"),
-    ("running", Interrupt): _stop("interrupted"),
-    ("finished", Excuse): _excuse,  # type: ignore[dict-item]  (a late excuse corrects the record)
-    ("interrupted", Start): _start,  # type: ignore[dict-item]  (resumed after a restart)
-}
+TRANSITIONS: dict[tuple[str, type], Handler] = dict([
+    _on("scheduled", Start, _start),
+    _on("scheduled", Cancel, _stop("cancelled")),
+    _on("scheduled", Interrupt, _stop("interrupted")),
+    _on("running", Call, _call),
+    _on("running", Answer, _answer),
+    _on("running", WindowExpired, _expire),
+    _on("running", Skip, _skip),
+    _on("running", Excuse, _excuse),
+    _on("running", StartPolling, _start_polling),
+    _on("running", StopPolling, _stop_polling),
+    _on("running", Finish, _finish),
+    _on("running", Cancel, _stop("cancelled")),
+    _on("running", Interrupt, _stop("interrupted")),
+    _on("finished", Excuse, _excuse),  # a late excuse corrects the record
+    _on("interrupted", Start, _start),  # resumed after a restart
+])
 
 
 def new_roll_call(room_ids: list[int], answer_window: float = 60.0, late_after: float = 30.0) -> RollCall:

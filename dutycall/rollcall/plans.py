@@ -28,17 +28,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..directory.errors import Invalid, NotFound
-from ..directory.models import DutyRoom, Role, Unit, UnitKind, as_utc, utcnow
+from ..directory.models import DutyRoom, Unit, UnitKind, as_utc, utcnow
 from ..directory.principal import Principal
 from ..directory.scope import within
 from ..directory.service import Directory, tree_order
 from ..text import for_log, unsafe_reason
+from .commands import CreateRollCall, Owner, Start
 from .coordinator import RollCallCoordinator
 from .models import RollCallPlan
 
 logger = logging.getLogger(__name__)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 GRACE = dt.timedelta(minutes=10)
 #: How far ahead ``upcoming`` looks, and how many it lists at most.
 HORIZON = dt.timedelta(days=366)
@@ -325,7 +326,7 @@ class Plans:
             await db.commit()
         return {"deleted": plan_id}
 
-    async def list(self, who: Principal) -> list[dict[str, Any]]:
+    async def list_plans(self, who: Principal) -> list[dict[str, Any]]:
         who.require("rollcall.host")
         async with self.sessionmaker() as db:
             plans = (await db.execute(select(RollCallPlan).where(within(RollCallPlan.unit_path, who))
@@ -410,12 +411,11 @@ class Plans:
             if not rooms:
                 logger.warning("plan %s has no active duty rooms", plan.id)
                 continue
-            host = Principal("account", plan.host_account_id or 0, f"plan {plan.id}", Role.host,
-                             plan.target_unit_id, plan.unit_path)
-            created = await self.coordinator.create(host, {
-                "kind": "plan", "title": plan.title, "room_ids": rooms, "answer_window": plan.answer_window,
-                "late_after": plan.late_after})
-            await self.coordinator.command(host, created["id"], "start", {})
+            # On behalf of the plan's host, within the plan's scope: no signed-in principal is made up.
+            created = await self.coordinator.open(CreateRollCall(
+                tuple(rooms), plan.title or "视频点名", float(plan.answer_window), float(plan.late_after), "plan"),
+                Owner(plan.host_account_id, plan.unit_path))
+            await self.coordinator.execute(created["id"], Start())
             started.append(created["id"])
         return started
 

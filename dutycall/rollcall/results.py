@@ -44,7 +44,8 @@ NOTICE_OUTCOMES = ("absent", "offline", "late")
 NOTICE_DAYS = 3
 LABELS = {"on_time": "按时应答", "late": "迟到", "absent": "缺席", "offline": "离线", "excused": "请假",
           "not_called": "未点到", "pending": "未点名", "calling": "点名中"}
-EVIDENCE_LABELS = {"verified": "视频核验通过", "no_face": "未见人脸", "frozen": "画面静止", "looped": "疑似循环录像", "black": "黑屏",
+EVIDENCE_LABELS = {"verified": "视频核验通过", "no_face": "未见人脸", "frozen": "画面静止", "looped": "疑似循环录像",
+                   "black": "黑屏",
                    "no_video": "无视频", "lost": "证据丢失（服务器中断）", None: ""}
 PHASE_LABELS = {"scheduled": "未开始", "running": "进行中", "finished": "已结束", "cancelled": "已取消",
                 "interrupted": "已中断"}

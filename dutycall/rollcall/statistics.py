@@ -49,13 +49,13 @@ def summarise(counts: Counter[str]) -> dict[str, Any]:
 
 
 async def _rows(db: AsyncSession, who: Principal, first: dt.datetime, following: dt.datetime) -> list[Any]:
-    return (await db.execute(
+    return list((await db.execute(
         select(AttendanceRecord, RollCallRecord.started_at, Unit)
         .join(RollCallRecord, RollCallRecord.id == AttendanceRecord.roll_call_id)
         .join(DutyRoom, DutyRoom.id == AttendanceRecord.duty_room_id)
         .join(Unit, Unit.id == DutyRoom.unit_id)
         .where(within(Unit.path, who), RollCallRecord.started_at >= first,
-               RollCallRecord.started_at < following, AttendanceRecord.outcome.in_(COUNTED)))).all()
+               RollCallRecord.started_at < following, AttendanceRecord.outcome.in_(COUNTED)))).all())
 
 
 class Statistics:
@@ -66,7 +66,7 @@ class Statistics:
         refuse_console(who)
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
-            rows = await _rows(db, who, first.astimezone(dt.timezone.utc), following.astimezone(dt.timezone.utc))
+            rows = await _rows(db, who, first.astimezone(dt.UTC), following.astimezone(dt.UTC))
             units = (await db.execute(select(Unit).where(within(Unit.path, who)))).scalars().all()
         by_id = {u.id: u for u in units}
         per_unit: dict[int, Counter[str]] = defaultdict(Counter)
@@ -92,7 +92,7 @@ class Statistics:
         refuse_console(who)
         first, following = month_bounds(month)
         async with self.sessionmaker() as db:
-            rows = await _rows(db, who, first.astimezone(dt.timezone.utc), following.astimezone(dt.timezone.utc))
+            rows = await _rows(db, who, first.astimezone(dt.UTC), following.astimezone(dt.UTC))
         days = (following.date() - first.date()).days
         daily: dict[int, Counter[str]] = defaultdict(Counter)
         for attendance, started_at, _ in rows:

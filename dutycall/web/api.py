@@ -10,7 +10,14 @@ from ..directory.errors import AccountLocked, Invalid, NotSignedIn
 from ..directory.roster import MAX_UPLOAD_BYTES
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
 from .auth import (
-    DIRECTORY, ROSTER, SESSION_COOKIE, SIGN_IN_LIMITER, error_response, json_body, parse_int, principal_of,
+    DIRECTORY,
+    ROSTER,
+    SESSION_COOKIE,
+    SIGN_IN_LIMITER,
+    error_response,
+    json_body,
+    parse_int,
+    principal_of,
     set_session_cookie,
 )
 
@@ -143,7 +150,7 @@ async def deactivate_room(request: web.Request) -> web.Response:
 @routes.post("/api/rooms/{id}/device-credentials")
 async def create_device_credential(request: web.Request) -> web.Response:
     data = await json_body(request)
-    label = data.get("label") if isinstance(data.get("label"), str) else ""
+    label = data["label"] if isinstance(data.get("label"), str) else ""
     return ok(await request.app[DIRECTORY].create_device_credential(principal_of(request), _int(request, "id"),
                                                                     label), 201)
 

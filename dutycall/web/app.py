@@ -6,40 +6,46 @@ import asyncio
 import logging
 import os
 import pathlib
-import weakref
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from .. import db
-from ..conference import Conference, ConferenceSettings
-from ..conference.signalling import SignallingPeer
+from ..conference import SignallingPeer
 from ..config import Config
 from ..directory.bootstrap import ensure_first_admin
-from ..directory.roster import Roster
-from ..directory.service import Directory
-from ..rollcall.coordinator import RollCallCoordinator
-from ..rollcall.plans import Plans
-from ..rollcall.results import Results
-from ..rollcall.statistics import Statistics
-from . import api, rollcalls, rooms
 from ..directory.errors import DirectoryError
 from ..directory.service import DEVICE_SESSION_TTL
-from .auth import (
-    DIRECTORY, PRINCIPAL, ROSTER, SECURE_COOKIES, SESSION_COOKIE, SIGN_IN_LIMITER, SignInLimiter, auth_middleware,
-    error_response, errors_middleware, set_session_cookie,
-)
+from ..media import evidence
+from ..services import Services, build_services
+from . import api, rollcalls, rooms
+from .auth import PRINCIPAL, SESSION_COOKIE, auth_middleware, error_response, errors_middleware, set_session_cookie
 from .hardening import add_security_headers, body_timeout_middleware, unexpected_error_middleware
-from .live import LIVE_SOCKETS, LiveSockets
+from .keys import (
+    CLEANUPS,
+    CONFERENCE,
+    CONFIG,
+    COORDINATOR,
+    DIRECTORY,
+    ENGINE,
+    FREE_ROOMS,
+    LIVE_SOCKETS,
+    PLANS,
+    RESULTS,
+    ROSTER,
+    SECURE_COOKIES,
+    SERVICES,
+    SIGN_IN_LIMITER,
+    STATISTICS,
+)
+from .limits import SignInLimiter
+from .live import LiveSockets
+from .meetings import FreeRooms
 
 logger = logging.getLogger(__name__)
 
 STATIC = pathlib.Path(__file__).parent / "static"
-CONFIG = web.AppKey("config", Config)
-CONFERENCE = web.AppKey("conference", Conference)
-SOCKETS = web.AppKey("sockets", weakref.WeakSet)
-CLEANUPS = web.AppKey("cleanups", set)
-ENGINE = web.AppKey("engine", object)
 
 #: Frames above this are refused by aiohttp itself (the connection closes); frames
 #: between MAX_MESSAGE_BYTES and this get an error reply and the connection stays.
@@ -110,11 +116,12 @@ async def signalling(request: web.Request) -> web.StreamResponse:
                               "该账号（或终端）同时打开的连接过多，请关闭其他窗口后重试")
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_HARD_LIMIT)
     await ws.prepare(request)
-    request.app[SOCKETS].add(ws)
     live.add(ws, principal, request.cookies.get(SESSION_COOKIE, ""))
     # One writer per socket keeps replies and events in the order they were made.
     outbox: asyncio.Queue[dict | None] = asyncio.Queue()
     writer = asyncio.ensure_future(_write(ws, outbox))
+    request.app[CLEANUPS].add(writer)  # held until it drains, so shutdown waits for it
+    writer.add_done_callback(request.app[CLEANUPS].discard)
     config = request.app[CONFIG]
     identity = {"name": principal.name, "kind": principal.kind,
                 "account_id": principal.id if principal.kind == "account" else None,
@@ -144,7 +151,7 @@ async def signalling(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _write(ws: web.WebSocketResponse, outbox: "asyncio.Queue[dict | None]") -> None:
+async def _write(ws: web.WebSocketResponse, outbox: asyncio.Queue[dict | None]) -> None:
     while (message := await outbox.get()) is not None:
         if ws.closed:
             continue
@@ -154,39 +161,33 @@ async def _write(ws: web.WebSocketResponse, outbox: "asyncio.Queue[dict | None]"
             pass
 
 
-def create_app(config: Config | None = None) -> web.Application:
-    """Build the application; the conference lives as long as the app."""
+def create_app(config: Config | None = None, services: Services | None = None) -> web.Application:
+    """Build the application from one services object; each resource starts and stops in its
+    own cleanup context, in dependency order."""
     config = config or Config()
-    settings = ConferenceSettings(
-        ice_addresses=config.ice_addresses,
-        ice_servers=config.server_ice_servers,
-        forwarding=config.forwarding,
-        media_timeout=config.media_timeout,
-    )
+    services = services or build_services(config)
     app = web.Application(client_max_size=6 * 1024 * 1024, middlewares=[
         unexpected_error_middleware, body_timeout_middleware, errors_middleware, auth_middleware])
     app.on_response_prepare.append(add_security_headers)
+    app[SERVICES] = services
     app[CONFIG] = config
-    engine = db.make_engine(config.database_url)
-    app[ENGINE] = engine
-    app[DIRECTORY] = Directory(db.make_sessionmaker(engine))
-    app[ROSTER] = Roster(app[DIRECTORY].sessionmaker)
+    app[ENGINE] = services.engine
+    app[DIRECTORY] = services.directory
+    app[ROSTER] = services.roster
+    app[CONFERENCE] = services.conference
+    app[COORDINATOR] = services.coordinator
+    app[PLANS] = services.plans
+    app[RESULTS] = services.results
+    app[STATISTICS] = services.statistics
     app[SECURE_COOKIES] = config.secure_cookies
     app[SIGN_IN_LIMITER] = SignInLimiter()
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_socket_sweeper)
-    app[CONFERENCE] = Conference(settings)
-    app[rollcalls.COORDINATOR] = RollCallCoordinator(app[DIRECTORY].sessionmaker, app[CONFERENCE],
-                                                     evidence_gap=config.evidence_gap)
-    app[rollcalls.PLANS] = Plans(app[DIRECTORY].sessionmaker, app[rollcalls.COORDINATOR])
-    app[rollcalls.RESULTS] = Results(app[DIRECTORY].sessionmaker)
-    app[rollcalls.STATISTICS] = Statistics(app[DIRECTORY].sessionmaker)
-    app[rollcalls.COORDINATOR].on_finished = app[rollcalls.RESULTS].issue_notices
-    app[SOCKETS] = weakref.WeakSet()
-    app[LIVE_SOCKETS] = LiveSockets(app[DIRECTORY])
-    app[DIRECTORY].on_access_changed = app[LIVE_SOCKETS].revalidate_soon
-    app[rooms.FREE_ROOMS] = rooms.FreeRooms(app[CONFERENCE])
+    app[LIVE_SOCKETS] = LiveSockets(services.directory)
+    services.directory.on_access_changed = app[LIVE_SOCKETS].revalidate_soon
+    app[FREE_ROOMS] = FreeRooms(services.conference)
     app[CLEANUPS] = set()
+    # Started in this order, stopped in the reverse: the database outlives everything that
+    # writes to it; the conference closes after roll-calls stop driving it.
+    app.cleanup_ctx.extend([_database, _evidence_pool, _conference, _rollcalls, _socket_sweeper])
     app.router.add_get("/", index)
     app.router.add_get("/directory", directory_page)
     app.router.add_get("/rollcall", rollcall_page)
@@ -198,12 +199,12 @@ def create_app(config: Config | None = None) -> web.Application:
     app.router.add_routes(rooms.routes)
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
-    app.on_cleanup.append(_close_conference)
     return app
 
 
-async def _database(app: web.Application):  # type: ignore[no-untyped-def]
-    """Migrate at start (nothing recorded is lost: migrations only add), dispose at stop."""
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    """Migrate at start (nothing recorded is lost: migrations only add), create the first
+    administrator on a new database; dispose of the engine at stop."""
     config = app[CONFIG]
     await db.upgrade(config.database_url)
     admin = await ensure_first_admin(app[DIRECTORY].sessionmaker, config.admin_username, config.admin_password)
@@ -218,18 +219,37 @@ async def _database(app: web.Application):  # type: ignore[no-untyped-def]
             message = f"first run: sign in as {admin.username!r} with DUTYCALL_ADMIN_PASSWORD"
         logger.warning(message)
         print(message, flush=True)
-    interrupted = await app[rollcalls.COORDINATOR].recover()
+    yield
+    await app[ENGINE].dispose()
+
+
+async def _evidence_pool(app: web.Application) -> AsyncIterator[None]:
+    """The evidence worker process (spawned on first use) goes with the server."""
+    yield
+    await asyncio.to_thread(evidence.shutdown_pool)
+
+
+async def _conference(app: web.Application) -> AsyncIterator[None]:
+    """Rooms close after every dropped socket's leave has finished."""
+    yield
+    if app[CLEANUPS]:
+        await asyncio.gather(*app[CLEANUPS], return_exceptions=True)
+    await app[CONFERENCE].close()
+
+
+async def _rollcalls(app: web.Application) -> AsyncIterator[None]:
+    """Roll-calls a stopped server left running are closed as interrupted; the plan scheduler runs."""
+    interrupted = await app[COORDINATOR].recover()
     if interrupted:
         logger.warning("roll-calls %s were running when the server stopped: closed as interrupted", interrupted)
-    scheduler = asyncio.ensure_future(app[rollcalls.PLANS].run(config.scheduler_interval))
+    scheduler = asyncio.ensure_future(app[PLANS].run(app[CONFIG].scheduler_interval))
     yield
     scheduler.cancel()
     await asyncio.gather(scheduler, return_exceptions=True)
-    await app[rollcalls.COORDINATOR].close()
-    await app[ENGINE].dispose()  # type: ignore[attr-defined]
+    await app[COORDINATOR].close()
 
 
-async def _socket_sweeper(app: web.Application):  # type: ignore[no-untyped-def]
+async def _socket_sweeper(app: web.Application) -> AsyncIterator[None]:
     """Open signalling sockets are re-checked against their sessions now and then, besides
     at once after every change of access (sign-out, revocation, reset, deactivation)."""
     task = asyncio.ensure_future(app[LIVE_SOCKETS].sweep_forever())
@@ -256,11 +276,5 @@ def write_secret_file(path: pathlib.Path, text: str) -> pathlib.Path:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
+    for ws in app[LIVE_SOCKETS].all():
         await ws.close(code=1001, message=b"server shutdown")
-
-
-async def _close_conference(app: web.Application) -> None:
-    if app[CLEANUPS]:
-        await asyncio.gather(*app[CLEANUPS], return_exceptions=True)
-    await app[CONFERENCE].close()

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from ..directory.errors import (
-    AccountLocked, Busy, Conflict, DirectoryError, Forbidden, Invalid, NotFound, NotSignedIn, TooManyAttempts,
+    AccountLocked,
+    Busy,
+    Conflict,
+    DirectoryError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    NotSignedIn,
+    TooManyAttempts,
 )
 from ..directory.principal import Principal
 from ..rollcall.machine import IllegalEvent
-from ..directory.roster import Roster
-from ..directory.service import Directory
 from ..text import unsafe_reason
+from .keys import DIRECTORY, ROSTER, SECURE_COOKIES, SIGN_IN_LIMITER  # noqa: F401  (handlers import them from here)
 
 logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "dutycall_session"
 CSRF_HEADER = "X-CSRF-Token"
-DIRECTORY = web.AppKey("directory", Directory)
-ROSTER = web.AppKey("roster", Roster)
-SECURE_COOKIES = web.AppKey("secure_cookies", bool)
 PRINCIPAL = web.RequestKey("principal", object) if hasattr(web, "RequestKey") else "principal"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: Requests that create a session cannot carry a CSRF token yet.
@@ -39,37 +42,6 @@ STATUS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class SignInLimiter:
-    """Failed sign-ins per client address in a sliding window: a guesser spreading attempts over
-    many usernames (which the per-account lockout cannot see) is stopped at the door."""
-
-    def __init__(self, max_failures: int = 20, window: float = 900.0, max_clients: int = 10_000) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self.max_clients = max_clients
-        self._failures: dict[str, list[float]] = {}
-
-    def _recent(self, client: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(client, []) if now - t < self.window]
-        if times:
-            self._failures[client] = times
-        else:
-            self._failures.pop(client, None)
-        return times
-
-    def check(self, client: str) -> None:
-        if len(self._recent(client, time.monotonic())) >= self.max_failures:
-            raise TooManyAttempts("此地址登录失败次数过多，请 15 分钟后再试")
-
-    def failed(self, client: str) -> None:
-        now = time.monotonic()
-        if client not in self._failures and len(self._failures) >= self.max_clients:
-            self._failures.pop(next(iter(self._failures)))
-        self._recent(client, now)
-        self._failures.setdefault(client, []).append(now)
-
-
-SIGN_IN_LIMITER = web.AppKey("sign_in_limiter", SignInLimiter)
 
 
 def error_response(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> web.Response:

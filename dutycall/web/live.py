@@ -68,6 +68,10 @@ class LiveSockets:
     def add(self, ws: web.WebSocketResponse, principal: Principal, token: str) -> None:
         self._sockets[ws] = _Socket(principal, token)
 
+    def all(self) -> list[web.WebSocketResponse]:
+        """Every open socket (to close them all at shutdown)."""
+        return list(self._sockets)
+
     def discard(self, ws: web.WebSocketResponse) -> None:
         self._sockets.pop(ws, None)
 
@@ -108,5 +112,3 @@ class LiveSockets:
             if not self._again:
                 return
 
-
-LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)

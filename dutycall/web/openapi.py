@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 
-
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -79,7 +78,8 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      {"type": "object", "properties": {"account_id": ID, "duty_room_id": ID}}, None),
     ("get", "/api/rooms/{id}/roster.ics", "roster", "The room's roster as an iCalendar feed", None, None),
     ("get", "/api/accounts", "accounts", "Accounts in your scope", None, _array("Account")),
-    ("post", "/api/accounts", "accounts", "Create an account (argon2-hashed password)", _ref("Account"), _ref("Account")),
+    ("post", "/api/accounts", "accounts", "Create an account (argon2-hashed password)", _ref("Account"),
+     _ref("Account")),
     ("patch", "/api/accounts/{id}", "accounts", "Edit, disable or reset the password of an account",
      _ref("Account"), _ref("Account")),
     ("get", "/api/audit", "audit", "Audit log of your scope, newest first (?limit=)", None,
@@ -122,7 +122,8 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      {"type": "object", "required": ["response"], "properties": {"response": TEXT}}, {"type": "object"}),
     ("post", "/api/notices/{id}/close", "notices",
      "A host of the roll-call's side, not of the notified unit, closes a responded notice", None, {"type": "object"}),
-    ("get", "/api/plans", "rollcalls", "Roll-call plans in your scope", None, {"type": "array", "items": {"type": "object"}}),
+    ("get", "/api/plans", "rollcalls", "Roll-call plans in your scope", None,
+     {"type": "array", "items": {"type": "object"}}),
     ("post", "/api/plans", "rollcalls",
      "Create a plan: target unit subtree and kinds, dtstart (with UTC offset), RFC 5545 rrule and/or dates, "
      "answer window, late threshold, custom order, focus points",

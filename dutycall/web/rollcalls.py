@@ -6,21 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ..conference.errors import InvalidRequest, InvalidState
-from ..conference.errors import NotFound as ConferenceNotFound
+from ..conference import InvalidRequest, InvalidState, SignallingPeer
+from ..conference import NotFound as ConferenceNotFound
 from ..directory.errors import DirectoryError, Invalid
-from ..rollcall.coordinator import RollCallCoordinator, conference_room
+from ..rollcall.commands import ACTIONS
 from ..rollcall.machine import IllegalEvent
-from ..rollcall.plans import Plans
-from ..rollcall.results import Results
-from ..rollcall.statistics import Statistics
-from .auth import DIRECTORY, json_body, parse_int, principal_of
+from ..rollcall.presence import conference_room, duty_room_of
+from .auth import json_body, parse_int, principal_of
+from .keys import COORDINATOR, DIRECTORY, PLANS, RESULTS, STATISTICS
 
-COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
-PLANS = web.AppKey("rollcall_plans", Plans)
-RESULTS = web.AppKey("rollcall_results", Results)
-STATISTICS = web.AppKey("rollcall_statistics", Statistics)
-ACTIONS = ("start", "call", "skip", "excuse", "poll", "stop_poll", "finish", "cancel")
 routes = web.RouteTableDef()
 
 
@@ -112,7 +106,7 @@ async def close_notice(request: web.Request) -> web.Response:
 
 @routes.get("/api/plans")
 async def list_plans(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[PLANS].list(principal_of(request)))
+    return web.json_response(await request.app[PLANS].list_plans(principal_of(request)))
 
 
 @routes.post("/api/plans")
@@ -179,17 +173,17 @@ def signalling_extensions(app: web.Application) -> dict[str, Any]:
     """Signalling messages for roll-calls, added to the conference protocol."""
     coordinator = app[COORDINATOR]
 
-    async def answer(peer: Any, msg: dict[str, Any]) -> dict[str, Any]:
-        participant = peer.participant
-        if participant is None or participant.closed:
+    async def answer(peer: SignallingPeer, msg: dict[str, Any]) -> dict[str, Any]:
+        room = peer.room_name  # None unless in a room now
+        if room is None or peer.participant is None:
             raise InvalidState("join the roll-call's room first")
-        duty_room_id = participant.identity.get("duty_room_id")
+        duty_room_id = duty_room_of(peer.participant.tag)
         if duty_room_id is None:
             raise InvalidState("only a duty room's console can answer a roll-call")
         roll_call_id = msg.get("roll_call_id")
         if not isinstance(roll_call_id, int) or isinstance(roll_call_id, bool):
             raise InvalidRequest("'roll_call_id' must be an integer")
-        if participant.room.name != conference_room(roll_call_id):
+        if room != conference_room(roll_call_id):
             raise InvalidState("answer from the roll-call's own room")
         try:
             # The person who answers: one of the rostered names the ring offered, or another named.

@@ -25,7 +25,9 @@ def do_run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def run_async_migrations() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None, "alembic needs sqlalchemy.url"
+    engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
         await connection.commit()

@@ -1,0 +1,57 @@
+"""The domain services of one server, built from its configuration: what the app is made of.
+
+``web.create_app`` installs these under typed keys (``web/keys.py``); tests and tools can
+build them without HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from . import db
+from .conference import Conference, ConferenceSettings
+from .config import Config
+from .directory.roster import Roster
+from .directory.service import Directory
+from .rollcall.coordinator import RollCallCoordinator
+from .rollcall.plans import Plans
+from .rollcall.results import Results
+from .rollcall.statistics import Statistics
+
+
+@dataclass
+class Services:
+    """Everything a server holds besides HTTP: the database, the directory, the SFU, roll-calls."""
+
+    config: Config
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    directory: Directory
+    roster: Roster
+    conference: Conference
+    coordinator: RollCallCoordinator
+    plans: Plans
+    results: Results
+    statistics: Statistics
+
+
+def build_services(config: Config) -> Services:
+    """Wire the services together (nothing starts yet: the app's cleanup contexts do that)."""
+    engine = db.make_engine(config.database_url)
+    sessionmaker = db.make_sessionmaker(engine)
+    conference = Conference(ConferenceSettings(
+        ice_addresses=config.ice_addresses,
+        ice_servers=config.server_ice_servers,
+        forwarding=config.forwarding,
+        media_timeout=config.media_timeout,
+    ))
+    coordinator = RollCallCoordinator(sessionmaker, conference, evidence_gap=config.evidence_gap)
+    results = Results(sessionmaker)
+    coordinator.on_finished = results.issue_notices
+    return Services(
+        config=config, engine=engine, sessionmaker=sessionmaker, directory=Directory(sessionmaker),
+        roster=Roster(sessionmaker), conference=conference, coordinator=coordinator,
+        plans=Plans(sessionmaker, coordinator), results=results, statistics=Statistics(sessionmaker),
+    )
