@@ -2,12 +2,12 @@
 
 Decoding only what it needs: when a room answers, a tap on the publication's forwarder
 (one more subscriber, keyframe-gated, a keyframe requested at once) records a few seconds
-of the room's stream, which is decoded once, in a worker thread, and dropped. The first
-and last pictures give the liveness check (a black or frozen picture fails), the last is
-kept as the snapshot, and the grey thumbnails of every picture in between show a looped
-recording: the same moving pictures again, in order, one period later. OpenCV's stock
-frontal-face Haar cascade looks for a face (opencv-python-headless 4.x ships the
-cascades; 5.x does not).
+of the room's stream, which is decoded once, in a worker process (a thread would hold the
+GIL against the forwarding loop), and dropped. The first and last pictures give the
+liveness check (a black or frozen picture fails), the last is kept as the snapshot, and
+the grey thumbnails of every picture in between show a looped recording: the same moving
+pictures again, in order, one period later. OpenCV's stock frontal-face Haar cascade looks
+for a face (opencv-python-headless 4.x ships the cascades; 5.x does not).
 """
 
 from __future__ import annotations

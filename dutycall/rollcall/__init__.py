@@ -1,4 +1,5 @@
-"""Roll-call plans, schedule, state machine, coordinator, attendance (not built yet).
+"""Video roll-calls: plans and their schedule, the state machine, the coordinator, attendance,
+supervision notices, sheets and monthly statistics.
 
-Uses `dutycall.conference`; never the other way round.
+Uses `dutycall.conference` through its public names only; never the other way round.
 """
