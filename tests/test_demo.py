@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import func, select
 
 from dutycall import db
 from dutycall.directory.models import Account, DutyRoom, RosterShift, Unit, UnitKind
 
+pytestmark = pytest.mark.slow
 
 async def test_demo_city_loads_once_and_signs_in(tmp_path):
     url = f"sqlite:///{tmp_path}/demo.sqlite3"

@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 
+pytestmark = pytest.mark.slow
 ADMIN_PASSWORD = "fuzz-admin-password"
 ST = os.path.join(os.path.dirname(sys.executable), "st")
 
