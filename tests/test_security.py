@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -105,34 +106,43 @@ async def test_one_client_guessing_many_usernames_is_stopped(world):
 async def test_parallel_sign_ins_do_not_stall_the_server(world):
     api = await world.client(None)
     probe = await world.client(None)
-    done = False
-    waits: list[float] = []
 
-    async def watch() -> None:
-        # The probe shares the server's event loop (an in-process test server), so a blocked
-        # loop shows as a long gap between one probe's answer and the next.
-        last = time.perf_counter()
-        while not done:
-            resp = await probe.client.get("/healthz")
-            assert resp.status == 200
-            now = time.perf_counter()
-            waits.append(now - last)
-            last = now
-            await asyncio.sleep(0.01)
+    async def stalls(during: Any) -> tuple[float, float]:
+        """Seconds the loop was stuck (gaps over 0.1 s between one /healthz answer and the next:
+        the probe shares the server's loop) while ``during`` runs, and the worst gap."""
+        done = False
+        gaps: list[float] = []
 
-    watcher = asyncio.ensure_future(watch())
-    await asyncio.sleep(0.1)
+        async def watch() -> None:
+            last = time.perf_counter()
+            while not done:
+                resp = await probe.client.get("/healthz")
+                assert resp.status == 200
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+                await asyncio.sleep(0.01)
+
+        watcher = asyncio.ensure_future(watch())
+        await during
+        done = True
+        await watcher
+        return sum(g for g in gaps if g > 0.1), max(gaps)
+
+    # The same probe with nothing else to do: what this (shared, maybe busy) machine costs anyway.
+    quiet, _ = await stalls(asyncio.sleep(3))
     users = ["adminA", "hostA", "leaderA", "viewerA", "adminB"] * 2
-    results = await asyncio.gather(*(api.client.post("/api/session", json={"username": u, "password": PASSWORD})
-                                     for u in users))
-    done = True
-    await watcher
+    results: list[Any] = []
+
+    async def sign_in_all() -> None:
+        results.extend(await asyncio.gather(*(api.client.post("/api/session", json={"username": u, "password": PASSWORD})
+                                              for u in users)))
+
+    busy, worst = await stalls(sign_in_all())
     assert [r.status for r in results] == [200] * 10
-    # The time /healthz spent stuck behind password hashing: ~10 x 0.1-0.3 s when argon2
-    # ran on the loop, near nothing off it (a quiet request takes a few ms).
-    stalled = sum(w for w in waits if w > 0.1)
-    print(f"healthz: {len(waits)} probes, worst {max(waits):.3f} s, stalled {stalled:.3f} s")
-    assert stalled < 1.0, f"/healthz stalled {stalled:.3f} s in all behind sign-ins (worst {max(waits):.3f} s)"
+    print(f"healthz stalled {busy:.3f} s during sign-ins (worst gap {worst:.3f} s), {quiet:.3f} s when quiet")
+    # ~10 x 0.29 s when argon2 ran on the loop; off it, about what a quiet stretch shows.
+    assert busy - quiet < 1.0, f"/healthz stalled {busy:.3f} s behind sign-ins ({quiet:.3f} s when quiet)"
     await api.close()
     await probe.close()
 
@@ -363,7 +373,10 @@ async def test_a_trickled_body_is_cut_off(world, monkeypatch):
             pass
 
     dripping = asyncio.ensure_future(trickle())
-    answer = await asyncio.wait_for(reader.read(), timeout=15)
+    try:
+        answer = await asyncio.wait_for(reader.read(), timeout=15)
+    except ConnectionResetError:
+        answer = b""  # closed while we were still trickling
     dripping.cancel()
     assert time.monotonic() - start < 8
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:100]
