@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from playwright.async_api import async_playwright
 
 from dutycall.web import create_app
@@ -519,3 +520,82 @@ async def test_consoles_keep_one_publication_through_roll_calls(server, browsers
     for page in pages:
         # The console's own tile says what its one publication does.
         await page.wait_for_selector('.tile[data-local][data-state="connected"]', timeout=10000)
+
+
+# Every WebSocket the page tries to open (refused handshakes too), counted outside the console.
+COUNT_SOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  let made = 0;
+  window.WebSocket = function (...args) { made += 1; return new Native(...args); };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  window.socketsMade = () => made;
+})();
+"""
+
+
+async def assert_no_more_sockets(page, base):
+    """The page opens no socket after the one the server closed, and the server holds none of its."""
+    made = await page.evaluate("window.socketsMade()")
+    assert made == 1 and await page.evaluate("window.dutycallDebug.socketsOpened()") == 1
+    # Nothing to wait for but time: the old console tried again after 0.5 s, then 1, 2, 4 s.
+    with pytest.raises(PlaywrightTimeoutError):
+        await page.wait_for_function("(made) => window.socketsMade() > made", arg=made, timeout=6000)
+    assert await page.get_attribute("#status", "data-state") == "idle"
+    health = await (await page.request.get(f"{base}/healthz")).json()
+    assert health["participants"] == 0
+
+
+async def test_a_revoked_console_says_so_and_stops_reconnecting(server, browsers):
+    # Revoking a console's credential closes its socket with 4001: the console says its
+    # credential is no longer valid instead of knocking at the server for ever.
+    red_browser, blue_browser = browsers
+    base = f"http://127.0.0.1:{server.port}"
+    directory = server.app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    room = await directory.create_room(admin, {"unit_id": admin.unit_id, "name": "吊销值班室"})
+    credential = await directory.create_device_credential(admin, room["id"], "test console")
+    page = await open_console(red_browser, base, None, credential["token"], init_script=COUNT_SOCKETS)
+    await page.wait_for_selector('#status[data-state="connected"]', timeout=20000)
+    await wait_for(lambda: server.conference.stats()["publications"] == 1, timeout=20, what="console publishing")
+
+    # An administrator revokes it through the API, from a browser of its own.
+    administrator = await blue_browser.new_page()
+    signed_in = await administrator.request.post(f"{base}/api/session",
+                                                 data={"username": "admin", "password": ADMIN_PASSWORD})
+    csrf = (await signed_in.json())["csrf_token"]
+    revoked = await administrator.request.post(f"{base}/api/device-credentials/{credential['id']}/revoke",
+                                               headers={"X-CSRF-Token": csrf})
+    assert revoked.ok, await revoked.text()
+
+    await page.wait_for_selector("#error:not([hidden])", timeout=10000)
+    assert "凭证无效或已被吊销" in await page.text_content("#error")
+    assert await page.locator(".tile").count() == 0  # camera off, nothing shown
+    await assert_no_more_sockets(page, base)
+
+
+async def test_a_console_signed_out_elsewhere_shows_the_sign_in_form(server, browsers):
+    # The same account signs out in another tab: this tab's socket is closed with 4001, and the
+    # console asks for a sign-in (in English here) rather than reconnecting.
+    red_browser, _ = browsers
+    base = f"http://127.0.0.1:{server.port}"
+    context = await red_browser.new_context()
+    await context.add_init_script(COUNT_SOCKETS)
+    page = await context.new_page()
+    await page.goto(f"{base}/?room=duty&lang=en")
+    await page.fill("#username", "admin")
+    await page.fill("#password", ADMIN_PASSWORD)
+    await page.click("#sign-in")
+    await page.click("#join")
+    await page.wait_for_selector('#status[data-state="connected"]', timeout=20000)
+
+    other_tab = await context.new_page()
+    csrf = (await (await other_tab.request.get(f"{base}/api/me")).json())["csrf_token"]
+    assert (await other_tab.request.delete(f"{base}/api/session", headers={"X-CSRF-Token": csrf})).ok
+
+    await page.wait_for_selector("#sign-in-form:not([hidden])", timeout=10000)
+    assert await page.is_hidden("#join-form")
+    assert "session has ended" in await page.text_content("#error")
+    await assert_no_more_sockets(page, base)
+    await context.close()

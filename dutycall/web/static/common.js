@@ -1,4 +1,5 @@
-// Helpers shared by the signed-in pages (directory, roll-call): DOM, errors, the JSON API.
+// Helpers shared by the signed-in pages (console, directory, roll-call, results): DOM, errors,
+// the JSON API, sign-in.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -16,8 +17,8 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-// JSON in and out; writes carry the CSRF token; a failure throws with the server's message
-// (and, for a rejected upload, its row-level errors in err.rows).
+// JSON in and out; writes carry the CSRF token; a failure throws with the server's message, its
+// HTTP status in err.status (and, for a rejected upload, its row-level errors in err.rows).
 async function api(method, path, body, raw) {
   const headers = {};
   if (me) headers["X-CSRF-Token"] = me.csrf;
@@ -26,36 +27,54 @@ async function api(method, path, body, raw) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error((data.error && data.error.message) || response.statusText);
+    error.status = response.status;
     error.rows = (data.error && data.error.errors) || [];
     throw error;
   }
   return data;
 }
 
+// Takes a session reply (POST /api/session, GET /api/me...) as the signed-in principal.
+function acceptSession(reply) {
+  me = { ...reply.principal, csrf: reply.csrf_token };
+  $("whoami").textContent = t("signed_in_as") + me.name;
+}
+
+// Back to the sign-in form: signed out here, or the server ended this session's access.
+function showSignInForm(main) {
+  me = null;
+  $(main).hidden = true;
+  $("sign-in-form").hidden = false;
+}
+
 // The sign-in of a signed-in page: shows the form until someone signs in (or is already),
-// sets `me`, shows `main`, then calls `onSignedIn()`. The language button calls
-// `onLanguage()` once someone is signed in.
-function startPage(main, onSignedIn, onLanguage = onSignedIn) {
-  async function accept(reply) {
-    me = { ...reply.principal, csrf: reply.csrf_token };
-    $("whoami").textContent = t("signed_in_as") + me.name;
+// sets `me`, shows `main`, then calls `onSignedIn({ resumed })`, where `resumed` says the
+// session came from `firstSession()` (by default GET /api/me) when the page opened rather
+// than from the form. The language button calls `onLanguage()` once someone is signed in.
+function startPage(main, onSignedIn, onLanguage = onSignedIn, firstSession = () => api("GET", "/api/me")) {
+  async function accept(reply, resumed) {
+    acceptSession(reply);
     $("sign-in-form").hidden = true;
+    $("password").value = "";
     $(main).hidden = false;
     showError("");
-    await onSignedIn();
+    await onSignedIn({ resumed });
   }
   $("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      await accept(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }));
+      await accept(await api("POST", "/api/session", { username: $("username").value, password: $("password").value }), false);
     } catch (err) {
       showError(t("err_sign_in") + err.message);
     }
   });
   $("lang").addEventListener("click", () => {
     setLanguage(LANG === "en" ? "zh-CN" : "en");
-    if (me) onLanguage();
+    if (me) {
+      $("whoami").textContent = t("signed_in_as") + me.name;
+      onLanguage();
+    }
   });
   applyLanguage();
-  api("GET", "/api/me").then(accept, () => { $("sign-in-form").hidden = false; });
+  firstSession().then((reply) => accept(reply, true), () => { $("sign-in-form").hidden = false; });
 }
