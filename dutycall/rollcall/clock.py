@@ -58,7 +58,7 @@ def as_clock(clock: Clock | Callable[[], float] | None) -> Clock:
     if clock is None:
         return SystemClock()
     if hasattr(clock, "call_at"):
-        return clock  # type: ignore[return-value]
+        return clock
     return _CallableClock(clock)
 
 
