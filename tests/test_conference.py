@@ -382,13 +382,15 @@ async def test_participants_are_found_by_their_tag_and_their_media_judged_live()
 
 
 async def test_a_console_identity_is_tagged_and_shown_as_before():
-    # The web layer hands the duty room over in the identity: the wire keeps duty_room_id.
+    # The layer above files a console under an opaque tag and chooses what others see of it:
+    # the conference knows no duty rooms, and the wire keeps duty_room_id.
     from dutycall.conference import SignallingPeer
 
     conference = Conference()
     sent = []
     peer = SignallingPeer(conference, sent.append, identity={"name": "市总值班室", "kind": "device",
-                                                             "account_id": None, "duty_room_id": 7})
+                                                             "account_id": None},
+                          tag="duty_room:7", shown={"duty_room_id": 7})
     await peer.handle_text('{"type": "join", "room": "duty", "id": 1}')
     assert sent[-1]["type"] == "joined" and peer.room_name == "duty"
     assert sent[-1]["participants"] == [{"participant_id": peer.participant.id, "name": "市总值班室",

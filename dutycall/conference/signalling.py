@@ -60,10 +60,6 @@ class SignallingPeer:
         and ``shown`` are the layer above's (see :class:`Participant`), given to each join."""
         self.conference = conference
         self.identity = identity
-        if tag is None and shown is None and identity is not None and identity.get("duty_room_id") is not None:
-            # Transitional: the web layer still hands the duty room over in ``identity``. Once it
-            # passes ``tag`` and ``shown`` itself, this goes (the wire stays as it is).
-            tag, shown = f"duty_room:{identity['duty_room_id']}", {"duty_room_id": identity["duty_room_id"]}
         self.tag = tag
         self.shown = shown
         #: Asked before joining a room (the layers above own room-level permissions).

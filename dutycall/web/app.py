@@ -18,6 +18,7 @@ from ..directory.bootstrap import ensure_first_admin
 from ..directory.errors import DirectoryError
 from ..directory.service import DEVICE_SESSION_TTL
 from ..media import evidence
+from ..rollcall.presence import console_tag
 from ..services import Services, build_services
 from . import api, rollcalls, rooms
 from .auth import PRINCIPAL, SESSION_COOKIE, auth_middleware, error_response, errors_middleware, set_session_cookie
@@ -124,11 +125,15 @@ async def signalling(request: web.Request) -> web.StreamResponse:
     writer.add_done_callback(request.app[CLEANUPS].discard)
     config = request.app[CONFIG]
     identity = {"name": principal.name, "kind": principal.kind,
-                "account_id": principal.id if principal.kind == "account" else None,
-                "duty_room_id": principal.duty_room_id}
+                "account_id": principal.id if principal.kind == "account" else None}
+    # A console is filed under its duty room (rollcall's presence finds it by this tag) and
+    # shows its duty room to the others; the conference itself knows no duty rooms.
+    console = principal.duty_room_id is not None
     peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers, identity,
                           extensions=rollcalls.signalling_extensions(request.app),
-                          may_join=lambda room: rooms.may_join(request.app, principal, room))
+                          may_join=lambda room: rooms.may_join(request.app, principal, room),
+                          tag=console_tag(principal.duty_room_id) if principal.duty_room_id is not None else None,
+                          shown={"duty_room_id": principal.duty_room_id} if console else None)
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
