@@ -51,7 +51,7 @@ async def stop_processes(workers: list[asyncio.subprocess.Process], server: asyn
         server.terminate()
     try:
         await asyncio.wait_for(server.wait(), 10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         server.kill()
         await server.wait()
 

@@ -182,7 +182,7 @@ async def test_a_subscriber_waiting_for_a_keyframe_keeps_asking(monkeypatch):
     asked = forwarder.sent_requests
     for n in range(3):
         await source.queue.put(packet(n, key=False))
-        await wait_for(lambda: forwarder.frames_received > n, timeout=5)
+        await wait_for(lambda n=n: forwarder.frames_received > n, timeout=5)
     assert forwarder.sent_requests >= asked + 3
     assert sub.waiting_for_keyframe
     await forwarder.stop()

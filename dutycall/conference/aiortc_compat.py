@@ -211,8 +211,8 @@ class RateCounter:
 
 def install() -> None:
     """Install the patches. Idempotent; harmless to connections that are not marked."""
-    rtcrtpreceiver.get_decoder = _get_decoder  # type: ignore[assignment]
-    aioice.ice.get_host_addresses = _get_host_addresses  # type: ignore[assignment]
+    rtcrtpreceiver.get_decoder = _get_decoder
+    aioice.ice.get_host_addresses = _get_host_addresses
     rate.RateCounter = RateCounter  # type: ignore[misc, assignment]
 
 

@@ -218,7 +218,7 @@ class TrackForwarder:
         return sub
 
     def unsubscribe(self, sub: MediaStreamTrack) -> None:
-        self._subscribers.discard(sub)  # type: ignore[arg-type]
+        self._subscribers.discard(sub)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per ``keyframe_interval``.

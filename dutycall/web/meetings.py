@@ -23,8 +23,7 @@ class FreeRooms:
         self._rooms: dict[str, FreeRoom] = {}
 
     def get(self, name: str) -> FreeRoom | None:
-        room = self.conference.rooms.get(name)
-        if room is None or room.closed or not room.participants:
+        if not self.conference.is_occupied(name):
             self._rooms.pop(name, None)  # the room is gone: so are its owner and invitations
             return None
         return self._rooms.get(name)
