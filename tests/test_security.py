@@ -454,3 +454,24 @@ async def test_free_form_rooms_are_for_command_staff_and_their_invitees(world):
     await owner.close()
     for api in (admin, host_a, viewer, officer, admin_b, console):
         await api.close()
+
+
+async def test_commands_still_see_their_body_after_the_body_deadline_read_it(world):
+    """The body deadline reads every body first; a handler must still get it (a poll's dwell
+    and an excuse's reason were silently dropped once: the roll-call polled every 10 s)."""
+    host = await world.client("hostA")
+    status, created = await host.call("POST", "/api/rollcalls", {"room_ids": [world.ids["roomA"], world.ids["roomA1"]],
+                                                                "title": "正文测试"})
+    assert status == 201, created
+    rid = created["id"]
+    status, board = await host.call("POST", f"/api/rollcalls/{rid}/start")
+    assert status == 200, board
+    status, board = await host.call("POST", f"/api/rollcalls/{rid}/excuse",
+                                    {"room_id": world.ids["roomA1"], "reason": "线路检修"})
+    assert status == 200, board
+    row = next(r for r in board["rooms"] if r["duty_room_id"] == world.ids["roomA1"])
+    assert row["status"] == "excused" and row["reason"] == "线路检修"
+    status, board = await host.call("POST", f"/api/rollcalls/{rid}/poll", {"dwell": "soon"})
+    assert status == 422, board  # the body was read: a bad dwell is refused, not replaced by a default
+    await host.call("POST", f"/api/rollcalls/{rid}/cancel")
+    await host.close()

@@ -41,7 +41,8 @@ async def rollcall_command(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ACTIONS:
         raise web.HTTPNotFound()
-    data = await json_body(request) if request.can_read_body else {}
+    # body_exists, not can_read_body: the body-deadline middleware has already read it.
+    data = await json_body(request) if request.body_exists else {}
     return web.json_response(await request.app[COORDINATOR].command(principal_of(request), _id(request), action, data))
 
 
