@@ -286,3 +286,43 @@ async def test_migration_0005_restarts_plans_from_now_and_pauses_sub_hourly_ones
         marks = [p.last_fired_at.replace(tzinfo=dt.UTC) for p in plans.values()]
         assert all(before - dt.timedelta(seconds=1) <= m <= dt.datetime.now(dt.UTC) for m in marks), marks
         assert plans[hourly["id"]].active is True and plans[minutely["id"]].active is False
+
+
+async def test_the_supervised_unit_cannot_switch_off_its_own_plan(plan_server, aiohttp_client):
+    """A district's plan for one of its streets: that street's host sees it but may not pause,
+    edit or delete it, nor run the roll-calls it fires (they run in the district host's scope)."""
+    server, app, admin, district, rooms = plan_server
+    directory = app[DIRECTORY]
+    street = next(u for u in await directory.list_units(admin) if u["code"] == "S1")
+    for username, unit in (("district-host", district["id"]), ("street-host", street["id"])):
+        await directory.create_account(admin, {"username": username, "display_name": username, "role": "host",
+                                               "password": "password-123", "unit_id": unit})
+
+    async def signed_in(username):
+        client = await aiohttp_client(server)
+        resp = await client.post("/api/session", json={"username": username, "password": "password-123"})
+        assert resp.status == 200, await resp.text()
+        return client, {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+
+    boss, boss_csrf = await signed_in("district-host")
+    supervised, csrf = await signed_in("street-host")
+    when = (dt.datetime.now(CST) + dt.timedelta(minutes=5)).replace(second=0, microsecond=0)
+    resp = await boss.post("/api/plans", headers=boss_csrf, json={
+        "title": "街道抽查", "target_unit_id": street["id"], "dtstart": when.isoformat(), "rrule": "FREQ=DAILY"})
+    assert resp.status == 201, await resp.text()
+    url = f"/api/plans/{(await resp.json())['id']}"
+    assert url.rsplit("/", 1)[1] in [str(p["id"]) for p in await (await supervised.get("/api/plans")).json()]
+    assert (await supervised.patch(url, headers=csrf, json={"active": False})).status == 403
+    assert (await supervised.delete(url, headers=csrf)).status == 403
+    assert (await (await boss.get("/api/plans")).json())[0]["active"] is True
+    # Its roll-call runs in the district host's scope: the street's host cannot cancel it.
+    clock = [when + dt.timedelta(minutes=1)]
+    app[PLANS].clock = lambda: clock[0]
+    fired = await app[PLANS].fire_due()
+    assert len(fired) == 1
+    resp = await supervised.post(f"/api/rollcalls/{fired[0]}/cancel", headers=csrf, json={})
+    assert resp.status == 404
+    resp = await boss.post(f"/api/rollcalls/{fired[0]}/cancel", headers=boss_csrf, json={})
+    assert resp.status == 200, await resp.text()
+    # The plan's own host (and those above it) still manage it.
+    assert (await boss.patch(url, headers=boss_csrf, json={"active": False})).status == 200

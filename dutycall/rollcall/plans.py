@@ -27,8 +27,8 @@ from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, Y
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..directory.errors import Invalid, NotFound
-from ..directory.models import DutyRoom, Unit, UnitKind, as_utc, utcnow
+from ..directory.errors import Forbidden, Invalid, NotFound
+from ..directory.models import Account, DutyRoom, Unit, UnitKind, as_utc, utcnow
 from ..directory.principal import Principal
 from ..directory.scope import within
 from ..directory.service import Directory, tree_order
@@ -264,12 +264,28 @@ class Plans:
             raise NotFound("no target unit in your scope")
         return unit
 
-    async def _plan(self, db: AsyncSession, who: Principal, plan_id: int) -> RollCallPlan:
+    async def _plan(self, db: AsyncSession, who: Principal, plan_id: int, manage: bool = False) -> RollCallPlan:
+        """A plan ``who`` may see (its target lies in their scope); with ``manage``, one they may
+        also edit, pause or delete: the plan's own host or a host at or above that host's unit —
+        never the supervised unit itself, which could otherwise switch off its own roll-calls."""
         who.require("rollcall.host")  # plans and their pre-checks are the host side's, never a console's
         plan = await db.get(RollCallPlan, plan_id)
         if plan is None or not who.covers(plan.unit_path):
             raise NotFound(f"no plan {plan_id} in your scope")
+        if manage and not (who.kind == "account" and who.id == plan.host_account_id) \
+                and not who.covers(await self.owner_path(db, plan)):
+            raise Forbidden("只有制定该计划的主持人或其上级单位的主持人可以修改、暂停或删除它")
         return plan
+
+    async def owner_path(self, db: AsyncSession, plan: RollCallPlan) -> str:
+        """The unit path of the host who made the plan (its roll-calls run in that host's scope);
+        the target's path when that host is gone."""
+        if plan.host_account_id is not None:
+            path = (await db.execute(select(Unit.path).join(Account, Account.unit_id == Unit.id)
+                                     .where(Account.id == plan.host_account_id))).scalar_one_or_none()
+            if path is not None:
+                return str(path)
+        return plan.unit_path
 
     async def create(self, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
         who.require("rollcall.host")
@@ -293,12 +309,12 @@ class Plans:
         if unknown:
             raise Invalid(f"unknown fields: {', '.join(sorted(unknown))[:200]}", [{"field": "body"}])
         async with self.sessionmaker() as db:
-            plan = await self._plan(db, who, plan_id)
+            plan = await self._plan(db, who, plan_id, manage=True)
             before = plan_json(plan)
             merged = {**before, **data}
         fields = await asyncio.to_thread(_check, merged)
         async with self.sessionmaker() as db:
-            plan = await self._plan(db, who, plan_id)  # again: it may have changed or gone meanwhile
+            plan = await self._plan(db, who, plan_id, manage=True)  # again: it may have changed or gone
             unit = await self._target(db, who, merged.get("target_unit_id"))
             schedule = ("dtstart", "rrule", "dates")
             rescheduled = any(fields[k] != getattr(plan, k) for k in schedule)
@@ -319,7 +335,7 @@ class Plans:
         """Delete a plan. Roll-calls it fired keep their records (they copy its title, not a link)."""
         who.require("rollcall.host")
         async with self.sessionmaker() as db:
-            plan = await self._plan(db, who, plan_id)
+            plan = await self._plan(db, who, plan_id, manage=True)
             Directory.audit(db, who, "delete_plan", "plan", plan.id, plan.unit_path, title=plan.title,
                             dtstart=plan.dtstart, rrule=plan.rrule)
             await db.delete(plan)
@@ -405,16 +421,16 @@ class Plans:
                     logger.warning("plan %s (%s): occurrence %s missed while the server was down",
                                    plan.id, for_log(plan.title), occurrence.isoformat())
                     continue
-                due.append((plan, await self.rooms_of(db, plan)))
+                due.append((plan, await self.rooms_of(db, plan), await self.owner_path(db, plan)))
             await db.commit()
-        for plan, rooms in due:
+        for plan, rooms, owner_path in due:
             if not rooms:
                 logger.warning("plan %s has no active duty rooms", plan.id)
                 continue
             # On behalf of the plan's host, within the plan's scope: no signed-in principal is made up.
             created = await self.coordinator.open(CreateRollCall(
                 tuple(rooms), plan.title or "视频点名", float(plan.answer_window), float(plan.late_after), "plan"),
-                Owner(plan.host_account_id, plan.unit_path))
+                Owner(plan.host_account_id, owner_path))
             await self.coordinator.execute(created["id"], Start())
             started.append(created["id"])
         return started
