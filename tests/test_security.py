@@ -475,3 +475,25 @@ async def test_commands_still_see_their_body_after_the_body_deadline_read_it(wor
     assert status == 422, board  # the body was read: a bad dwell is refused, not replaced by a default
     await host.call("POST", f"/api/rollcalls/{rid}/cancel")
     await host.close()
+
+
+async def test_look_alike_digits_and_huge_numbers_are_refused(world):
+    """"rollcall-²" once slipped past every room rule (str.isdigit() is true for "²", int() is not);
+    1e400 reached consoles as Infinity; "--1" in a URL answered 500."""
+    viewer = await world.client("viewerA")
+    client = await _signalling(world, viewer)
+    for room in ("rollcall-²", "standby-１", "rollcall-x"):
+        with pytest.raises(SignallingError):
+            await client.request("join", room=room)
+    await client.close()
+    host = await world.client("hostA")
+    for body in ('{"room_ids": [%d], "answer_window": 1e400}' % world.ids["roomA"],
+                 '{"room_ids": [%d], "answer_window": 86400}' % world.ids["roomA"]):
+        resp = await host.client.post("/api/rollcalls", data=body,
+                                      headers={"X-CSRF-Token": host.csrf, "Content-Type": "application/json"})
+        assert resp.status == 422, (body, await resp.text())
+    for path in ("/api/rollcalls/--1/sheet.csv", "/api/rooms?unit_id=--1", "/api/units/1e3"):
+        resp = await host.client.get(path)
+        assert 400 <= resp.status < 500, (path, resp.status)
+    await viewer.close()
+    await host.close()

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 128 * 1024
-ROOM_RE = re.compile(r"^[\w.\-]{1,64}$")
+ROOM_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 LABEL_RE = re.compile(r"^[\w.\-]{1,32}$")
 VIDEO_CODECS = ("VP8", "H264")
 

@@ -122,6 +122,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: An answer window, late threshold or polling dwell longer than ten minutes is a mistake
+#: (and an infinite one would reach every console as JSON's unparseable Infinity).
+MAX_WINDOW = 600
+MIN_DWELL = 0.2
+
+
 def parse_create(data: dict[str, Any]) -> CreateRollCall:
     """``POST /api/rollcalls``'s body as a command; raises Invalid with the field at fault."""
     title = data.get("title") or "视频点名"
@@ -132,8 +138,8 @@ def parse_create(data: dict[str, Any]) -> CreateRollCall:
         raise Invalid("room_ids must be a non-empty list of duty room ids", [{"field": "room_ids"}])
     window = data.get("answer_window", 60)
     late = data.get("late_after", min(30, window) if isinstance(window, (int, float)) else 30)
-    if not all(_is_number(v) for v in (window, late)):
-        raise Invalid("answer_window and late_after are seconds")
+    if not all(_is_number(v) and 0 < v <= MAX_WINDOW for v in (window, late)):
+        raise Invalid(f"应答时限和迟到阈值应为 1 至 {MAX_WINDOW} 秒", [{"field": "answer_window"}])
     kind = data.get("kind") if data.get("kind") in ("spot_check", "plan") else "adhoc"
     if kind == "spot_check" and len(room_ids) != 1:
         raise Invalid("a spot-check calls exactly one room")
@@ -158,8 +164,8 @@ def _excuse(data: dict[str, Any]) -> HostCommand:
 
 def _poll(data: dict[str, Any]) -> HostCommand:
     dwell = data.get("dwell", 10)
-    if not _is_number(dwell):
-        raise Invalid("dwell is seconds")
+    if not _is_number(dwell) or not MIN_DWELL <= dwell <= MAX_WINDOW:
+        raise Invalid(f"轮询停留时间应为 {MIN_DWELL} 至 {MAX_WINDOW} 秒", [{"field": "dwell"}])
     return Poll(float(dwell))
 
 

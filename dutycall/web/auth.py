@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -83,9 +85,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+_DECIMAL = re.compile(r"-?[0-9]{1,16}")
+
+
 def parse_int(value: str, name: str) -> int:
     """A decimal id or count from a URL: digits only, at most 2^53 (no "+1", "1_000", "١")."""
-    if not value.isascii() or not value.lstrip("-").isdigit() or len(value) > 16 or abs(int(value)) > MAX_JSON_INT:
+    if not _DECIMAL.fullmatch(value) or abs(int(value)) > MAX_JSON_INT:
         raise Invalid(f"{name} 应为整数")
     return int(value)
 
@@ -116,6 +121,9 @@ def _check_json_value(value: Any, depth: int = 0) -> None:
             raise Invalid("请求体含有不允许的控制字符或无效字符")
     elif isinstance(value, bool):
         return
+    elif isinstance(value, float):
+        if not math.isfinite(value):  # "1e400" parses to inf without asking parse_constant
+            raise Invalid("请求体中的数值超出允许范围")
     elif isinstance(value, int):
         if abs(value) > MAX_JSON_INT:
             raise Invalid("请求体中的整数超出允许范围")

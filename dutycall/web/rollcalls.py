@@ -162,11 +162,11 @@ async def may_join(app: web.Application, who: Any, room: str) -> bool:
             return False
         return True
     if not room.startswith("rollcall-"):
-        return True
+        return False  # only standby and roll-call rooms are decided here (rooms.is_free_form)
     try:
         roll_call_id = int(room[len("rollcall-"):])
     except ValueError:
-        return True
+        return False
     return await app[COORDINATOR].may_join(who, roll_call_id)
 
 

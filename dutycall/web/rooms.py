@@ -30,11 +30,12 @@ routes = web.RouteTableDef()
 
 
 
+_MANAGED = re.compile(r"^(standby|rollcall)-[0-9]{1,15}$")
+
+
 def is_free_form(name: str) -> bool:
-    for prefix in (rollcalls.STANDBY_PREFIX, "rollcall-"):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return False
-    return True
+    """Not a standby or roll-call room (ASCII digits only: "rollcall-²" is no roll-call)."""
+    return not _MANAGED.match(name)
 
 
 async def may_join(app: web.Application, who: Principal, name: str) -> bool:
