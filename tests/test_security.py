@@ -497,3 +497,27 @@ async def test_look_alike_digits_and_huge_numbers_are_refused(world):
         assert 400 <= resp.status < 500, (path, resp.status)
     await viewer.close()
     await host.close()
+
+
+async def test_a_console_link_opened_from_another_site_changes_no_session(world):
+    admin = await world.client("adminA")
+    status, credential = await admin.call("POST", f"/api/rooms/{world.ids['roomA']}/device-credentials", {})
+    resp = await admin.client.get(f"/?device={credential['token']}", allow_redirects=False,
+                                  headers={"Sec-Fetch-Site": "cross-site"})
+    assert resp.status == 303 and resp.headers["Location"] == "/"
+    assert "dutycall_session" not in resp.cookies  # the visitor's own session is untouched
+    status, me = await admin.call("GET", "/api/me")
+    assert status == 200 and me["principal"]["role"] == "admin"
+    await admin.close()
+
+
+async def test_anonymous_bodies_are_small_and_parallel_guesses_cannot_outrun_the_limit(world):
+    api = await world.client(None)
+    resp = await api.client.post("/api/session", data=b"{" + b" " * (1024 * 1024) + b"}",
+                                 headers={"Content-Type": "application/json"})
+    assert resp.status == 413  # refused on its declared size, before a byte is read
+    statuses = await asyncio.gather(*(api.client.post(
+        "/api/session", json={"username": f"guess{i}", "password": "wrong-guess"}) for i in range(30)))
+    codes = [r.status for r in statuses]
+    assert codes.count(401) <= 20 and codes.count(429) >= 10, codes
+    await api.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..directory.errors import AccountLocked, Invalid, NotSignedIn
+from ..directory.errors import Invalid
 from ..directory.roster import MAX_UPLOAD_BYTES
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
 from .auth import (
@@ -49,12 +49,12 @@ async def sign_in(request: web.Request) -> web.Response:
         raise Invalid("请输入用户名和密码")
     limiter = request.app[SIGN_IN_LIMITER]
     client = request.remote or ""
+    # Counted as a failure before the (slow) check and taken back on success, so parallel
+    # guesses from one client cannot all pass the limit at once.
     limiter.check(client)
-    try:
-        token, principal = await request.app[DIRECTORY].sign_in(username, password)
-    except (NotSignedIn, AccountLocked):
-        limiter.failed(client)
-        raise
+    limiter.failed(client)
+    token, principal = await request.app[DIRECTORY].sign_in(username, password)
+    limiter.succeeded(client)
     response = ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
     set_session_cookie(request, response, token, int(SESSION_TTL.total_seconds()))
     return response

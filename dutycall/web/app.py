@@ -60,6 +60,11 @@ async def index(request: web.Request) -> web.StreamResponse:
     """The console. ``/?device=TOKEN`` (a duty room's console link) is exchanged here for the
     session cookie and redirected to a clean URL, so the token stays in no history, log or Referer."""
     device_token = request.query.get("device")
+    if device_token and request.headers.get("Sec-Fetch-Site", "none") not in ("none", "same-origin"):
+        # Opened from another site: exchanging would swap the visitor's own session for a
+        # console's (login CSRF). The link is dropped; a duty-room PC opens it directly.
+        clean = {k: v for k, v in request.query.items() if k == "lang"}
+        raise web.HTTPSeeOther(request.url.with_query(clean).relative())
     if device_token:
         try:
             token, _ = await request.app[DIRECTORY].device_sign_in(device_token)
@@ -116,8 +121,12 @@ async def signalling(request: web.Request) -> web.StreamResponse:
         return error_response(429, "too_many_connections",
                               "该账号（或终端）同时打开的连接过多，请关闭其他窗口后重试")
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_HARD_LIMIT)
-    await ws.prepare(request)
-    live.add(ws, principal, request.cookies.get(SESSION_COOKIE, ""))
+    live.add(ws, principal, request.cookies.get(SESSION_COOKIE, ""))  # counted before any await
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        live.discard(ws)
+        raise
     # One writer per socket keeps replies and events in the order they were made.
     outbox: asyncio.Queue[dict | None] = asyncio.Queue()
     writer = asyncio.ensure_future(_write(ws, outbox))
@@ -172,7 +181,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     config = config or Config()
     services = services or build_services(config)
     app = web.Application(client_max_size=6 * 1024 * 1024, middlewares=[
-        unexpected_error_middleware, body_timeout_middleware, errors_middleware, auth_middleware])
+        unexpected_error_middleware, errors_middleware, auth_middleware, body_timeout_middleware])
     app.on_response_prepare.append(add_security_headers)
     app[SERVICES] = services
     app[CONFIG] = config

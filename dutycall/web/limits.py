@@ -29,6 +29,12 @@ class SignInLimiter:
         if len(self._recent(client, time.monotonic())) >= self.max_failures:
             raise TooManyAttempts("此地址登录失败次数过多，请 15 分钟后再试")
 
+    def succeeded(self, client: str) -> None:
+        """Take back the failure counted for an attempt in flight that turned out right."""
+        times = self._failures.get(client)
+        if times:
+            times.pop()
+
     def failed(self, client: str) -> None:
         now = time.monotonic()
         if client not in self._failures and len(self._failures) >= self.max_clients:

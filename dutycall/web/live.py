@@ -93,6 +93,7 @@ class LiveSockets:
     async def _revalidate_all(self) -> None:
         while True:
             self._again = False
+            ending: list[web.WebSocketResponse] = []
             for ws, socket in list(self._sockets.items()):
                 if ws.closed:
                     self._sockets.pop(ws, None)
@@ -108,7 +109,11 @@ class LiveSockets:
                     logger.info("access of %s:%s ended or changed: closing its signalling socket",
                                 socket.principal.kind, socket.principal.id)
                     self._sockets.pop(ws, None)
-                    await ws.close(code=CLOSE_ACCESS_ENDED, message=b"access ended")
+                    ending.append(ws)
+            # Closed together, each waiting at most a moment for its client's reply: one silent
+            # client must not hold up the others' ends of access.
+            await asyncio.gather(*(asyncio.wait_for(ws.close(code=CLOSE_ACCESS_ENDED, message=b"access ended"), 2.0)
+                                   for ws in ending), return_exceptions=True)
             if not self._again:
                 return
 
