@@ -317,6 +317,13 @@ async def test_security_headers_and_no_versions(world):
         assert not re.search(r"\d", headers.get("Server", "")), headers.get("Server")
     health = await (await api.client.get("/healthz")).json()
     assert "version" not in health
+    # Nor in what aiohttp answers by itself to a request it cannot parse.
+    reader, writer = await asyncio.open_connection("127.0.0.1", world.server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nBad\x00Header: 1\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), timeout=10)
+    writer.close()
+    assert b"aiohttp" not in answer and b"Python" not in answer, answer[:300]
     await api.close()
 
 

@@ -22,7 +22,7 @@ from ..rollcall.presence import console_tag
 from ..services import Services, build_services
 from . import api, rollcalls, rooms
 from .auth import PRINCIPAL, SESSION_COOKIE, auth_middleware, error_response, errors_middleware, set_session_cookie
-from .hardening import add_security_headers, body_timeout_middleware, unexpected_error_middleware
+from .hardening import add_security_headers, body_timeout_middleware, hide_server_version, unexpected_error_middleware
 from .keys import (
     CLEANUPS,
     CONFERENCE,
@@ -183,6 +183,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app = web.Application(client_max_size=6 * 1024 * 1024, middlewares=[
         unexpected_error_middleware, errors_middleware, auth_middleware, body_timeout_middleware])
     app.on_response_prepare.append(add_security_headers)
+    hide_server_version()
     app[SERVICES] = services
     app[CONFIG] = config
     app[ENGINE] = services.engine

@@ -60,6 +60,14 @@ def mask_secrets(text: str) -> str:
     return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
 
 
+def hide_server_version() -> None:
+    """Responses aiohttp builds outside the application (to a request it cannot parse) get its
+    default ``Server: Python/3.x aiohttp/3.x``: make that default name no versions either."""
+    from aiohttp import web_response
+
+    web_response.SERVER_SOFTWARE = SECURITY_HEADERS["Server"]
+
+
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: runs after aiohttp set its own headers, so ours win."""
     for name, value in SECURITY_HEADERS.items():
