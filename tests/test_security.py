@@ -528,3 +528,12 @@ async def test_anonymous_bodies_are_small_and_parallel_guesses_cannot_outrun_the
     codes = [r.status for r in statuses]
     assert codes.count(401) <= 20 and codes.count(429) >= 10, codes
     await api.close()
+
+
+async def test_parallel_guesses_at_an_unknown_name_lock_as_an_account_does(world):
+    api = await world.client(None)
+    statuses = await asyncio.gather(*(api.client.post(
+        "/api/session", json={"username": "nobody-here", "password": "wrong-guess"}) for _ in range(15)))
+    codes = [r.status for r in statuses]
+    assert codes.count(401) <= 5 and codes.count(423) >= 10, codes  # as for viewerA above
+    await api.close()

@@ -21,7 +21,7 @@ class DirectoryBase:
         #: revocation, reset, deactivation, a move): the web layer re-checks open sockets.
         self.on_access_changed: Callable[[], None] | None = None
         #: Failed sign-ins per unknown username: they lock like real accounts do.
-        self._unknown_failures: dict[str, tuple[int, dt.datetime]] = {}
+        self._unknown_failures: dict[str, tuple[int, dt.datetime | None]] = {}
 
     # -- helpers -----------------------------------------------------------------------
 

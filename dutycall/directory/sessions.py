@@ -43,8 +43,7 @@ class Sessions(DirectoryBase):
         async with self.sessionmaker() as db:
             account = (await db.execute(select(Account).where(Account.username == username))).scalar_one_or_none()
             if account is None:
-                self._check_unknown_lock(username, now)
-                claimed = 0
+                claimed = self._claim_unknown(username, now)
             else:
                 claimed = await self._claim_attempt(db, account, now)
             password_hash = account.password_hash if account is not None and account.active else None
@@ -54,7 +53,7 @@ class Sessions(DirectoryBase):
         async with self.sessionmaker() as db:
             if not ok:
                 if account is None:
-                    self._fail_unknown(username, now)
+                    self._fail_unknown(username, claimed, now)
                 elif claimed >= MAX_FAILED_SIGN_INS:
                     await db.execute(update(Account).where(Account.id == account.id, Account.locked_until.is_(None))
                                      .values(locked_until=now + LOCKOUT))
@@ -94,19 +93,24 @@ class Sessions(DirectoryBase):
             raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
         return int(claimed)
 
-    def _check_unknown_lock(self, username: str, now: dt.datetime) -> None:
-        count, since = self._unknown_failures.get(username, (0, now))
-        if now - since > LOCKOUT:
-            self._unknown_failures.pop(username, None)
-        elif count >= MAX_FAILED_SIGN_INS:
+    def _claim_unknown(self, username: str, now: dt.datetime) -> int:
+        """An unknown username counts and locks exactly as an account does (before the check,
+        no time window until it locks, 15 min locked), so no answer tells the two apart."""
+        count, locked_until = self._unknown_failures.get(username, (0, None))
+        if locked_until is not None and locked_until > now:
             raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+        if locked_until is not None:
+            count = 0
+        if username not in self._unknown_failures and len(self._unknown_failures) >= 10_000:
+            del self._unknown_failures[next(iter(self._unknown_failures))]  # bounded: forget the oldest
+        self._unknown_failures[username] = (count + 1, None)
+        if count + 1 > MAX_FAILED_SIGN_INS:
+            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+        return count + 1
 
-    def _fail_unknown(self, username: str, now: dt.datetime) -> None:
-        if len(self._unknown_failures) >= 10_000:  # bounded: forget the oldest
-            oldest = min(self._unknown_failures, key=lambda k: self._unknown_failures[k][1])
-            del self._unknown_failures[oldest]
-        count, since = self._unknown_failures.get(username, (0, now))
-        self._unknown_failures[username[:128]] = (count + 1, since)
+    def _fail_unknown(self, username: str, claimed: int, now: dt.datetime) -> None:
+        if claimed >= MAX_FAILED_SIGN_INS:
+            self._unknown_failures[username] = (claimed, now + LOCKOUT)
 
     async def device_sign_in(self, device_token: str) -> tuple[str, Principal]:
         async with self.sessionmaker() as db:
