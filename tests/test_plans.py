@@ -198,23 +198,23 @@ async def test_a_rooms_calendar_and_upcoming_are_bounded(planner):
     assert len(await plans.upcoming(admin, legacy["id"] - 1, 1000)) == 100
 
 
+async def _host_signed_in(server, aiohttp_client, directory, admin, username, unit_id):
+    """A new host account of ``unit_id``, signed in over HTTP: (client, CSRF header)."""
+    await directory.create_account(admin, {"username": username, "display_name": username, "role": "host",
+                                           "password": "password-123", "unit_id": unit_id})
+    client = await aiohttp_client(server)
+    resp = await client.post("/api/session", json={"username": username, "password": "password-123"})
+    assert resp.status == 200, await resp.text()
+    return client, {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+
+
 async def test_plans_are_edited_paused_and_deleted_in_scope_and_audited(plan_server, aiohttp_client):
     server, app, admin, district, rooms = plan_server
     directory = app[DIRECTORY]
     other = await directory.create_unit(admin, {"code": "D2", "name": "二区", "kind": "district",
                                                 "parent_id": admin.unit_id})
-    for username, unit in (("host1", district["id"]), ("host2", other["id"])):
-        await directory.create_account(admin, {"username": username, "display_name": username, "role": "host",
-                                               "password": "password-123", "unit_id": unit})
-
-    async def signed_in(username):
-        client = await aiohttp_client(server)
-        resp = await client.post("/api/session", json={"username": username, "password": "password-123"})
-        assert resp.status == 200, await resp.text()
-        return client, {"X-CSRF-Token": (await resp.json())["csrf_token"]}
-
-    host, csrf = await signed_in("host1")
-    stranger, stranger_csrf = await signed_in("host2")
+    host, csrf = await _host_signed_in(server, aiohttp_client, directory, admin, "host1", district["id"])
+    stranger, stranger_csrf = await _host_signed_in(server, aiohttp_client, directory, admin, "host2", other["id"])
     when = (dt.datetime.now(CST) + dt.timedelta(minutes=5)).replace(second=0, microsecond=0)
     resp = await host.post("/api/plans", headers=csrf, json={
         "title": "每日点名", "target_unit_id": district["id"], "dtstart": when.isoformat(), "rrule": "FREQ=DAILY"})
@@ -294,18 +294,8 @@ async def test_the_supervised_unit_cannot_switch_off_its_own_plan(plan_server, a
     server, app, admin, district, rooms = plan_server
     directory = app[DIRECTORY]
     street = next(u for u in await directory.list_units(admin) if u["code"] == "S1")
-    for username, unit in (("district-host", district["id"]), ("street-host", street["id"])):
-        await directory.create_account(admin, {"username": username, "display_name": username, "role": "host",
-                                               "password": "password-123", "unit_id": unit})
-
-    async def signed_in(username):
-        client = await aiohttp_client(server)
-        resp = await client.post("/api/session", json={"username": username, "password": "password-123"})
-        assert resp.status == 200, await resp.text()
-        return client, {"X-CSRF-Token": (await resp.json())["csrf_token"]}
-
-    boss, boss_csrf = await signed_in("district-host")
-    supervised, csrf = await signed_in("street-host")
+    boss, boss_csrf = await _host_signed_in(server, aiohttp_client, directory, admin, "district-host", district["id"])
+    supervised, csrf = await _host_signed_in(server, aiohttp_client, directory, admin, "street-host", street["id"])
     when = (dt.datetime.now(CST) + dt.timedelta(minutes=5)).replace(second=0, microsecond=0)
     resp = await boss.post("/api/plans", headers=boss_csrf, json={
         "title": "街道抽查", "target_unit_id": street["id"], "dtstart": when.isoformat(), "rrule": "FREQ=DAILY"})

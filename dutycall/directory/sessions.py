@@ -118,12 +118,7 @@ class Sessions(DirectoryBase):
                 DeviceCredential.token_hash == security.token_hash(device_token)))).scalar_one_or_none()
             if credential is None or credential.revoked_at is not None:
                 raise NotSignedIn("终端凭证无效或已被吊销")
-            room = await db.get(DutyRoom, credential.duty_room_id)
-            assert room is not None
-            unit = await db.get(Unit, room.unit_id)
-            assert unit is not None
-            if not room.active or not await unit_active(db, unit.id):
-                raise NotSignedIn("该值班室或其单位已停用")
+            room, unit = await _console_room(db, credential)
             now = utcnow()
             credential.last_used_at = now
             token = security.new_token()
@@ -154,12 +149,7 @@ class Sessions(DirectoryBase):
             credential = await db.get(DeviceCredential, session.device_id)
             if credential is None or credential.revoked_at is not None:
                 raise NotSignedIn("终端凭证已被吊销")
-            room = await db.get(DutyRoom, credential.duty_room_id)
-            assert room is not None
-            unit = await db.get(Unit, room.unit_id)
-            assert unit is not None
-            if not room.active or not await unit_active(db, unit.id):
-                raise NotSignedIn("该值班室或其单位已停用")
+            room, unit = await _console_room(db, credential)
             return Principal("device", credential.id, room.name, None, unit.id, unit.path,
                              duty_room_id=room.id, session_id=session.id, csrf_token=session.csrf_token)
 
@@ -171,3 +161,14 @@ class Sessions(DirectoryBase):
             self.audit(db, who, "sign_out", who.kind, who.id, who.unit_path)
             await db.commit()
         self._access_changed()
+
+
+async def _console_room(db: AsyncSession, credential: DeviceCredential) -> tuple[DutyRoom, Unit]:
+    """A console credential's duty room and unit, or NotSignedIn while either is deactivated."""
+    room = await db.get(DutyRoom, credential.duty_room_id)
+    assert room is not None
+    unit = await db.get(Unit, room.unit_id)
+    assert unit is not None
+    if not room.active or not await unit_active(db, unit.id):
+        raise NotSignedIn("该值班室或其单位已停用")
+    return room, unit
