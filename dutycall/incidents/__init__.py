@@ -1,0 +1,1 @@
+"""Incident records and information reporting (突发事件信息报送); see docs/architecture.md."""
