@@ -11,10 +11,11 @@ import time
 import pytest
 from openpyxl import load_workbook
 
-from dutycall.directory.errors import Forbidden, Invalid, NotFound
+from dutycall.errors import Forbidden, Invalid, NotFound
 from dutycall.rollcall.models import Notice
 from dutycall.web import create_app
 from dutycall.web.auth import DIRECTORY
+from dutycall.web.keys import SUPERVISION
 from dutycall.web.rollcalls import COORDINATOR, RESULTS
 
 from .conftest import ADMIN_PASSWORD, make_config
@@ -55,10 +56,10 @@ async def finished_on(aiohttp_server, tmp_path):
 
 async def test_notices_are_issued_answered_and_closed(finished):
     app, admin, ids, rid = finished
-    results = app[RESULTS]
+    results, supervision = app[RESULTS], app[SUPERVISION]
     # Issued by the coordinator's on_finished hook, in the background.
     deadline = time.monotonic() + 10
-    while len(notices := await results.notices(admin)) < 2 and time.monotonic() < deadline:
+    while len(notices := await supervision.notices(admin)) < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert sorted(n["duty_room_id"] for n in notices) == sorted([ids["roomS1"], ids["roomD1"]])
     assert all(n["outcome"] == "offline" and n["status"] == "open" and not n["overdue"] for n in notices)
@@ -67,24 +68,24 @@ async def test_notices_are_issued_answered_and_closed(finished):
     directory = app[DIRECTORY]
     _, officer1 = await directory.sign_in("officer1", "password-1")
     _, officer2 = await directory.sign_in("officer2", "password-1")
-    mine = await results.notices(officer1)
+    mine = await supervision.notices(officer1)
     assert [n["duty_room_id"] for n in mine] == [ids["roomS1"]]
-    assert await results.notices(officer2) == []  # D2 was excused: nothing to answer
+    assert await supervision.notices(officer2) == []  # D2 was excused: nothing to answer
     notice_id = mine[0]["id"]
     with pytest.raises(NotFound):
-        await results.respond(officer2, notice_id, "不是我的")
+        await supervision.respond(officer2, notice_id, "不是我的")
     with pytest.raises(Invalid):
-        await results.respond(officer1, notice_id, "   ")
+        await supervision.respond(officer1, notice_id, "   ")
     with pytest.raises(Invalid):
-        await results.close(admin, notice_id)  # not answered yet
-    answered = await results.respond(officer1, notice_id, "网络故障，已更换路由器并加强检查。")
+        await supervision.close(admin, notice_id)  # not answered yet
+    answered = await supervision.respond(officer1, notice_id, "网络故障，已更换路由器并加强检查。")
     assert answered["status"] == "responded"
     with pytest.raises(Forbidden):
-        await results.close(officer1, notice_id)  # a unit cannot close its own notice
-    closed = await results.close(admin, notice_id)
+        await supervision.close(officer1, notice_id)  # a unit cannot close its own notice
+    closed = await supervision.close(admin, notice_id)
     assert closed["status"] == "closed"
     with pytest.raises(Invalid):
-        await results.respond(officer1, notice_id, "再补充")
+        await supervision.respond(officer1, notice_id, "再补充")
 
 
 async def test_sheet_exports_hold_the_right_rows(finished):
@@ -161,7 +162,7 @@ async def test_only_the_notified_unit_responds_and_only_a_host_above_it_closes(f
         await directory.create_account(admin, {"username": username, "display_name": username, "role": role,
                                                "password": "password-1", "unit_id": ids[unit]})
     deadline = time.monotonic() + 10
-    while len(notices := await app[RESULTS].notices(admin)) < 2:  # issued in the background
+    while len(notices := await app[SUPERVISION].notices(admin)) < 2:  # issued in the background
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     street = next(n["id"] for n in notices if n["duty_room_id"] == ids["roomS1"])

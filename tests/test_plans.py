@@ -9,7 +9,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
-from dutycall.directory.errors import Invalid
+from dutycall.rollcall.errors import Invalid
 from dutycall.rollcall.models import RollCallPlan, RollCallRecord
 from dutycall.web import create_app
 from dutycall.web.auth import DIRECTORY
@@ -94,7 +94,7 @@ async def test_plan_validation(planner):
     await directory.create_account(admin, {"username": "viewer1", "display_name": "v", "password": "password-1",
                                            "role": "viewer", "unit_id": district["id"]})
     _, viewer = await directory.sign_in("viewer1", "password-1")
-    from dutycall.directory.errors import Forbidden
+    from dutycall.errors import Forbidden
 
     with pytest.raises(Forbidden):
         await plans.create(viewer, base)
@@ -156,7 +156,8 @@ async def test_rules_more_often_than_hourly_or_that_never_match_are_refused(plan
                  "FREQ=HOURLY;BYMINUTE=30"):  # the last: 09:00 (DTSTART) then 09:30
         with pytest.raises(Invalid) as caught:
             await plans.create(admin, {**base, "rrule": rule})
-        assert "每小时" in str(caught.value), (rule, str(caught.value))
+        assert "每小时" in caught.value.message(), (rule, caught.value.message())  # Chinese by default
+        assert caught.value.message("en").startswith("A plan may fire at most hourly"), rule
     with pytest.raises(Invalid):
         await plans.create(admin, {**base, "dates": ["2027-01-02T09:00:00+08:00", "2027-01-02T09:20:00+08:00"]})
     # Rules dateutil would follow to the year 9999 looking for a match: refused at once.

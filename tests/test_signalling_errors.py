@@ -93,7 +93,7 @@ async def test_malformed_messages_get_errors_while_media_flows(ws_url, server):
     audio_only = await _recvonly_offer(("audio",))
     with pytest.raises(SignallingError) as info:
         await sub_client.request("subscribe", publication_id=published["publication_id"], sdp=audio_only)
-    assert info.value.code == "invalid_sdp" and "no audio" in info.value.reply["message"]
+    assert info.value.code == "invalid_sdp" and "没有 audio" in info.value.reply["message"]  # Chinese by default
     no_fingerprint = "\r\n".join(line for line in sendonly.splitlines() if not line.startswith("a=fingerprint"))
     with pytest.raises(SignallingError) as info:
         await sub_client.request("publish", sdp=no_fingerprint)

@@ -23,7 +23,7 @@ def codec_preferences(kind: str, only: str | None = None) -> list[RTCRtpCodecCap
         return [c for c in caps if c.name.lower() in ("vp8", "h264", "opus", "rtx")]
     wanted = [c for c in caps if c.name.lower() in (only.lower(), "rtx")]
     if not any(c.name.lower() == only.lower() for c in wanted):
-        raise UnsupportedCodec(f"the server cannot forward {kind} codec {only!r}")
+        raise UnsupportedCodec("sdp.codec_unavailable", kind=kind, codec=only)
     return wanted
 
 
@@ -48,8 +48,8 @@ async def answer(
         await pc.close()
         message = str(exc) or type(exc).__name__
         if "codec" in message.lower() or "send parameters" in message.lower():
-            raise UnsupportedCodec(f"no common codec: {message}") from exc
-        raise SdpError(f"cannot negotiate: {message}") from exc
+            raise UnsupportedCodec("sdp.no_common_codec", detail=message) from exc
+        raise SdpError("sdp.negotiation", detail=message) from exc
     return pc.localDescription.sdp
 
 

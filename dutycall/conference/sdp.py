@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aiortc import sdp as aiortc_sdp
 
+from ..messages import Msg
 from .errors import SdpError, UnsupportedCodec
 
 MAX_SDP_BYTES = 64 * 1024
@@ -61,41 +62,39 @@ def parse_offer(sdp: object, purpose: str) -> Offer:
     Raises :class:`SdpError` or :class:`UnsupportedCodec` and never anything else.
     """
     if not isinstance(sdp, str) or not sdp.strip():
-        raise SdpError("sdp must be a non-empty string")
+        raise SdpError("sdp.empty")
     if len(sdp.encode("utf-8", "replace")) > MAX_SDP_BYTES:
-        raise SdpError(f"sdp is larger than {MAX_SDP_BYTES} bytes")
+        raise SdpError("sdp.too_large", max=MAX_SDP_BYTES)
     if not sdp.lstrip().startswith("v=0"):
-        raise SdpError("sdp must start with v=0")
+        raise SdpError("sdp.version")
     cleaned = _strip_mdns_candidates(sdp)
     try:
         parsed = aiortc_sdp.SessionDescription.parse(cleaned)
     except Exception as exc:
-        raise SdpError(f"malformed sdp: {type(exc).__name__}: {exc}") from exc
+        raise SdpError("sdp.malformed", detail=f"{type(exc).__name__}: {exc}") from exc
     if not parsed.media:
-        raise SdpError("sdp has no media section")
+        raise SdpError("sdp.no_media")
 
     wanted = SEND_DIRECTIONS if purpose == "publish" else RECV_DIRECTIONS
     sections = []
     for media in parsed.media:
         if media.kind not in FORWARDABLE:
-            raise SdpError(f"media kind {media.kind!r} is not supported")
+            raise SdpError("sdp.media_kind", kind=media.kind)
         if media.direction not in wanted:
-            raise SdpError(
-                f"{purpose} needs {' or '.join(wanted)} {media.kind}, got {media.direction}"
-            )
+            raise SdpError("sdp.direction", purpose=purpose, wanted=" / ".join(wanted), kind=media.kind,
+                           got=media.direction)
         if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
-            raise SdpError(f"{media.kind} section lacks ice-ufrag/ice-pwd")
+            raise SdpError("sdp.ice", kind=media.kind)
         if not media.dtls or not media.dtls.fingerprints:
-            raise SdpError(f"{media.kind} section lacks a DTLS fingerprint")
+            raise SdpError("sdp.fingerprint", kind=media.kind)
         names = tuple(c.name.lower() for c in media.rtp.codecs)
         usable = [n for n in names if n in FORWARDABLE[media.kind]]
         if not usable:
-            raise UnsupportedCodec(
-                f"{media.kind} offers {', '.join(names) or 'no codecs'}; "
-                f"the server forwards {', '.join(FORWARDABLE[media.kind])}"
-            )
+            raise UnsupportedCodec("sdp.codecs", kind=media.kind,
+                                   offered=", ".join(names) or Msg("sdp.nothing"),
+                                   forwarded=", ".join(FORWARDABLE[media.kind]))
         sections.append(MediaSection(media.kind, media.direction, names))
     kinds = [s.kind for s in sections]
     if len(set(kinds)) != len(kinds):
-        raise SdpError("at most one audio and one video section per offer")
+        raise SdpError("sdp.duplicate_kinds")
     return Offer(cleaned, tuple(sections))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
+from ..messages import Msg
 from . import aiortc_compat, peer
 from .errors import SdpError
 from .forwarding import SwitchableTrack, TrackForwarder
@@ -110,10 +111,8 @@ class Subscription(BaseSubscription):
         publication = self.publication
         missing = [k for k in offer.kinds if k not in publication.forwarders]
         if missing:
-            raise SdpError(
-                f"publication {publication.id} has no {', '.join(missing)} "
-                f"(it has {', '.join(publication.kinds) or 'nothing'})"
-            )
+            raise SdpError("sdp.missing_kinds", id=publication.id, missing=", ".join(missing),
+                           has=", ".join(publication.kinds) or Msg("sdp.nothing"))
 
         def add_transceivers() -> None:
             for section in offer.media:

@@ -11,7 +11,7 @@ from .base import DirectoryBase
 from .errors import Conflict, Invalid, NotFound
 from .fields import USERNAME_RE, phone_field, pinyin_key, text_field
 from .models import Account, DeviceCredential, Role, Unit, WebSession, utcnow
-from .principal import Principal
+from .principal import Principal, PrincipalKind
 from .scope import room_in_scope, unit_in_scope, within
 from .shapes import account_json
 
@@ -32,22 +32,20 @@ class Accounts(DirectoryBase):
         who.require("accounts.write")
         username = text_field(data, "username", 64)
         if not USERNAME_RE.match(username):
-            raise Invalid("username may hold letters, digits, '.', '-', '_', '@'",
-                          [{"field": "username", "message": "format"}])
+            raise Invalid("directory.username_format", field="username")
         display_name = text_field(data, "display_name", 128)
         password = data.get("password")
         if not isinstance(password, str) or len(password) < security.MIN_PASSWORD_LENGTH:
-            raise Invalid(f"password must be at least {security.MIN_PASSWORD_LENGTH} characters",
-                          [{"field": "password", "message": "too short"}])
+            raise Invalid("directory.password_short", field="password", min=security.MIN_PASSWORD_LENGTH)
         try:
             role = Role(data.get("role"))
         except ValueError as exc:
-            raise Invalid("unknown role", [{"field": "role", "message": "unknown"}]) from exc
+            raise Invalid("directory.unknown_role", field="role") from exc
         phone = phone_field(data)
         async with self.sessionmaker() as db:
             unit = await unit_in_scope(db, who, data.get("unit_id"))
             if (await db.execute(select(Account.id).where(Account.username == username))).first():
-                raise Conflict(f"username {username!r} is taken")
+                raise Conflict("directory.username_taken", field="username", username=username)
             account = Account(username=username, display_name=display_name, phone=phone, role=role,
                               unit_id=unit.id, password_hash=await security.hash_password_async(password),
                               name_pinyin=pinyin_key(display_name))
@@ -63,7 +61,7 @@ class Accounts(DirectoryBase):
             account = await db.get(Account, account_id)
             unit = await db.get(Unit, account.unit_id) if account else None
             if account is None or unit is None or not who.covers(unit.path):
-                raise NotFound(f"no account {account_id!r} in your scope")
+                raise NotFound("directory.account_not_found", id=account_id)
             changes: dict[str, Any] = {}
             if "display_name" in data:
                 account.display_name = changes["display_name"] = text_field(data, "display_name", 128)
@@ -74,21 +72,21 @@ class Accounts(DirectoryBase):
                 try:
                     account.role = Role(data["role"])
                 except ValueError as exc:
-                    raise Invalid("unknown role", [{"field": "role", "message": "unknown"}]) from exc
+                    raise Invalid("directory.unknown_role", field="role") from exc
                 changes["role"] = account.role.value
             if "unit_id" in data:
                 unit = await unit_in_scope(db, who, data["unit_id"])
                 account.unit_id = changes["unit_id"] = unit.id
             if "active" in data:
                 if not isinstance(data["active"], bool):
-                    raise Invalid("active must be true or false", [{"field": "active", "message": "boolean"}])
+                    raise Invalid("field.boolean", field="active", name="active")
                 if account.id == who.id and not data["active"]:
-                    raise Invalid("you cannot deactivate yourself")
+                    raise Invalid("directory.cannot_deactivate_self", field="active")
                 account.active = changes["active"] = data["active"]
             if "password" in data:
                 password = data["password"]
                 if not isinstance(password, str) or len(password) < security.MIN_PASSWORD_LENGTH:
-                    raise Invalid("password too short", [{"field": "password", "message": "too short"}])
+                    raise Invalid("directory.password_short", field="password", min=security.MIN_PASSWORD_LENGTH)
                 account.password_hash = await security.hash_password_async(password)
                 account.locked_until = None
                 account.failed_logins = 0
@@ -108,7 +106,7 @@ class Accounts(DirectoryBase):
             account = await db.get(Account, account_id)
             unit = await db.get(Unit, account.unit_id) if account else None
             if account is None or unit is None or not account.active or not who.covers(unit.path):
-                raise NotFound(f"no account {account_id!r} in your scope")
+                raise NotFound("directory.account_not_found", id=account_id)
             return {"id": account.id, "display_name": account.display_name, "unit_id": account.unit_id}
 
     async def create_device_credential(self, who: Principal, room_id: int, label: str = "") -> dict[str, Any]:
@@ -118,7 +116,8 @@ class Accounts(DirectoryBase):
             room = await room_in_scope(db, who, room_id)
             token = security.new_token()
             credential = DeviceCredential(duty_room_id=room.id, token_hash=security.token_hash(token),
-                                          label=label[:128], created_by=who.id if who.kind == "account" else None)
+                                          label=label[:128],
+                                          created_by=who.id if who.kind == PrincipalKind.ACCOUNT else None)
             db.add(credential)
             await db.flush()
             unit = await db.get(Unit, room.unit_id)
@@ -132,7 +131,7 @@ class Accounts(DirectoryBase):
         async with self.sessionmaker() as db:
             credential = await db.get(DeviceCredential, credential_id)
             if credential is None:
-                raise NotFound(f"no device credential {credential_id!r} in your scope")
+                raise NotFound("directory.credential_not_found", id=credential_id)
             room = await room_in_scope(db, who, credential.duty_room_id)
             credential.revoked_at = credential.revoked_at or utcnow()
             await db.execute(delete(WebSession).where(WebSession.device_id == credential.id))

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import AuditEntry
-from .principal import Principal
+from .principal import Principal, PrincipalKind
 
 
 class DirectoryBase:
@@ -29,7 +29,7 @@ class DirectoryBase:
     def audit(db: AsyncSession, who: Principal | None, action: str, target_type: str,
               target_id: object, unit_path: str, **detail: Any) -> None:
         db.add(AuditEntry(
-            account_id=who.id if who and who.kind == "account" else None,
+            account_id=who.id if who and who.kind == PrincipalKind.ACCOUNT else None,
             actor=f"{who.kind}:{who.name}" if who else "system",
             action=action, target_type=target_type, target_id=str(target_id),
             unit_path=unit_path, detail=detail,

@@ -10,7 +10,7 @@ from .base import DirectoryBase
 from .errors import Invalid
 from .fields import phone_field, pinyin_key, text_field
 from .models import DutyRoom, Unit
-from .principal import Principal
+from .principal import Principal, PrincipalKind
 from .scope import room_in_scope, unit_in_scope, within
 from .shapes import room_json
 
@@ -27,7 +27,7 @@ class DutyRooms(DirectoryBase):
             if unit_id is not None:
                 unit = await unit_in_scope(db, who, unit_id)
                 query = query.where(DutyRoom.unit_id == unit.id)
-            if who.kind == "device":
+            if who.kind == PrincipalKind.DEVICE:
                 query = query.where(DutyRoom.id == who.duty_room_id)
             rooms = (await db.execute(query.order_by(DutyRoom.id))).scalars().all()
         return [room_json(r) for r in rooms]
@@ -68,7 +68,7 @@ class DutyRooms(DirectoryBase):
                 room.unit_id = changes["unit_id"] = unit.id
             if "active" in data:
                 if not isinstance(data["active"], bool):
-                    raise Invalid("active must be true or false", [{"field": "active", "message": "boolean"}])
+                    raise Invalid("field.boolean", field="active", name="active")
                 room.active = changes["active"] = data["active"]
             room_unit = await db.get(Unit, room.unit_id)
             self.audit(db, who, "update", "duty_room", room.id, room_unit.path if room_unit else "/", **changes)

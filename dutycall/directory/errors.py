@@ -1,4 +1,5 @@
-"""Errors of the directory package; the web layer maps each to an HTTP status in one place.
+"""Errors of the directory package; each is one of the kinds in ``dutycall/errors.py``, which the
+web layer maps to an HTTP status in one place (``web/auth.py``).
 
 DirectoryError
  ├── NotSignedIn        no valid session or credential (401)
@@ -9,48 +10,46 @@ DirectoryError
  ├── Invalid            a field is missing or malformed; ``errors`` lists each (422)
  ├── TooManyAttempts    this client failed to sign in too often; wait (429)
  └── Busy               too much work queued (password checks); try again soon (503)
+
+Each is raised with a catalogue key (``dutycall/messages.py``) and its parameters.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from .. import errors
 
 
-class DirectoryError(Exception):
-    code = "error"
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors or []
+class DirectoryError(errors.DutycallError):
+    """Base of the directory's errors."""
 
 
-class NotSignedIn(DirectoryError):
+class NotSignedIn(DirectoryError, errors.NotSignedIn):
     code = "not_signed_in"
 
 
-class AccountLocked(DirectoryError):
+class AccountLocked(DirectoryError, errors.Locked):
     code = "account_locked"
 
 
-class Forbidden(DirectoryError):
+class Forbidden(DirectoryError, errors.Forbidden):
     code = "forbidden"
 
 
-class NotFound(DirectoryError):
+class NotFound(DirectoryError, errors.NotFound):
     code = "not_found"
 
 
-class Conflict(DirectoryError):
+class Conflict(DirectoryError, errors.Conflict):
     code = "conflict"
 
 
-class Invalid(DirectoryError):
+class Invalid(DirectoryError, errors.Invalid):
     code = "invalid"
 
 
-class TooManyAttempts(DirectoryError):
+class TooManyAttempts(DirectoryError, errors.TooMany):
     code = "too_many_attempts"
 
 
-class Busy(DirectoryError):
+class Busy(DirectoryError, errors.Busy):
     code = "busy"

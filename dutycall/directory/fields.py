@@ -27,14 +27,12 @@ def text_field(data: dict[str, Any], key: str, max_len: int, required: bool = Tr
     value = data.get(key, None)
     if value is None:
         if required:
-            raise Invalid(f"{key} is required", [{"field": key, "message": "required"}])
+            raise Invalid("field.required", field=key, name=key)
         return default
     if not isinstance(value, str) or (required and not value.strip()) or len(value.strip()) > max_len:
-        raise Invalid(f"{key} 应为 1 至 {max_len} 个字符的文本",
-                      [{"field": key, "message": f"1 to {max_len} characters"}])
-    reason = unsafe_reason(value)
-    if reason:
-        raise Invalid(f"{key} {reason}", [{"field": key, "message": "control characters"}])
+        raise Invalid("field.text_length", field=key, name=key, max=max_len)
+    if unsafe_reason(value):
+        raise Invalid("field.control_characters", field=key, name=key)
     return value.strip()
 
 
@@ -43,12 +41,12 @@ def sort_order_field(data: dict[str, Any]) -> int:
     if value is None:
         return 0
     if not isinstance(value, int) or isinstance(value, bool) or not -1_000_000 <= value <= 1_000_000:
-        raise Invalid("sort_order 应为整数", [{"field": "sort_order", "message": "integer"}])
+        raise Invalid("field.integer", field="sort_order", name="sort_order")
     return value
 
 
 def phone_field(data: dict[str, Any], key: str = "phone") -> str:
     phone = text_field(data, key, 32, required=False)
     if not PHONE_RE.match(phone):
-        raise Invalid(f"{key} is not a phone number", [{"field": key, "message": "digits, +, -, spaces"}])
+        raise Invalid("field.phone", field=key, name=key)
     return phone

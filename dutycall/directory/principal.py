@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .errors import Forbidden
 from .models import Role
@@ -26,16 +27,30 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "conference.create": frozenset({Role.admin, Role.host, Role.leader}),
     "rollcall.host": frozenset({Role.admin, Role.host}),
     "notices.respond": frozenset({Role.admin, Role.host, Role.duty_officer}),
+    #: Incidents: every account reads those in scope; duty staff file reports (初报, 续报, 终报);
+    #: hosts verify (核报), merge, supervise (督办) and close; leaders write instructions (批示).
+    "incidents.read": ALL_ROLES,
+    "incidents.report": frozenset({Role.admin, Role.host, Role.duty_officer}),
+    "incidents.manage": frozenset({Role.admin, Role.host}),
+    "incidents.instruct": frozenset({Role.admin, Role.leader}),
+    "incidents.respond": frozenset({Role.admin, Role.host, Role.duty_officer, Role.leader}),
 }
 #: A duty-room console signed in with a device credential may only do this much.
 DEVICE_PERMISSIONS = frozenset({"conference.join", "roster.read", "rooms.read", "units.read"})
+
+
+class PrincipalKind(StrEnum):
+    """Who signed in: a person's account, or a duty room's console by its device credential."""
+
+    ACCOUNT = "account"
+    DEVICE = "device"
 
 
 @dataclass(frozen=True)
 class Principal:
     """An account, or a console signed in for one duty room."""
 
-    kind: str  # "account" or "device"
+    kind: PrincipalKind
     id: int
     name: str
     role: Role | None
@@ -46,13 +61,13 @@ class Principal:
     csrf_token: str = ""
 
     def may(self, permission: str) -> bool:
-        if self.kind == "device":
+        if self.kind == PrincipalKind.DEVICE:
             return permission in DEVICE_PERMISSIONS
         return self.role is not None and self.role in PERMISSIONS.get(permission, frozenset())
 
     def require(self, permission: str) -> None:
         if not self.may(permission):
-            raise Forbidden(f"not allowed: {permission}")
+            raise Forbidden("directory.not_allowed", permission=permission)
 
     def covers(self, unit_path: str) -> bool:
         """Whether a unit (by its path) lies in this principal's subtree."""

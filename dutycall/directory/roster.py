@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..messages import Msg
 from ..pdf import Document
 from ..text import sheet_cell, strip_unsafe, unsafe_reason
 from .errors import Invalid, NotFound
 from .models import DutyRoom, RosterShift, RosterSubmission, Unit, utcnow
-from .principal import Principal
+from .principal import Principal, PrincipalKind
 from .scope import within
 from .service import PHONE_RE, Directory, tree_order
 
@@ -52,19 +53,19 @@ def parse_date(value: object, field: str = "date") -> dt.date:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise Invalid(f"{field} must be a date YYYY-MM-DD", [{"field": field, "message": "YYYY-MM-DD"}])
+    raise Invalid("field.date", field=field, name=field)
 
 
 def date_range(start: object, end: object) -> tuple[dt.date, dt.date]:
     first, last = parse_date(start, "start"), parse_date(end, "end")
     if last < first or (last - first).days >= MAX_DAYS:
-        raise Invalid(f"end must be on or after start and within {MAX_DAYS} days")
+        raise Invalid("roster.date_range", field="end", days=MAX_DAYS)
     return first, last
 
 
 def check_period(period: object) -> str:
     if not isinstance(period, str) or not PERIOD_RE.match(period.strip()):
-        raise Invalid("period must be a short name such as 2027春节", [{"field": "period", "message": "format"}])
+        raise Invalid("roster.period", field="period")
     return period.strip()
 
 
@@ -90,7 +91,7 @@ class Roster:
     async def _rooms_in_scope(self, db: AsyncSession, who: Principal) -> list[tuple[DutyRoom, Unit]]:
         query = (select(DutyRoom, Unit).join(Unit)
                  .where(within(Unit.path, who), Unit.active.is_(True), DutyRoom.active.is_(True)))
-        if who.kind == "device":
+        if who.kind == PrincipalKind.DEVICE:
             query = query.where(DutyRoom.id == who.duty_room_id)
         rows = (await db.execute(query)).all()
         units = (await db.execute(select(Unit).where(within(Unit.path, who)))).scalars().all()
@@ -106,7 +107,7 @@ class Roster:
             rooms = {r.id for r, _ in await self._rooms_in_scope(db, who)}
             if room_id is not None:
                 if room_id not in rooms:
-                    raise NotFound(f"no duty room {room_id!r} in your scope")
+                    raise NotFound("directory.room_not_found", id=room_id)
                 rooms = {room_id}
             rows = (await db.execute(select(RosterShift).where(
                 RosterShift.duty_room_id.in_(rooms), RosterShift.date >= first, RosterShift.date <= last)
@@ -121,23 +122,22 @@ class Roster:
             isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"].strip()
             and not unsafe_reason(o["name"]) for o in officers
         ):
-            raise Invalid("officers must list at least one {name, phone}",
-                          [{"field": "officers", "message": "required"}])
+            raise Invalid("roster.officers", field="officers")
         cleaned = []
         for officer in officers[:6]:
             phone = officer.get("phone") or ""
             if not isinstance(phone, str) or not PHONE_RE.match(phone):
-                raise Invalid("officer phone is not a phone number", [{"field": "officers", "message": "phone"}])
+                raise Invalid("roster.officer_phone", field="officers")
             cleaned.append({"name": officer["name"].strip()[:64], "phone": phone.strip()})
         leader_name = data.get("leader_name") or ""
         leader_phone = data.get("leader_phone") or ""
         if (not isinstance(leader_name, str) or unsafe_reason(leader_name) or not isinstance(leader_phone, str)
                 or not PHONE_RE.match(leader_phone)):
-            raise Invalid("leader_name / leader_phone malformed", [{"field": "leader_phone", "message": "phone"}])
+            raise Invalid("roster.leader", field="leader_phone")
         async with self.sessionmaker() as db:
             rooms = {r.id: u for r, u in await self._rooms_in_scope(db, who)}
             if room_id not in rooms:
-                raise NotFound(f"no duty room {room_id!r} in your scope")
+                raise NotFound("directory.room_not_found", id=room_id)
             await db.execute(delete(RosterShift).where(RosterShift.duty_room_id == room_id, RosterShift.date == day))
             shift = RosterShift(duty_room_id=room_id, date=day, leader_name=leader_name.strip()[:64],
                                 leader_phone=leader_phone.strip(), officers=cleaned)
@@ -163,21 +163,21 @@ class Roster:
         who.require("roster.write")
         period = check_period(period)
         if len(content) > MAX_UPLOAD_BYTES:
-            raise Invalid("文件过大（上限 5 MB）")
+            raise Invalid("roster.file_too_large", mb=MAX_UPLOAD_BYTES // (1024 * 1024))
         async with self.sessionmaker() as db:
             rooms = {r.id: (r, u) for r, u in await self._rooms_in_scope(db, who)}
         # Unzipping, parsing and checking are CPU-bound: a worker thread, so the loop keeps
         # forwarding media and answering while a big file is read.
         shifts, errors, total = await asyncio.to_thread(_parse_and_check, content, rooms)
         if errors:
-            raise Invalid(f"值班表有 {total} 处错误，未保存任何内容", errors)
+            raise Invalid("roster.has_errors", errors=errors, total=total)
         if not shifts:
-            raise Invalid("值班表中没有任何值班记录，未保存", [{"row": 0, "message": "值班表中没有任何值班记录"}])
+            raise Invalid("roster.empty", errors=[{"row": 0, "message": Msg("roster.empty_row")}])
         async with self.sessionmaker() as db:
             # A room may have left the scope (or been deactivated) while the file was checked.
             current = {r.id for r, _ in await self._rooms_in_scope(db, who)}
             if any(shift.duty_room_id not in current for shift in shifts):
-                raise Invalid("值班室在校验期间发生变化，未保存，请重新上传")
+                raise Invalid("roster.rooms_changed")
             days: dict[int, list[dt.date]] = {}
             for shift in shifts:
                 days.setdefault(shift.duty_room_id, []).append(shift.date)
@@ -193,7 +193,7 @@ class Roster:
                 await db.execute(delete(RosterSubmission).where(
                     RosterSubmission.unit_id == unit_id, RosterSubmission.period == period))
                 db.add(RosterSubmission(unit_id=unit_id, period=period, rows=count,
-                                        submitted_by=who.id if who.kind == "account" else None))
+                                        submitted_by=who.id if who.kind == PrincipalKind.ACCOUNT else None))
             Directory.audit(db, who, "upload_roster", "roster", period, who.unit_path, rows=len(shifts))
             await db.commit()
         return {"saved": len(shifts), "units": len(units), "period": period}
@@ -243,7 +243,7 @@ class Roster:
         async with self.sessionmaker() as db:
             rooms = {r.id: (r, u) for r, u in await self._rooms_in_scope(db, who)}
             if room_id not in rooms:
-                raise NotFound(f"no duty room {room_id!r} in your scope")
+                raise NotFound("directory.room_not_found", id=room_id)
             shifts = (await db.execute(select(RosterShift).where(RosterShift.duty_room_id == room_id)
                                        .order_by(RosterShift.date))).scalars().all()
         room, unit = rooms[room_id]
@@ -307,8 +307,8 @@ def _quote(value: object) -> str:
     return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
 
 
-def _not_xlsx(reason: str) -> Invalid:
-    return Invalid("无法读取文件：请上传由模板填写的 .xlsx 文件", [{"row": 0, "message": reason}])
+def _not_xlsx(reason: Msg) -> Invalid:
+    return Invalid("roster.not_xlsx", errors=[{"row": 0, "message": reason}])
 
 
 def _check_zip(content: bytes) -> None:
@@ -319,10 +319,10 @@ def _check_zip(content: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise _not_xlsx(f"不是有效的 XLSX 文件（{type(exc).__name__}）") from exc
+        raise _not_xlsx(Msg("roster.not_xlsx_detail", detail=type(exc).__name__)) from exc
     # zipfile never inflates an entry beyond its declared size, so the sum bounds the work.
     if inflated > MAX_UNCOMPRESSED_BYTES:
-        raise _not_xlsx("文件解压后过大，不是由模板填写的值班表")
+        raise _not_xlsx(Msg("roster.unzipped_too_large"))
 
 
 def _skip_dimension_scan() -> None:
@@ -349,21 +349,22 @@ def _read_rows(content: bytes) -> list[tuple[int, list[Any]]]:
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a non-XLSX file
-        raise _not_xlsx(f"不是有效的 XLSX 文件（{type(exc).__name__}）") from exc
+        raise _not_xlsx(Msg("roster.not_xlsx_detail", detail=type(exc).__name__)) from exc
     try:
         sheet = book["值班表"] if "值班表" in book.sheetnames else book.worksheets[0]
         # max_col: a row may declare 16k columns; only the template's are looked at.
         rows = sheet.iter_rows(max_col=len(COLUMNS), values_only=True)
         header = next(rows, None)
         if header is None or [_cell(v) for v in header[: len(COLUMNS)]] != COLUMNS:
-            raise Invalid("表头与模板不一致，请使用下载的模板",
-                          [{"row": 1, "message": "表头应为：" + "、".join(COLUMNS)}])
+            raise Invalid("roster.header",
+                          errors=[{"row": 1, "message": Msg("roster.header_expected", columns="、".join(COLUMNS))}])
         result = []
         for number, values in enumerate(rows, start=2):
             if number - 1 > MAX_ROWS:
                 # Stop here: reading on is what froze the server (blank rows count too).
-                raise Invalid(f"值班表超过 {MAX_ROWS} 行，未保存：请只填写下载的模板中的行",
-                              [{"row": number, "message": f"第{number}行：超过 {MAX_ROWS} 行的上限"}])
+                raise Invalid("roster.too_many_rows", max=MAX_ROWS, errors=[
+                    {"row": number, "message": Msg("roster.row", row=number,
+                                                   problem=Msg("roster.row_limit", max=MAX_ROWS))}])
             cells = [_cell(v) if not isinstance(v, (dt.date, dt.datetime)) else v for v in values[: len(COLUMNS)]]
             cells += [""] * (len(COLUMNS) - len(cells))
             if all(c == "" for c in cells):
@@ -373,7 +374,7 @@ def _read_rows(content: bytes) -> list[tuple[int, list[Any]]]:
     except Invalid:
         raise
     except Exception as exc:  # a damaged sheet fails while it is read, not when opened
-        raise _not_xlsx(f"不是有效的 XLSX 文件（{type(exc).__name__}）") from exc
+        raise _not_xlsx(Msg("roster.not_xlsx_detail", detail=type(exc).__name__)) from exc
     finally:
         book.close()
 
@@ -385,7 +386,7 @@ def _parse_and_check(content: bytes, rooms: dict[int, tuple[DutyRoom, Unit]]
     total = len(errors)
     if total > MAX_ERRORS:
         rest = total - MAX_ERRORS
-        errors = errors[:MAX_ERRORS] + [{"row": 0, "message": f"另有 {rest} 处错误未列出，请先改正以上错误"}]
+        errors = errors[:MAX_ERRORS] + [{"row": 0, "message": Msg("roster.more_errors", rest=rest)}]
     return shifts, errors, total
 
 
@@ -395,8 +396,8 @@ def _validate(rows: list[tuple[int, list[Any]]],
     shifts: list[RosterShift] = []
     seen: dict[tuple[int, dt.date], int] = {}
 
-    def error(row: int, message: str) -> None:
-        errors.append({"row": row, "message": f"第{row}行：{message}"})
+    def error(row: int, key: str, **params: Any) -> None:
+        errors.append({"row": row, "message": Msg("roster.row", row=row, problem=Msg(key, **params))})
 
     for number, cells in rows:
         unit_code, _, room_cell, _, date_cell, leader, leader_phone, o1, p1, o2, p2 = cells
@@ -406,33 +407,32 @@ def _validate(rows: list[tuple[int, list[Any]]],
         except ValueError:
             room_id = -1
         if room_id not in rooms:
-            error(number, f"值班室编号“{_quote(room_cell)}”不存在或不在您的管辖范围内")
+            error(number, "roster.row_room", value=_quote(room_cell))
         # The template writes a code that starts like a formula ("-A") with sheet_cell's apostrophe.
         elif str(unit_code).removeprefix("'") != rooms[room_id][1].code:
-            error(number, f"单位编码“{_quote(unit_code)}”与值班室所属单位（{rooms[room_id][1].code}）不符")
+            error(number, "roster.row_unit", value=_quote(unit_code), code=rooms[room_id][1].code)
         try:
             day = parse_date(date_cell)
         except Invalid:
             day = None
-            error(number, f"日期“{_quote(date_cell)}”无效，应为 YYYY-MM-DD")
+            error(number, "roster.row_date", value=_quote(date_cell))
         if not leader:
-            error(number, "请填写带班领导")
-        for label, name in (("带班领导", leader), ("值班员1", o1), ("值班员2", o2)):
-            reason = unsafe_reason(str(name))
-            if reason:
-                error(number, f"{label}{reason}")
-        for label, phone in (("带班领导电话", leader_phone), ("值班员1电话", p1), ("值班员2电话", p2)):
+            error(number, "roster.row_leader")
+        for label, name in (("leader", leader), ("officer1", o1), ("officer2", o2)):
+            if unsafe_reason(str(name)):
+                error(number, "roster.row_control", column=Msg(f"roster.col.{label}"))
+        for label, phone in (("leader_phone", leader_phone), ("officer1_phone", p1), ("officer2_phone", p2)):
             if phone and not PHONE_RE.match(str(phone)):
-                error(number, f"{label}“{_quote(phone)}”不是有效的电话号码")
+                error(number, "roster.row_phone", column=Msg(f"roster.col.{label}"), value=_quote(phone))
         if not o1 and not o2:
-            error(number, "至少填写一名值班员")
-        for name, phone, label in ((o1, p1, "值班员1"), (o2, p2, "值班员2")):
+            error(number, "roster.row_officer")
+        for name, phone, label in ((o1, p1, "officer1_phone"), (o2, p2, "officer2_phone")):
             if name and not phone:
-                error(number, f"请填写{label}电话")
+                error(number, "roster.row_officer_phone", column=Msg(f"roster.col.{label}"))
         if day is not None and room_id in rooms:
             key = (room_id, day)
             if key in seen:
-                error(number, f"与第{seen[key]}行重复（同一值班室同一日期）")
+                error(number, "roster.row_duplicate", other=seen[key])
             seen.setdefault(key, number)
         if len(errors) == before and day is not None:
             officers = [{"name": str(n)[:64], "phone": str(p)} for n, p in ((o1, p1), (o2, p2)) if n]

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..db import Base
 from .errors import NotFound
 from .models import DutyRoom, Unit
-from .principal import Principal
+from .principal import Principal, PrincipalKind
 
 
 def within(column: Any, who: Principal) -> ColumnElement[bool]:
@@ -23,7 +23,7 @@ async def unit_in_scope(db: AsyncSession, who: Principal, unit_id: object) -> Un
     """A unit by id in ``who``'s scope, or NotFound (never Forbidden: out of scope does not exist)."""
     unit = await db.get(Unit, unit_id) if isinstance(unit_id, int) and not isinstance(unit_id, bool) else None
     if unit is None or not who.covers(unit.path):
-        raise NotFound(f"no unit {unit_id!r} in your scope")
+        raise NotFound("directory.unit_not_found", id=unit_id)
     return unit
 
 
@@ -31,12 +31,12 @@ async def room_in_scope(db: AsyncSession, who: Principal, room_id: object) -> Du
     """A duty room by id in ``who``'s scope (a console: only its own room), or NotFound."""
     room = await db.get(DutyRoom, room_id) if isinstance(room_id, int) and not isinstance(room_id, bool) else None
     if room is None:
-        raise NotFound(f"no duty room {room_id!r} in your scope")
+        raise NotFound("directory.room_not_found", id=room_id)
     unit = await db.get(Unit, room.unit_id)
     if unit is None or not who.covers(unit.path):
-        raise NotFound(f"no duty room {room_id!r} in your scope")
-    if who.kind == "device" and who.duty_room_id != room.id:
-        raise NotFound(f"no duty room {room_id!r} in your scope")
+        raise NotFound("directory.room_not_found", id=room_id)
+    if who.kind == PrincipalKind.DEVICE and who.duty_room_id != room.id:
+        raise NotFound("directory.room_not_found", id=room_id)
     return room
 
 

@@ -53,7 +53,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 async def _in_pool(fn, *args):  # type: ignore[no-untyped-def]
     global _queued
     if _queued >= MAX_QUEUED:
-        raise Busy("登录请求过多，请稍后重试")
+        raise Busy("directory.busy")
     _queued += 1
     try:
         return await asyncio.get_running_loop().run_in_executor(_pool, fn, *args)

@@ -33,17 +33,16 @@ class Units(DirectoryBase):
         who.require("units.write")
         code = text_field(data, "code", 32)
         if not CODE_RE.match(code):
-            raise Invalid("code may hold letters, digits, '.', '-', '_'", [{"field": "code", "message": "format"}])
+            raise Invalid("directory.unit_code_format", field="code")
         name = text_field(data, "name", 128)
         try:
             kind = UnitKind(data.get("kind"))
         except ValueError as exc:
-            raise Invalid(f"kind must be one of {', '.join(k.value for k in UnitKind)}",
-                          [{"field": "kind", "message": "unknown"}]) from exc
+            raise Invalid("directory.unit_kind", field="kind", kinds=", ".join(k.value for k in UnitKind)) from exc
         async with self.sessionmaker() as db:
             parent = await unit_in_scope(db, who, data.get("parent_id"))
             if (await db.execute(select(Unit.id).where(Unit.code == code))).first():
-                raise Conflict(f"unit code {code!r} is taken")
+                raise Conflict("directory.unit_code_taken", field="code", code=code)
             unit = Unit(code=code, name=name, kind=kind, parent_id=parent.id, path=parent.path,
                         sort_order=sort_order_field(data), name_pinyin=pinyin_key(name))
             db.add(unit)
@@ -64,15 +63,16 @@ class Units(DirectoryBase):
             if "code" in data:
                 code = text_field(data, "code", 32)
                 if not CODE_RE.match(code):
-                    raise Invalid("code format", [{"field": "code", "message": "format"}])
+                    raise Invalid("directory.unit_code_format", field="code")
                 if code != unit.code and (await db.execute(select(Unit.id).where(Unit.code == code))).first():
-                    raise Conflict(f"unit code {code!r} is taken")
+                    raise Conflict("directory.unit_code_taken", field="code", code=code)
                 unit.code = changes["code"] = code
             if "kind" in data:
                 try:
                     unit.kind = UnitKind(data["kind"])
                 except ValueError as exc:
-                    raise Invalid("unknown kind", [{"field": "kind", "message": "unknown"}]) from exc
+                    raise Invalid("directory.unit_kind", field="kind",
+                                  kinds=", ".join(k.value for k in UnitKind)) from exc
                 changes["kind"] = unit.kind.value
             if "sort_order" in data:
                 unit.sort_order = changes["sort_order"] = sort_order_field(data)
@@ -86,9 +86,9 @@ class Units(DirectoryBase):
             unit = await unit_in_scope(db, who, unit_id)
             parent = await unit_in_scope(db, who, parent_id)
             if unit.parent_id is None or unit.path == who.unit_path:
-                raise Invalid("the root of your scope cannot be moved")
+                raise Invalid("directory.cannot_move_root", field="parent_id")
             if parent.path.startswith(unit.path):
-                raise Conflict("a unit cannot move under itself or its own descendants")
+                raise Conflict("directory.move_cycle", field="parent_id")
             old_path, new_path = unit.path, f"{parent.path}{unit.id}/"
             for descendant in (await db.execute(select(Unit).where(Unit.path.startswith(old_path)))).scalars():
                 descendant.path = new_path + descendant.path[len(old_path):]
@@ -104,7 +104,7 @@ class Units(DirectoryBase):
         async with self.sessionmaker() as db:
             unit = await unit_in_scope(db, who, unit_id)
             if unit.path == who.unit_path and not active:
-                raise Invalid("you cannot deactivate the root of your own scope")
+                raise Invalid("directory.cannot_deactivate_root", field="active")
             unit.active = active
             self.audit(db, who, "activate" if active else "deactivate", "unit", unit.id, unit.path)
             await db.commit()

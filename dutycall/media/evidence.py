@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import av
@@ -30,16 +31,30 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-VERIFIED = "verified"
-NO_FACE = "no_face"
-FROZEN = "frozen"
-LOOPED = "looped"
-BLACK = "black"
-NO_VIDEO = "no_video"
-#: The server stopped (crashed, killed, restarted) after the answer was recorded and before its
-#: evidence was: marked so at the next start instead of left blank. It is not taken again then,
-#: since a picture taken later would not show who was there when the room answered.
-LOST = "lost"
+
+
+class Verdict(StrEnum):
+    """What the evidence of an answer shows; the values are what the database and the wire hold."""
+
+    VERIFIED = "verified"
+    NO_FACE = "no_face"
+    FROZEN = "frozen"
+    LOOPED = "looped"
+    BLACK = "black"
+    NO_VIDEO = "no_video"
+    #: The server stopped (crashed, killed, restarted) after the answer was recorded and before
+    #: its evidence was: marked so at the next start instead of left blank. It is not taken again
+    #: then, since a picture taken later would not show who was there when the room answered.
+    LOST = "lost"
+
+
+VERIFIED = Verdict.VERIFIED
+NO_FACE = Verdict.NO_FACE
+FROZEN = Verdict.FROZEN
+LOOPED = Verdict.LOOPED
+BLACK = Verdict.BLACK
+NO_VIDEO = Verdict.NO_VIDEO
+LOST = Verdict.LOST
 
 #: Mean luma below this, with little variation, is a black picture.
 BLACK_MEAN, BLACK_STD = 20.0, 8.0
@@ -62,7 +77,7 @@ DECODERS = {"VP8": "libvpx", "H264": "h264"}
 class Evidence:
     """The verdict on a room's picture, with the snapshot kept for the record."""
 
-    verdict: str
+    verdict: Verdict
     faces: int = 0
     jpeg: bytes | None = None
     sha256: str | None = None

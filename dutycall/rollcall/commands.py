@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..directory.errors import Invalid, NotFound
 from ..directory.principal import Principal
 from ..text import unsafe_reason
 from . import machine
+from .errors import Invalid, NotFound
 
 OFFICER_MAX = 64
 TITLE_MAX = 128
@@ -133,39 +133,39 @@ def parse_create(data: dict[str, Any]) -> CreateRollCall:
     title = data.get("title") or "视频点名"
     room_ids = data.get("room_ids")
     if not isinstance(title, str) or len(title) > TITLE_MAX or unsafe_reason(title):
-        raise Invalid("点名标题应为不超过 128 个字符的文本，且不含控制字符", [{"field": "title"}])
+        raise Invalid("rollcall.title", field="title", max=TITLE_MAX)
     if not isinstance(room_ids, list) or not room_ids or not all(_is_int(r) for r in room_ids):
-        raise Invalid("room_ids must be a non-empty list of duty room ids", [{"field": "room_ids"}])
+        raise Invalid("rollcall.room_ids", field="room_ids")
     window = data.get("answer_window", 60)
     late = data.get("late_after", min(30, window) if isinstance(window, (int, float)) else 30)
     if not all(_is_number(v) and 0 < v <= MAX_WINDOW for v in (window, late)):
-        raise Invalid(f"应答时限和迟到阈值应为 1 至 {MAX_WINDOW} 秒", [{"field": "answer_window"}])
+        raise Invalid("rollcall.window", field="answer_window", max=MAX_WINDOW)
     kind = data.get("kind") if data.get("kind") in ("spot_check", "plan") else "adhoc"
     if kind == "spot_check" and len(room_ids) != 1:
-        raise Invalid("a spot-check calls exactly one room")
+        raise Invalid("rollcall.spot_check_one_room", field="room_ids")
     return CreateRollCall(tuple(room_ids), title, float(window), float(late), str(kind))
 
 
 def _call(data: dict[str, Any]) -> HostCommand:
     room_id = data.get("room_id")
     if room_id is not None and not _is_int(room_id):
-        raise Invalid("room_id must be an integer")
+        raise Invalid("rollcall.room_id", field="room_id")
     return Call(room_id)
 
 
 def _excuse(data: dict[str, Any]) -> HostCommand:
     reason, room_id = data.get("reason"), data.get("room_id")
     if not isinstance(reason, str) or not isinstance(room_id, int):
-        raise Invalid("excuse needs room_id and reason")
+        raise Invalid("rollcall.excuse_fields")
     if unsafe_reason(reason, multiline=True):
-        raise Invalid("请假原因含有不允许的控制字符", [{"field": "reason"}])
+        raise Invalid("rollcall.excuse_control", field="reason")
     return Excuse(room_id, reason[:REASON_MAX])
 
 
 def _poll(data: dict[str, Any]) -> HostCommand:
     dwell = data.get("dwell", 10)
     if not _is_number(dwell) or not MIN_DWELL <= dwell <= MAX_WINDOW:
-        raise Invalid(f"轮询停留时间应为 {MIN_DWELL} 至 {MAX_WINDOW} 秒", [{"field": "dwell"}])
+        raise Invalid("rollcall.dwell", field="dwell", min=MIN_DWELL, max=MAX_WINDOW)
     return Poll(float(dwell))
 
 
@@ -187,7 +187,7 @@ def parse_command(action: str, data: dict[str, Any]) -> HostCommand:
     """A host's action and its JSON body as a command; raises Invalid, or NotFound for an unknown action."""
     parser = _PARSERS.get(action)
     if parser is None:
-        raise NotFound(f"no roll-call action {action!r}")
+        raise NotFound("rollcall.no_action", action=action)
     return parser(data)
 
 
@@ -195,10 +195,9 @@ def parse_officer(officer: Any) -> str:
     """The name of the person who answers "到": required, one line, at most 64 characters."""
     name = officer.strip() if isinstance(officer, str) else ""
     if not name:
-        raise Invalid("请选择或填写应答人", [{"field": "officer"}])
+        raise Invalid("rollcall.officer_required", field="officer")
     if len(name) > OFFICER_MAX:
-        raise Invalid(f"应答人姓名不能超过 {OFFICER_MAX} 个字符", [{"field": "officer"}])
-    problem = unsafe_reason(name)
-    if problem:
-        raise Invalid(f"应答人姓名{problem}", [{"field": "officer"}])
+        raise Invalid("rollcall.officer_length", field="officer", max=OFFICER_MAX)
+    if unsafe_reason(name):
+        raise Invalid("rollcall.officer_control", field="officer")
     return name

@@ -20,23 +20,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import TypeVar
+
+from .errors import IllegalEvent as IllegalEvent  # raised here; re-exported for callers
 
 # -- values ---------------------------------------------------------------------------------
 
 PENDING = "pending"
 CALLING = "calling"
-ON_TIME = "on_time"
-LATE = "late"
-ABSENT = "absent"
-OFFLINE = "offline"
-EXCUSED = "excused"
-NOT_CALLED = "not_called"
-OUTCOMES = (ON_TIME, LATE, ABSENT, OFFLINE, EXCUSED, NOT_CALLED)
 
 
-class IllegalEvent(Exception):
-    """The event is not allowed in the roll-call's current state; nothing changed."""
+class Outcome(StrEnum):
+    """How a room's call ended; the values are what the database and the wire hold."""
+
+    ON_TIME = "on_time"
+    LATE = "late"
+    ABSENT = "absent"
+    OFFLINE = "offline"
+    EXCUSED = "excused"
+    NOT_CALLED = "not_called"
+
+
+ON_TIME = Outcome.ON_TIME
+LATE = Outcome.LATE
+ABSENT = Outcome.ABSENT
+OFFLINE = Outcome.OFFLINE
+EXCUSED = Outcome.EXCUSED
+NOT_CALLED = Outcome.NOT_CALLED
+OUTCOMES = tuple(Outcome)
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ class RollCall:
         for call in self.rooms:
             if call.room_id == room_id:
                 return call
-        raise IllegalEvent(f"room {room_id} is not in this roll-call")
+        raise IllegalEvent("machine.room_not_in_roll_call", room=room_id)
 
     def next_pending(self) -> int | None:
         for call in self.rooms:
@@ -239,13 +251,13 @@ def _end_current(s: RollCall) -> tuple[RollCall, list[Effect]]:
 
 def _call(s: RollCall, e: Call) -> Step:
     if s.current is not None:
-        raise IllegalEvent(f"room {s.current} is still being called; wait for its answer, skip or excuse it")
+        raise IllegalEvent("machine.still_calling", room=s.current)
     room_id = e.room_id if e.room_id is not None else s.next_pending()
     if room_id is None:
-        raise IllegalEvent("every room has been called")
+        raise IllegalEvent("machine.all_called")
     call = s.room(room_id)
     if call.status == CALLING:
-        raise IllegalEvent(f"room {room_id} is already being called")
+        raise IllegalEvent("machine.already_calling", room=room_id)
     # Calling a room that already has an outcome is a re-call: the new answer replaces it.
     call = replace(call, status=CALLING, called_at=e.at, answered_at=None, answered_by=None, reason=None,
                    attempts=call.attempts + 1)
@@ -263,7 +275,7 @@ def _poll_next(s: RollCall, at: float) -> tuple[Effect, ...]:
 def _answer(s: RollCall, e: Answer) -> Step:
     call = s.room(e.room_id)
     if s.current != e.room_id or call.status != CALLING:
-        raise IllegalEvent(f"room {e.room_id} is not being called")
+        raise IllegalEvent("machine.not_calling", room=e.room_id)
     assert call.called_at is not None
     outcome = ON_TIME if e.at - call.called_at <= s.late_after else LATE
     call = replace(call, status=outcome, answered_at=e.at, answered_by=e.officer or None)
@@ -275,14 +287,14 @@ def _answer(s: RollCall, e: Answer) -> Step:
 def _expire(s: RollCall, e: WindowExpired) -> Step:
     call = s.room(e.room_id)
     if s.current != e.room_id or call.status != CALLING:
-        raise IllegalEvent(f"room {e.room_id} is not being called")  # a stale timer
+        raise IllegalEvent("machine.not_calling", room=e.room_id)  # a stale timer
     state, effects = _end_current(s._with_room(replace(call, status=ABSENT)))
     return Step(state, tuple(effects) + (Record(e.room_id, ABSENT, e.at), GiveFloor(None)) + _poll_next(s, e.at))
 
 
 def _skip(s: RollCall, e: Skip) -> Step:
     if s.current is None:
-        raise IllegalEvent("no room is being called")
+        raise IllegalEvent("machine.nobody_calling")
     call = s.room(s.current)
     # Back to the end of the queue, as if never called.
     requeued = replace(call, status=PENDING, called_at=None)
@@ -293,7 +305,7 @@ def _skip(s: RollCall, e: Skip) -> Step:
 
 def _excuse(s: RollCall, e: Excuse) -> Step:
     if not e.reason.strip():
-        raise IllegalEvent("an excuse needs a reason")
+        raise IllegalEvent("machine.excuse_reason")
     call = replace(s.room(e.room_id), status=EXCUSED, reason=e.reason.strip())
     state = s._with_room(call)
     effects: list[Effect] = []
@@ -306,22 +318,22 @@ def _excuse(s: RollCall, e: Excuse) -> Step:
 
 def _start_polling(s: RollCall, e: StartPolling) -> Step:
     if e.dwell <= 0:
-        raise IllegalEvent("dwell must be positive")
+        raise IllegalEvent("machine.dwell_positive")
     if s.polling:
-        raise IllegalEvent("already polling")
+        raise IllegalEvent("machine.already_polling")
     state = replace(s, polling=True, dwell=e.dwell)
     return Step(state, () if s.current is not None else (ScheduleNextCall(e.at),))
 
 
 def _stop_polling(s: RollCall, e: StopPolling) -> Step:
     if not s.polling:
-        raise IllegalEvent("not polling")
+        raise IllegalEvent("machine.not_polling")
     return Step(replace(s, polling=False))
 
 
 def _finish(s: RollCall, e: Finish) -> Step:
     if s.current is not None:
-        raise IllegalEvent(f"room {s.current} is still being called")
+        raise IllegalEvent("machine.still_calling_short", room=s.current)
     effects: list[Effect] = []
     rooms = []
     for call in s.rooms:
@@ -381,11 +393,11 @@ TRANSITIONS: dict[tuple[str, type], Handler] = dict([
 
 def new_roll_call(room_ids: list[int], answer_window: float = 60.0, late_after: float = 30.0) -> RollCall:
     if not room_ids:
-        raise IllegalEvent("a roll-call needs at least one room")
+        raise IllegalEvent("machine.no_rooms")
     if len(set(room_ids)) != len(room_ids):
-        raise IllegalEvent("a room appears twice")
+        raise IllegalEvent("machine.room_twice")
     if not 0 < late_after <= answer_window:
-        raise IllegalEvent("the late threshold must be positive and within the answer window")
+        raise IllegalEvent("machine.late_threshold")
     return RollCall(rooms=tuple(RoomCall(r) for r in room_ids), answer_window=answer_window, late_after=late_after)
 
 
@@ -393,5 +405,5 @@ def apply(state: RollCall, event: Event) -> Step:
     """The next state and its effects; raises IllegalEvent (and changes nothing) otherwise."""
     handler = TRANSITIONS.get((state.phase, type(event)))
     if handler is None:
-        raise IllegalEvent(f"cannot {type(event).__name__} a roll-call that is {state.phase}")
+        raise IllegalEvent("machine.wrong_phase", event=type(event).__name__, phase=state.phase)
     return handler(state, event)

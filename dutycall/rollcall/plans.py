@@ -27,14 +27,14 @@ from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, Y
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.models import Account, DutyRoom, Unit, UnitKind, as_utc, utcnow
-from ..directory.principal import Principal
+from ..directory.principal import Principal, PrincipalKind
 from ..directory.scope import within
 from ..directory.service import Directory, tree_order
 from ..text import for_log, unsafe_reason
 from .commands import CreateRollCall, Owner, Start
 from .coordinator import RollCallCoordinator
+from .errors import Forbidden, Invalid, NotFound
 from .models import RollCallPlan
 
 logger = logging.getLogger(__name__)
@@ -69,15 +69,15 @@ def _as_utc(when: dt.datetime) -> dt.datetime:
 
 def _parse_when(value: object, field: str) -> dt.datetime:
     if not isinstance(value, str) or len(value) > 40:
-        raise Invalid(f"{field} must be an ISO 8601 date-time with its UTC offset", [{"field": field}])
+        raise Invalid("plans.when_format", field=field, name=field)
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise Invalid(f"{field} is not an ISO 8601 date-time: {value!r}", [{"field": field}]) from exc
+        raise Invalid("plans.when_invalid", field=field, name=field, value=value) from exc
     if when.tzinfo is None or when.utcoffset() is None:
-        raise Invalid(f"{field} needs its UTC offset, e.g. 2027-02-10T09:00:00+08:00", [{"field": field}])
+        raise Invalid("plans.when_format", field=field, name=field)
     if not EARLIEST <= when <= LATEST:
-        raise Invalid(f"{field} must lie between 2000 and 2100", [{"field": field}])
+        raise Invalid("plans.when_range", field=field, name=field)
     # A fixed offset, as given: the recurrence is evaluated in it.
     return when.replace(tzinfo=dt.timezone(when.utcoffset()))  # type: ignore[arg-type]
 
@@ -95,21 +95,20 @@ _PARTS = {
     YEARLY: {"byhour", "byminute", "bysecond", "byweekday", "bymonthday", "bymonth", "bysetpos", "byyearday",
              "byweekno"},
 }
-_RULE_HELP = "rrule must be a single RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO"
 
 
 def _parse_rule(text: str, start: dt.datetime) -> rrule:
     """One RRULE within the supported subset (no sub-hourly frequency); Invalid otherwise."""
     if "\n" in text or "\r" in text or text.upper().lstrip().startswith(("DTSTART", "EXDATE", "RDATE")):
-        raise Invalid(_RULE_HELP, [{"field": "rrule"}])
+        raise Invalid("plans.rule_help", field="rrule")
     try:
         rule = rrulestr(text, dtstart=start)
     except Exception as exc:  # dateutil raises many kinds for a malformed rule
-        raise Invalid(f"rrule is not a valid RFC 5545 rule: {for_log(exc)}", [{"field": "rrule"}]) from exc
+        raise Invalid("plans.rule_invalid", field="rrule", detail=for_log(exc)) from exc
     if not isinstance(rule, rrule):
-        raise Invalid(_RULE_HELP, [{"field": "rrule"}])
+        raise Invalid("plans.rule_help", field="rrule")
     if rule._freq in (SECONDLY, MINUTELY) or len(rule._byminute or ()) > 1 or len(rule._bysecond or ()) > 1:
-        raise Invalid("点名计划的频率不能高于每小时一次", [{"field": "rrule", "message": "sub-hourly"}])
+        raise Invalid("plans.sub_hourly", field="rrule")
     used = {k for k, v in rule._original_rule.items() if v is not None}
     extra = used - _PARTS[rule._freq]
     weekdays = rule._original_rule.get("byweekday") or ()
@@ -118,10 +117,9 @@ def _parse_rule(text: str, start: dt.datetime) -> rrule:
             or (rule._interval > 1 and used & {"bymonth"} | (used & {"byweekday"} if rule._freq == DAILY else set()))):
         extra.add("byday/bymonth with this frequency or interval")
     if extra:
-        raise Invalid(f"rrule uses parts not supported for this frequency: {', '.join(sorted(extra))}",
-                      [{"field": "rrule"}])
+        raise Invalid("plans.rule_parts", field="rrule", parts=", ".join(sorted(extra)))
     if rule._interval > 1000 or (rule._count is not None and rule._count > MAX_COUNT):
-        raise Invalid(f"rrule INTERVAL must be at most 1000 and COUNT at most {MAX_COUNT}", [{"field": "rrule"}])
+        raise Invalid("plans.rule_bounds", field="rrule", max=MAX_COUNT)
     return rule
 
 
@@ -130,7 +128,7 @@ def _first(rule: rrule) -> dt.datetime | None:
     try:
         return next(iter(rule), None)
     except Exception as exc:  # e.g. BYHOUR=25 fails only when followed
-        raise Invalid(f"rrule is not a valid RFC 5545 rule: {for_log(exc)}", [{"field": "rrule"}]) from exc
+        raise Invalid("plans.rule_invalid", field="rrule", detail=for_log(exc)) from exc
 
 
 def _bounded(rule: rrule, after: dt.datetime, until: dt.datetime) -> tuple[rrule, int | None]:
@@ -198,38 +196,38 @@ def _check(data: dict[str, Any]) -> dict[str, Any]:
     """A plan's fields, validated (Invalid otherwise): the columns to store, unit id unresolved."""
     title = data.get("title")
     if not isinstance(title, str) or not title.strip() or len(title) > 128 or unsafe_reason(title):
-        raise Invalid("title is required (≤ 128 characters, no control characters)", [{"field": "title"}])
+        raise Invalid("plans.title", field="title")
     dtstart = _parse_when(data.get("dtstart"), "dtstart")
     rule = data.get("rrule")
     if rule is not None:
         if not isinstance(rule, str) or not rule.strip() or len(rule) > 256:
-            raise Invalid("rrule must be an RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=MO", [{"field": "rrule"}])
+            raise Invalid("plans.rule_help", field="rrule")
         rule = rule.strip()
         if _first(_parse_rule(rule, dtstart)) is None:
-            raise Invalid("rrule 不会产生任何点名时间", [{"field": "rrule"}])
+            raise Invalid("plans.rule_never", field="rrule")
     dates = data.get("dates") or []
     if not isinstance(dates, list) or len(dates) > MAX_DATES:
-        raise Invalid(f"dates must be a list of at most {MAX_DATES} date-times", [{"field": "dates"}])
+        raise Invalid("plans.dates", field="dates", max=MAX_DATES)
     dates = [_parse_when(d, "dates").isoformat() for d in dates]
     kinds = data.get("target_kinds") or []
     if not isinstance(kinds, list) or any(not isinstance(k, str) or k not in {u.value for u in UnitKind}
                                           for k in kinds):
-        raise Invalid("target_kinds must list unit kinds", [{"field": "target_kinds"}])
+        raise Invalid("plans.target_kinds", field="target_kinds")
     window = data.get("answer_window", 60)
     late = data.get("late_after", 30)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (window, late)) or not (
             0 < late <= window <= 600):
-        raise Invalid("answer_window (≤ 600 s) and late_after (≤ answer_window) are seconds")
+        raise Invalid("plans.window", field="answer_window")
     order = data.get("custom_order") or []
     if (not isinstance(order, list) or len(order) > 10_000
             or not all(isinstance(r, int) and not isinstance(r, bool) and 0 < r < 2**63 for r in order)):
-        raise Invalid("custom_order must list duty room ids", [{"field": "custom_order"}])
+        raise Invalid("plans.custom_order", field="custom_order")
     focus = data.get("focus_points") or ""
     if not isinstance(focus, str) or len(focus) > 2000 or unsafe_reason(focus, multiline=True):
-        raise Invalid("focus_points must be text", [{"field": "focus_points"}])
+        raise Invalid("plans.focus_points", field="focus_points")
     active = data.get("active", True)
     if not isinstance(active, bool):
-        raise Invalid("active must be true or false", [{"field": "active"}])
+        raise Invalid("field.boolean", field="active", name="active")
     fields = {"title": title.strip(), "dtstart": dtstart.isoformat(), "rrule": rule, "dates": dates,
               "target_kinds": kinds, "answer_window": float(window), "late_after": float(late),
               "custom_order": order, "focus_points": focus, "active": active}
@@ -244,8 +242,7 @@ def _check_gaps(fields: dict[str, Any]) -> None:
     first = min([start] + [_as_utc(dt.datetime.fromisoformat(d)) for d in fields["dates"]])
     sample = occurrences(probe, first - dt.timedelta(seconds=1), LATEST, limit=GAP_SAMPLE)
     if any(b - a < MIN_GAP for a, b in zip(sample, sample[1:])):
-        raise Invalid("点名计划的频率不能高于每小时一次（相邻两次点名至少间隔 1 小时）",
-                      [{"field": "rrule", "message": "sub-hourly"}])
+        raise Invalid("plans.sub_hourly", field="rrule")
 
 
 class Plans:
@@ -261,7 +258,7 @@ class Plans:
         valid = isinstance(unit_id, int) and not isinstance(unit_id, bool) and 0 < unit_id < 2**63
         unit = await db.get(Unit, unit_id) if valid else None
         if unit is None or not who.covers(unit.path):
-            raise NotFound("no target unit in your scope")
+            raise NotFound("plans.no_target", field="target_unit_id")
         return unit
 
     async def _plan(self, db: AsyncSession, who: Principal, plan_id: int, manage: bool = False) -> RollCallPlan:
@@ -271,10 +268,10 @@ class Plans:
         who.require("rollcall.host")  # plans and their pre-checks are the host side's, never a console's
         plan = await db.get(RollCallPlan, plan_id)
         if plan is None or not who.covers(plan.unit_path):
-            raise NotFound(f"no plan {plan_id} in your scope")
-        if manage and not (who.kind == "account" and who.id == plan.host_account_id) \
+            raise NotFound("plans.not_found", id=plan_id)
+        if manage and not (who.kind == PrincipalKind.ACCOUNT and who.id == plan.host_account_id) \
                 and not who.covers(await self.owner_path(db, plan)):
-            raise Forbidden("只有制定该计划的主持人或其上级单位的主持人可以修改、暂停或删除它")
+            raise Forbidden("plans.manage")
         return plan
 
     async def owner_path(self, db: AsyncSession, plan: RollCallPlan) -> str:
@@ -293,7 +290,7 @@ class Plans:
         fields = await asyncio.to_thread(_check, data)
         async with self.sessionmaker() as db:
             unit = await self._target(db, who, data.get("target_unit_id"))
-            plan = RollCallPlan(host_account_id=who.id if who.kind == "account" else None,
+            plan = RollCallPlan(host_account_id=who.id if who.kind == PrincipalKind.ACCOUNT else None,
                                 unit_path=unit.path, target_unit_id=unit.id, last_fired_at=self.clock(), **fields)
             db.add(plan)
             await db.flush()
@@ -307,7 +304,7 @@ class Plans:
         unknown = set(data) - {"title", "target_unit_id", "target_kinds", "dtstart", "rrule", "dates",
                                "answer_window", "late_after", "custom_order", "focus_points", "active"}
         if unknown:
-            raise Invalid(f"unknown fields: {', '.join(sorted(unknown))[:200]}", [{"field": "body"}])
+            raise Invalid("plans.unknown_fields", field="body", fields=", ".join(sorted(unknown))[:200])
         async with self.sessionmaker() as db:
             plan = await self._plan(db, who, plan_id, manage=True)
             before = plan_json(plan)
@@ -384,7 +381,7 @@ class Plans:
             unit = await db.get(Unit, room.unit_id) if room else None
             if room is None or unit is None or not who.covers(unit.path) or (
                     who.kind == "device" and who.duty_room_id != room_id):
-                raise NotFound(f"no duty room {room_id} in your scope")
+                raise NotFound("directory.room_not_found", id=room_id)
             plans = (await db.execute(select(RollCallPlan).where(RollCallPlan.active.is_(True))
                                       .order_by(RollCallPlan.id))).scalars().all()
             mine = [p for p in plans if unit.path.startswith(p.unit_path) and room_id in await self.rooms_of(db, p)]

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..directory.errors import Invalid
 from ..directory.models import DutyRoom, Unit, UnitKind, as_utc
 from ..directory.principal import Principal
 from ..directory.scope import within
 from ..directory.service import tree_order
+from .errors import Invalid
 from .models import AttendanceRecord, RollCallRecord
 from .results import refuse_console
 
@@ -33,9 +33,9 @@ def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
     try:
         first = dt.datetime.strptime(str(month), "%Y-%m")
     except ValueError as exc:
-        raise Invalid("月份应为 YYYY-MM", [{"field": "month"}]) from exc
+        raise Invalid("rollcall.month", field="month") from exc
     if not 2000 <= first.year <= 2200:  # 9999-12 would overflow the month after it
-        raise Invalid("月份超出范围（2000 至 2200 年）", [{"field": "month"}])
+        raise Invalid("rollcall.month_range", field="month")
     following = (first + dt.timedelta(days=32)).replace(day=1)
     return first.astimezone(), following.astimezone()
 

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ..directory.errors import DirectoryError
-from ..directory.principal import Principal
+from ..directory.principal import Principal, PrincipalKind
 from ..directory.service import Directory
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class LiveSockets:
 
     def admit(self, principal: Principal) -> bool:
         """Whether this principal may open one more socket."""
-        limit = MAX_SOCKETS_PER_DEVICE if principal.kind == "device" else MAX_SOCKETS_PER_ACCOUNT
+        limit = MAX_SOCKETS_PER_DEVICE if principal.kind == PrincipalKind.DEVICE else MAX_SOCKETS_PER_ACCOUNT
         return self.count(principal) < limit
 
     def add(self, ws: web.WebSocketResponse, principal: Principal, token: str) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..conference import Conference
 from ..directory.errors import NotFound
-from ..directory.principal import Principal
+from ..directory.principal import Principal, PrincipalKind
 
 
 @dataclass
@@ -35,12 +35,12 @@ class FreeRooms:
                 return False
             self._rooms[name] = FreeRoom(who.unit_path)
             return True
-        if (who.kind, who.duty_room_id if who.kind == "device" else who.id) in existing.invited:
+        if (who.kind, who.duty_room_id if who.kind == PrincipalKind.DEVICE else who.id) in existing.invited:
             return True
         return who.may("conference.create") and who.covers(existing.owner_unit_path)
 
     def invite(self, who: Principal, name: str, invitee: tuple[str, int]) -> None:
         existing = self.get(name)
         if existing is None or not who.may("conference.create") or not who.covers(existing.owner_unit_path):
-            raise NotFound(f"没有名为 {name!r} 的会议室，或不在您的管辖范围内")
+            raise NotFound("web.meeting_not_found", name=name)
         existing.invited.add(invitee)

@@ -20,7 +20,7 @@ function el(tag, props = {}, ...children) {
 // JSON in and out; writes carry the CSRF token; a failure throws with the server's message, its
 // HTTP status in err.status (and, for a rejected upload, its row-level errors in err.rows).
 async function api(method, path, body, raw) {
-  const headers = {};
+  const headers = { "X-Dutycall-Lang": LANG }; // the server answers errors in the page's language
   if (me) headers["X-CSRF-Token"] = me.csrf;
   if (body !== undefined && !raw) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: raw ? body : body === undefined ? undefined : JSON.stringify(body) });

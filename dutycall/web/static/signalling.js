@@ -42,7 +42,7 @@ class Signalling {
   connect() {
     this.hooks.onConnecting();
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    const ws = new WebSocket(`${scheme}://${location.host}/ws?lang=${encodeURIComponent(LANG)}`);
     let opened = false;
     this.ws = ws;
     ws.onopen = () => {
