@@ -191,9 +191,10 @@ async def test_a_huge_upload_is_refused_quickly_with_bounded_errors_and_the_serv
     body = await resp.json()
     assert "20000" in body["error"]["message"] and "未保存" in body["error"]["message"], body
     assert elapsed < 30, elapsed
-    # Parsing on the loop stalled it for seconds; a worker thread leaves gaps of scheduling noise
-    # (this CI machine is shared and loaded: 0.3 s seen), far under the old stall.
-    assert len(gaps) >= 3 and max(gaps) < 1.0, (max(gaps), len(gaps))
+    # Parsing on the loop stalled it for 5 s; a worker thread leaves gaps of scheduling noise
+    # (GIL hand-offs on a shared 2-core machine: 0.3 s seen on CI, 1.4 s with two browsers and
+    # another test run beside it), well under the old stall.
+    assert len(gaps) >= 3 and max(gaps) < 2.5, (max(gaps), len(gaps))
     status, shifts = await host.call("GET", f"/api/roster?{RANGE}")
     assert shifts == []
     await host.close()

@@ -19,6 +19,7 @@ from dutycall.directory.models import utcnow
 from dutycall.rollcall.models import Notice, RollCallRecord
 from dutycall.web import create_app, hardening
 from dutycall.web.auth import DIRECTORY
+from dutycall.web.clients import CLIENT_ADDRESSES, ClientAddresses, parse_networks
 
 from .conftest import make_config
 from .test_directory_api import PASSWORD, Api, World, world  # noqa: F401  (world is a fixture)
@@ -54,18 +55,35 @@ async def _device(world: World, admin: Api, room: str) -> tuple[Api, int]:
 
 # -- 1. lockout and enumeration ---------------------------------------------------------------
 
+async def _parallel_sign_ins(world: World, username: str, count: int = 15) -> list[str]:
+    """``count`` wrong passwords at once, straight at the directory (behind the HTTP limits,
+    which let only a few through at a time: the database count must hold on its own)."""
+    directory = world.server.app[DIRECTORY]
+    outcomes = await asyncio.gather(*(directory.sign_in(username, "wrong-guess") for _ in range(count)),
+                                    return_exceptions=True)
+    return [type(o).__name__ for o in outcomes]
+
+
 async def test_parallel_wrong_passwords_still_lock_the_account(world):
+    # Each attempt is counted atomically before its (slow) check: at most five are ever checked.
+    outcomes = await _parallel_sign_ins(world, "viewerA")
+    assert outcomes.count("NotSignedIn") <= 5 and outcomes.count("AccountLocked") >= 10, outcomes
     api = await world.client(None)
-
-    async def attempt() -> int:
-        resp = await api.client.post("/api/session", json={"username": "viewerA", "password": "wrong-guess"})
-        return resp.status
-
-    statuses = await asyncio.gather(*(attempt() for _ in range(15)))
-    # Each attempt is counted before its (slow) check: at most five are ever checked.
-    assert statuses.count(401) <= 5 and statuses.count(423) >= 10, statuses
     resp = await api.client.post("/api/session", json={"username": "viewerA", "password": PASSWORD})
     assert resp.status == 423
+    await api.close()
+
+
+async def test_one_client_gets_only_two_password_checks_at_a_time(world):
+    """Over HTTP, one client's parallel guesses are refused at the door (429 with Retry-After)
+    beyond two checks in flight: it cannot fill the hashing pool and starve everyone else."""
+    api = await world.client(None)
+    responses = await asyncio.gather(*(api.client.post(
+        "/api/session", json={"username": "leaderA", "password": "wrong-guess"}) for _ in range(15)))
+    statuses = [r.status for r in responses]
+    assert set(statuses) <= {401, 423, 429} and statuses.count(429) >= 10, statuses
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in responses if r.status == 429)
+    assert statuses.count(401) + statuses.count(423) <= 5, statuses
     await api.close()
 
 
@@ -133,10 +151,13 @@ async def test_parallel_sign_ins_do_not_stall_the_server(world):
     quiet, _ = await stalls(asyncio.sleep(3))
     users = ["adminA", "hostA", "leaderA", "viewerA", "adminB"] * 2
     results: list[Any] = []
+    # Ten people at ten desks behind the site's proxy (each client gets two checks at a time).
+    world.server.app[CLIENT_ADDRESSES].trusted = parse_networks(["127.0.0.1"])
 
     async def sign_in_all() -> None:
-        results.extend(await asyncio.gather(*(api.client.post("/api/session", json={"username": u, "password": PASSWORD})
-                                              for u in users)))
+        results.extend(await asyncio.gather(*(api.client.post(
+            "/api/session", json={"username": u, "password": PASSWORD},
+            headers={"X-Forwarded-For": f"10.1.0.{i}"}) for i, u in enumerate(users))))
 
     busy, worst = await stalls(sign_in_all())
     assert [r.status for r in results] == [200] * 10
@@ -531,9 +552,30 @@ async def test_anonymous_bodies_are_small_and_parallel_guesses_cannot_outrun_the
 
 
 async def test_parallel_guesses_at_an_unknown_name_lock_as_an_account_does(world):
+    outcomes = await _parallel_sign_ins(world, "nobody-here")
+    assert outcomes.count("NotSignedIn") <= 5 and outcomes.count("AccountLocked") >= 10, outcomes  # as for viewerA
+
+
+def test_the_client_address_is_the_right_most_untrusted_hop_behind_trusted_proxies():
+    direct = ClientAddresses()
+    assert direct.resolve("203.0.113.9", ["1.2.3.4"]) == "203.0.113.9"  # no proxy trusted: header ignored
+    behind = ClientAddresses(["10.0.0.0/8", "::1"])
+    assert behind.resolve("10.0.0.2", ["198.51.100.7, 10.0.0.5"]) == "198.51.100.7"
+    # The client wrote the left-most entries itself: only what our proxies appended counts.
+    assert behind.resolve("10.0.0.2", ["6.6.6.6, 198.51.100.7"]) == "198.51.100.7"
+    assert behind.resolve("203.0.113.9", ["6.6.6.6"]) == "203.0.113.9"  # not from our proxy
+    assert behind.resolve("10.0.0.2", ["garbage, 10.0.0.5"]) == "10.0.0.5"  # a bad hop ends the walk
+    assert behind.resolve("::ffff:10.0.0.2", ["[2001:db8::1]:443"]) == "2001:db8::1"
+    with pytest.raises(ValueError):
+        parse_networks(["10.0.0.0/33"])
+
+
+async def test_a_forged_forwarded_for_does_not_escape_the_per_client_limit(world):
     api = await world.client(None)
-    statuses = await asyncio.gather(*(api.client.post(
-        "/api/session", json={"username": "nobody-here", "password": "wrong-guess"}) for _ in range(15)))
-    codes = [r.status for r in statuses]
-    assert codes.count(401) <= 5 and codes.count(423) >= 10, codes  # as for viewerA above
+    statuses = []
+    for i in range(21):
+        resp = await api.client.post("/api/session", json={"username": f"guess{i}", "password": "wrong-guess"},
+                                     headers={"X-Forwarded-For": f"192.0.2.{i}"})
+        statuses.append(resp.status)
+    assert statuses[:20] == [401] * 20 and statuses[20] == 429, statuses  # one client, whatever it claims
     await api.close()

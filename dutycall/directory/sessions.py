@@ -19,7 +19,7 @@ from .models import (
     as_utc,
     utcnow,
 )
-from .principal import Principal
+from .principal import Principal, PrincipalKind
 from .scope import unit_active
 
 MAX_FAILED_SIGN_INS = 5
@@ -32,8 +32,9 @@ class Sessions(DirectoryBase):
 
     # -- sign-in -----------------------------------------------------------------------
 
-    async def sign_in(self, username: str, password: str) -> tuple[str, Principal]:
-        """A session for an account, or NotSignedIn / AccountLocked.
+    async def sign_in(self, username: str, password: str, client: str = "") -> tuple[str, Principal]:
+        """A session for an account, or NotSignedIn / AccountLocked; ``client`` (the address it
+        came from) goes into the audit log.
 
         Each attempt is counted *before* the slow password check, atomically in the database,
         so parallel guesses cannot all slip past the lockout; unknown usernames cost the same
@@ -57,9 +58,9 @@ class Sessions(DirectoryBase):
                 elif claimed >= MAX_FAILED_SIGN_INS:
                     await db.execute(update(Account).where(Account.id == account.id, Account.locked_until.is_(None))
                                      .values(locked_until=now + LOCKOUT))
-                    self.audit(db, None, "lock", "account", account.id, "/", username=username)
+                    self.audit(db, None, "lock", "account", account.id, "/", username=username, client=client)
                     await db.commit()
-                raise NotSignedIn("用户名或密码错误")
+                raise NotSignedIn("directory.bad_credentials")
             assert account is not None
             await db.execute(update(Account).where(Account.id == account.id).values(failed_logins=0, locked_until=None))
             token = security.new_token()
@@ -69,9 +70,9 @@ class Sessions(DirectoryBase):
             unit = await db.get(Unit, account.unit_id)
             assert unit is not None
             await db.flush()
-            principal = Principal("account", account.id, account.display_name, account.role, unit.id,
+            principal = Principal(PrincipalKind.ACCOUNT, account.id, account.display_name, account.role, unit.id,
                                   unit.path, session_id=session.id, csrf_token=session.csrf_token)
-            self.audit(db, principal, "sign_in", "account", account.id, unit.path)
+            self.audit(db, principal, "sign_in", "account", account.id, unit.path, client=client)
             await db.commit()
             return token, principal
 
@@ -79,7 +80,7 @@ class Sessions(DirectoryBase):
         """Count one more attempt in the database (atomically); AccountLocked when over the limit."""
         locked_until = as_utc(account.locked_until)
         if locked_until is not None and locked_until > now:
-            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+            raise AccountLocked("directory.account_locked")
         if locked_until is not None:  # the lock has run out: start counting afresh
             await db.execute(update(Account).where(Account.id == account.id, Account.locked_until.is_not(None))
                              .values(failed_logins=0, locked_until=None))
@@ -90,7 +91,7 @@ class Sessions(DirectoryBase):
         claimed = (await db.execute(select(Account.failed_logins).where(Account.id == account.id))).scalar_one()
         await db.commit()
         if claimed > MAX_FAILED_SIGN_INS:
-            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+            raise AccountLocked("directory.account_locked")
         return int(claimed)
 
     def _claim_unknown(self, username: str, now: dt.datetime) -> int:
@@ -98,14 +99,14 @@ class Sessions(DirectoryBase):
         no time window until it locks, 15 min locked), so no answer tells the two apart."""
         count, locked_until = self._unknown_failures.get(username, (0, None))
         if locked_until is not None and locked_until > now:
-            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+            raise AccountLocked("directory.account_locked")
         if locked_until is not None:
             count = 0
         if username not in self._unknown_failures and len(self._unknown_failures) >= 10_000:
             del self._unknown_failures[next(iter(self._unknown_failures))]  # bounded: forget the oldest
         self._unknown_failures[username] = (count + 1, None)
         if count + 1 > MAX_FAILED_SIGN_INS:
-            raise AccountLocked("连续登录失败次数过多，账号已暂时锁定，请稍后再试")
+            raise AccountLocked("directory.account_locked")
         return count + 1
 
     def _fail_unknown(self, username: str, claimed: int, now: dt.datetime) -> None:
@@ -117,7 +118,7 @@ class Sessions(DirectoryBase):
             credential = (await db.execute(select(DeviceCredential).where(
                 DeviceCredential.token_hash == security.token_hash(device_token)))).scalar_one_or_none()
             if credential is None or credential.revoked_at is not None:
-                raise NotSignedIn("终端凭证无效或已被吊销")
+                raise NotSignedIn("directory.device_invalid")
             room, unit = await _console_room(db, credential)
             now = utcnow()
             credential.last_used_at = now
@@ -126,7 +127,7 @@ class Sessions(DirectoryBase):
                                  device_id=credential.id, expires_at=now + DEVICE_SESSION_TTL)
             db.add(session)
             await db.commit()
-            return token, Principal("device", credential.id, room.name, None, unit.id, unit.path,
+            return token, Principal(PrincipalKind.DEVICE, credential.id, room.name, None, unit.id, unit.path,
                                     duty_room_id=room.id, session_id=session.id, csrf_token=session.csrf_token)
 
     async def principal(self, session_token: str) -> Principal:
@@ -135,22 +136,22 @@ class Sessions(DirectoryBase):
             session = (await db.execute(select(WebSession).where(
                 WebSession.token_hash == security.token_hash(session_token)))).scalar_one_or_none()
             if session is None or as_utc(session.expires_at) <= utcnow():
-                raise NotSignedIn("登录已过期，请重新登录")
+                raise NotSignedIn("directory.session_expired")
             if session.account_id is not None:
                 account = await db.get(Account, session.account_id)
                 if account is None or not account.active:
-                    raise NotSignedIn("账号已停用")
+                    raise NotSignedIn("directory.account_inactive")
                 unit = await db.get(Unit, account.unit_id)
                 assert unit is not None
                 if not await unit_active(db, unit.id):
-                    raise NotSignedIn("账号所属单位已停用")
-                return Principal("account", account.id, account.display_name, account.role, unit.id,
+                    raise NotSignedIn("directory.unit_inactive")
+                return Principal(PrincipalKind.ACCOUNT, account.id, account.display_name, account.role, unit.id,
                                  unit.path, session_id=session.id, csrf_token=session.csrf_token)
             credential = await db.get(DeviceCredential, session.device_id)
             if credential is None or credential.revoked_at is not None:
-                raise NotSignedIn("终端凭证已被吊销")
+                raise NotSignedIn("directory.device_revoked")
             room, unit = await _console_room(db, credential)
-            return Principal("device", credential.id, room.name, None, unit.id, unit.path,
+            return Principal(PrincipalKind.DEVICE, credential.id, room.name, None, unit.id, unit.path,
                              duty_room_id=room.id, session_id=session.id, csrf_token=session.csrf_token)
 
     async def sign_out(self, who: Principal) -> None:
@@ -170,5 +171,5 @@ async def _console_room(db: AsyncSession, credential: DeviceCredential) -> tuple
     unit = await db.get(Unit, room.unit_id)
     assert unit is not None
     if not room.active or not await unit_active(db, unit.id):
-        raise NotSignedIn("该值班室或其单位已停用")
+        raise NotSignedIn("directory.room_inactive")
     return room, unit

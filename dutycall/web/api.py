@@ -7,8 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from ..directory.errors import Invalid
+from ..directory.principal import Principal
 from ..directory.roster import MAX_UPLOAD_BYTES
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
+from ..messages import Msg
+from ..rollcall.naming import standby_room
 from .auth import (
     DIRECTORY,
     ROSTER,
@@ -17,15 +20,17 @@ from .auth import (
     error_response,
     json_body,
     parse_int,
+    path_int,
     principal_of,
     set_session_cookie,
 )
+from .clients import client_address
 
 routes = web.RouteTableDef()
 
 
 def _int(request: web.Request, name: str) -> int:
-    return parse_int(request.match_info[name], name)
+    return path_int(request, name)
 
 
 def _query_int(request: web.Request, name: str) -> int | None:
@@ -41,21 +46,27 @@ def ok(data: Any, status: int = 200) -> web.Response:
 
 # -- sessions ------------------------------------------------------------------------------
 
+def session_reply(principal: Principal) -> dict[str, Any]:
+    """Who is signed in, and the CSRF token; a duty room's console also learns the name of
+    its standby room (the page never makes room names itself)."""
+    described: dict[str, Any] = dict(principal.describe())
+    if principal.kind == "device" and principal.duty_room_id is not None:
+        described["standby_room"] = standby_room(principal.duty_room_id)
+    return {"principal": described, "csrf_token": principal.csrf_token}
+
+
 @routes.post("/api/session")
 async def sign_in(request: web.Request) -> web.Response:
     data = await json_body(request)
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or len(username) > 128 or len(password) > 1024:
-        raise Invalid("请输入用户名和密码")
+        raise Invalid("web.sign_in_fields")
     limiter = request.app[SIGN_IN_LIMITER]
-    client = request.remote or ""
-    # Counted as a failure before the (slow) check and taken back on success, so parallel
-    # guesses from one client cannot all pass the limit at once.
-    limiter.check(client)
-    limiter.failed(client)
-    token, principal = await request.app[DIRECTORY].sign_in(username, password)
-    limiter.succeeded(client)
-    response = ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
+    client = client_address(request)
+    with limiter.attempt(client, username):  # 429 over this client's or this name's share
+        token, principal = await request.app[DIRECTORY].sign_in(username, password, client=client)
+        limiter.succeeded(client)
+    response = ok(session_reply(principal))
     set_session_cookie(request, response, token, int(SESSION_TTL.total_seconds()))
     return response
 
@@ -65,9 +76,9 @@ async def device_sign_in(request: web.Request) -> web.Response:
     data = await json_body(request)
     device_token = data.get("token")
     if not isinstance(device_token, str):
-        raise Invalid("token is required")
+        raise Invalid("web.token_required", field="token")
     token, principal = await request.app[DIRECTORY].device_sign_in(device_token)
-    response = ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
+    response = ok(session_reply(principal))
     set_session_cookie(request, response, token, int(DEVICE_SESSION_TTL.total_seconds()))
     return response
 
@@ -83,7 +94,7 @@ async def sign_out(request: web.Request) -> web.Response:
 @routes.get("/api/me")
 async def me(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    return ok({"principal": principal.describe(), "csrf_token": principal.csrf_token})
+    return ok(session_reply(principal))
 
 
 # -- units and duty rooms ----------------------------------------------------------------------
@@ -227,7 +238,7 @@ async def roster_upload(request: web.Request) -> web.Response:
     who.require("roster.write")  # before reading up to 5 MB from someone who may not upload at all
     # content.read(n) answers what has arrived, not n bytes: read() waits for the whole body, and
     # the application's client_max_size (just above the limit) stops a bigger one while it arrives.
-    too_big = error_response(413, "too_large", f"文件过大（上限 {MAX_UPLOAD_BYTES // (1024 * 1024)} MB）")
+    too_big = error_response(request, 413, "too_large", Msg("web.file_too_large", mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
     if (request.content_length or 0) > MAX_UPLOAD_BYTES:
         return too_big
     body = await request.read()

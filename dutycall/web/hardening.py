@@ -5,13 +5,15 @@
   a ``Server`` header that names no versions.
 - A request body must arrive at a minimum rate: a client trickling one byte every few seconds
   would otherwise hold a connection (and a handler) for ever.
-- The access log never shows a secret from a query string.
+- The access log never shows a secret from a query string, and names the real client behind
+  a trusted proxy (``web/clients.py``).
 - An unexpected exception answers one JSON shape with status 500 and is logged once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -19,7 +21,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .auth import PRINCIPAL
+from ..messages import Msg
+from .auth import PRINCIPAL, error_body
+from .clients import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +104,15 @@ async def body_timeout_middleware(request: web.Request, handler: Handler) -> web
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=limit, actual_size=request.content_length, content_type="application/json",
-                text='{"error": {"code": "too_large", "message": "请求体过大"}}')
+                text=json.dumps(error_body(request, "too_large", Msg("web.body_too_large"))))
         try:
             async with asyncio.timeout(body_deadline(request)):
                 await request.read()
         except TimeoutError:
-            logger.info("request body from %s too slow: closing", request.remote)
+            logger.info("request body from %s too slow: closing", client_address(request))
             if request.transport is not None:
                 request.transport.close()
-            raise web.HTTPRequestTimeout(text='{"error": {"code": "body_timeout", "message": "请求体发送过慢"}}',
+            raise web.HTTPRequestTimeout(text=json.dumps(error_body(request, "body_timeout", Msg("web.body_too_slow"))),
                                          content_type="application/json") from None
     return await handler(request)
 
@@ -124,12 +128,12 @@ async def unexpected_error_middleware(request: web.Request, handler: Handler) ->
         raise
     except Exception:
         logger.exception("unexpected error on %s %s", request.method, mask_secrets(request.path))
-        return web.json_response({"error": {"code": "internal", "message": "服务器内部错误，请稍后重试"}}, status=500)
+        return web.json_response(error_body(request, "internal", Msg("error.internal")), status=500)
 
 
 class AccessLogger(AbstractAccessLogger):
     """One line per request, secrets in the query string masked."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %s %.3fs', request.remote, request.method,
+        self.logger.info('%s "%s %s" %s %.3fs', client_address(request), request.method,
                          mask_secrets(request.path_qs), response.status, time)
