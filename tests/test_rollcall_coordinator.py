@@ -13,14 +13,15 @@ from sqlalchemy import event
 from dutycall import db
 from dutycall.conference import Conference
 from dutycall.directory.bootstrap import ensure_first_admin
-from dutycall.directory.errors import Invalid, NotFound
 from dutycall.directory.service import Directory
 from dutycall.rollcall import commands, machine
 from dutycall.rollcall.clock import ManualClock, SystemClock, as_clock
 from dutycall.rollcall.commands import Call, Excuse, Poll, Start, parse_command, parse_create, parse_officer
 from dutycall.rollcall.coordinator import RollCallCoordinator
+from dutycall.rollcall.errors import Invalid, NotFound
 
 from .conftest import ADMIN_PASSWORD
+from .utils import wait_for
 
 
 class CountingSessionmaker:
@@ -158,3 +159,46 @@ def test_a_manual_clock_runs_the_timers_it_passes_in_order():
     assert fired == ["poll", "window"]
     assert isinstance(as_clock(None), SystemClock) and as_clock(clock) is clock
     assert as_clock(lambda: 5.0)() == 5.0
+
+
+async def test_followers_are_told_the_board_after_each_committed_command(world):
+    coordinator, counting, _reads, admin, rooms = world
+    rid = (await coordinator.create(admin, {"room_ids": rooms, "answer_window": 30}))["id"]
+    other = (await coordinator.create(admin, {"room_ids": rooms[:1], "answer_window": 30}))["id"]
+    # Nobody follows: a command opens its own unit of work and nothing more reads the board.
+    counting.opened = 0
+    await coordinator.command(admin, other, "start", {})
+    await wait_for(lambda: not coordinator.followers._reading, timeout=5)
+    assert counting.opened == 1
+
+    seen: list[dict] = []
+    unfollow = coordinator.follow(rid, seen.append)
+    elsewhere: list[dict] = []
+    coordinator.follow(other, elsewhere.append)
+    await coordinator.command(admin, rid, "start", {})
+    await wait_for(lambda: seen and seen[-1]["phase"] == "running", timeout=5, what="the started board")
+    await coordinator.command(admin, rid, "call", {})  # nobody is connected: offline at once
+    await wait_for(lambda: seen[-1]["rooms"][0]["status"] == "offline", timeout=5, what="the call pushed")
+    # Steps the coordinator takes by itself (polling, on its clock) are pushed too.
+    await coordinator.command(admin, rid, "poll", {"dwell": 5})
+    coordinator.clock.advance(6)
+    await wait_for(lambda: seen[-1]["rooms"][1]["status"] == "offline", timeout=5, what="the polling step")
+    await coordinator.command(admin, rid, "stop_poll", {})
+    await coordinator.command(admin, rid, "excuse", {"room_id": rooms[2], "reason": "停电"})
+    await wait_for(lambda: seen[-1]["rooms"][2]["status"] == "excused", timeout=5, what="the excuse pushed")
+    assert all(board["id"] == rid for board in seen) and elsewhere == []  # each board to its own followers
+
+    # Changes close together make one read, not one each.
+    await wait_for(lambda: not coordinator.followers._reading, timeout=5)
+    counting.opened, before = 0, len(seen)
+    for _ in range(5):
+        coordinator.followers.changed(rid)
+    await wait_for(lambda: not coordinator.followers._reading, timeout=5)
+    assert counting.opened == 1 and len(seen) == before + 1
+
+    unfollow()
+    unfollow()  # idempotent
+    told = len(seen)
+    await coordinator.command(admin, rid, "finish", {})
+    await wait_for(lambda: not coordinator.followers._reading, timeout=5)
+    assert len(seen) == told and coordinator.followers.followed(rid) == 0

@@ -123,7 +123,7 @@ async def test_a_roll_call_records_every_outcome(rc_server):
     assert (await board_of(app, admin, rid))[c]["status"] == "offline"
     with pytest.raises(Exception) as info:
         await con_a.client.request("rollcall_answer", roll_call_id=rid, officer="张三")
-    assert "not being called" in str(info.value)
+    assert "invalid_state" in str(info.value) and "未在点名中" in str(info.value)  # the page's language: zh-CN
 
     # Re-call B and let the window pass: absent. Then excuse C.
     await coordinator.command(admin, rid, "call", {"room_id": b})
@@ -591,8 +591,10 @@ async def test_an_answer_whose_evidence_was_cut_off_by_a_stop_is_marked_lost(aio
     await con.client.wait_event("rollcall_ring", timeout=5, duty_room_id=room)
     await con.client.request("rollcall_answer", roll_call_id=rid, officer="张三")
     assert (await board_of(app, admin, rid))[room]["evidence"] is None  # being taken
-    await con.close()
+    # The server stops first (the console still sending): a console that left first would end
+    # its stream, and evidence of a stream that ended is "no_video", not what this test is about.
     await srv.close()
+    await con.close()
 
     # At the next start the blank says what happened; it is not taken again later.
     again = create_app(make_config(url))
@@ -601,3 +603,98 @@ async def test_an_answer_whose_evidence_was_cut_off_by_a_stop_is_marked_lost(aio
     board = await again[COORDINATOR].board(admin, rid)
     assert board["phase"] == "interrupted"
     assert board["rooms"][0]["status"] == "on_time" and board["rooms"][0]["evidence"] == "lost"
+
+
+def boards(client: SignallingClient, seen: list[dict]) -> list[dict]:
+    """The ``rollcall_board`` events ``client`` was sent so far (every event is kept in ``seen``)."""
+    while not client.events.empty():
+        seen.append(client.events.get_nowait())
+    return [e for e in seen if e.get("type") == "rollcall_board"]
+
+
+async def test_a_board_is_pushed_to_those_whose_scope_covers_it_and_no_one_else(rc_server):
+    app = rc_server.app
+    base = f"http://127.0.0.1:{rc_server.port}"
+    ws_url = base.replace("http", "ws") + "/ws"
+    directory = app[DIRECTORY]
+    admin, _ = await make_rooms(app, [])
+    districts, rooms = {}, {}
+    for code, name in (("D1", "一区"), ("D2", "二区")):
+        districts[code] = await directory.create_unit(admin, {"code": code, "name": name, "kind": "district",
+                                                              "parent_id": admin.unit_id})
+        await directory.create_account(admin, {"username": f"host-{code}", "display_name": f"{name}主任",
+                                               "password": "password-1", "role": "host",
+                                               "unit_id": districts[code]["id"]})
+        room = await directory.create_room(admin, {"unit_id": districts[code]["id"], "name": f"{name}值班室"})
+        rooms[code] = (room["id"], (await directory.create_device_credential(admin, room["id"]))["token"])
+    await directory.create_account(admin, {"username": "viewer-D1", "display_name": "一区观察员",
+                                           "password": "password-1", "role": "viewer",
+                                           "unit_id": districts["D1"]["id"]})
+
+    async def account(username: str, password: str = "password-1") -> SignallingClient:
+        return await SignallingClient(ws_url, cookies=await sign_in(base, username, password)).connect()
+
+    host1, host2, viewer, city = (await account("host-D1"), await account("host-D2"), await account("viewer-D1"),
+                                  await account("admin", ADMIN_PASSWORD))
+    _, host1_principal = await directory.sign_in("host-D1", "password-1")
+    _, host2_principal = await directory.sign_in("host-D2", "password-1")
+    coordinator = app[COORDINATOR]
+    rc1 = await coordinator.create(host1_principal, {"room_ids": [rooms["D1"][0]], "answer_window": 60})
+    rc2 = await coordinator.create(host2_principal, {"room_ids": [rooms["D2"][0]], "answer_window": 60})
+
+    # Those whose scope covers the roll-call follow it; the reply is the board as it is now.
+    for client in (host1, viewer, city):
+        following = await client.request("rollcall_follow", roll_call_id=rc1["id"])
+        assert following["board"]["id"] == rc1["id"] and following["board"]["phase"] == "scheduled"
+    await host2.request("rollcall_follow", roll_call_id=rc2["id"])
+    # Another district's host, a console (even of the roll-call's own room) and an unknown id: refused
+    # alike, and a refused follow leaves the socket's earlier one in place.
+    for roll_call_id in (rc1["id"], 999999):
+        with pytest.raises(Exception) as info:
+            await host2.request("rollcall_follow", roll_call_id=roll_call_id)
+        assert "not_found" in str(info.value)
+    console = await Console().start(base, rooms["D1"][1], rc1["room"])
+    with pytest.raises(Exception) as info:
+        await console.client.request("rollcall_follow", roll_call_id=rc1["id"])
+    assert "not_found" in str(info.value)
+    for bad in ("1", None, True, 1.5):
+        with pytest.raises(Exception) as info:
+            await host1.request("rollcall_follow", roll_call_id=bad)
+        assert "invalid_request" in str(info.value)
+
+    # The console publishing in the roll-call's room is pushed (在线), then every command and the answer.
+    seen: dict[SignallingClient, list[dict]] = {c: [] for c in (host1, host2, viewer, city, console.client)}
+
+    def last_board(client: SignallingClient) -> dict | None:
+        pushed = boards(client, seen[client])
+        return pushed[-1]["board"] if pushed else None
+
+    def row(client: SignallingClient) -> dict:
+        board = last_board(client)
+        return board["rooms"][0] if board else {}
+
+    await wait_for(lambda: row(host1).get("connected"), timeout=20, what="the console pushed as connected")
+    await coordinator.command(host1_principal, rc1["id"], "start", {})
+    await coordinator.command(host1_principal, rc1["id"], "call", {})
+    await console.client.wait_event("rollcall_ring", timeout=10)
+    await console.client.request("rollcall_answer", roll_call_id=rc1["id"], officer="张三")
+    for client in (host1, viewer, city):
+        await wait_for(lambda c=client: row(c).get("status") == "on_time" and row(c).get("officer") == "张三",
+                       timeout=10, what="the answer pushed")
+    # The other district's host kept following its own roll-call, and only that.
+    await coordinator.command(host2_principal, rc2["id"], "start", {})
+    await wait_for(lambda: (last_board(host2) or {}).get("phase") == "running", timeout=10, what="rc2 pushed")
+    assert {e["roll_call_id"] for e in boards(host2, seen[host2])} == {rc2["id"]}
+    assert all(e["board"]["id"] == e["roll_call_id"] == rc1["id"]
+               for c in (host1, viewer, city) for e in boards(c, seen[c]))
+    # The console is told what consoles are told (ring, floor, attendance), never a board.
+    boards(console.client, seen[console.client])
+    assert not [e for e in seen[console.client] if e["type"] in ("rollcall_board", "rollcall_following")]
+
+    # A socket that closes stops following; the others go on.
+    await viewer.close()
+    await wait_for(lambda: coordinator.followers.followed(rc1["id"]) == 2, timeout=10, what="the viewer unfollowed")
+    for client in (host1, host2, city):
+        await client.close()
+    await console.close()
+    await wait_for(lambda: coordinator.followers.followed(rc1["id"]) == 0, timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,15 +24,23 @@ def signalling(ws_url: str) -> SignallingClient:
 
 
 async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll ``condition`` until it is truthy; fail after a generous deadline."""
+    """Poll ``condition`` until it is truthy and return its value; fail after a generous deadline.
+
+    ``condition`` may be a plain function or an async one (its result is awaited: a database
+    read, a browser query). It is tried once more at the deadline, so a slow machine that
+    overslept the last interval does not fail a condition that holds.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        last_try = time.monotonic() >= deadline
         value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
-        if time.monotonic() > deadline:
+        if last_try:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
 class FrameReader:

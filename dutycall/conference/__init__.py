@@ -10,7 +10,8 @@ Public, for the layers above:
   a participant at join, e.g. "duty_room:12"); ``publication_of(tag, room=None)``;
   ``notify_tagged(tag, message, room=None)``; ``broadcast(room, message)``;
   ``set_floor(room, publication)``; the hooks ``on_participant_joined`` /
-  ``on_participant_left`` (lists of callbacks); ``stats()``; ``close()``.
+  ``on_participant_left`` and ``on_published`` / ``on_unpublished`` (lists of callbacks);
+  ``stats()``; ``close()``.
 - :class:`Participant`: ``id``, ``name``, ``tag``, ``identity``, ``room_name``, ``closed``,
   ``notify(message)``, ``first_publication()``, ``is_live(kind)``; ``publications`` and
   ``subscriptions`` are read-only views.

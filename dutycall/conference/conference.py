@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 OnParticipantJoined = Callable[[Participant], None]
 OnParticipantLeft = Callable[[Participant, CloseReason], None]
+OnPublished = Callable[[Publication], None]
+OnUnpublished = Callable[[Publication, CloseReason], None]
 
 
 class Conference:
@@ -40,6 +42,10 @@ class Conference:
         self.on_participant_joined: list[OnParticipantJoined] = []
         #: Called after a participant left any room, with why (after the others were told).
         self.on_participant_left: list[OnParticipantLeft] = []
+        #: Called after a publication was added to any room, or removed from it (after the
+        #: others were told): what a participant delivers changed (e.g. a console is live).
+        self.on_published: list[OnPublished] = []
+        self.on_unpublished: list[OnUnpublished] = []
         # Participants by tag: the layer above looks its consoles up often (readiness, ringing).
         self._tagged: dict[str, dict[str, Participant]] = {}
 
@@ -47,7 +53,8 @@ class Conference:
         """The open room ``name``, created if there is none."""
         room = self.rooms.get(name)
         if room is None or room.closed:
-            room = Room(name, self.settings, on_joined=self._joined, on_left=self._left)
+            room = Room(name, self.settings, on_joined=self._joined, on_left=self._left,
+                        on_published=self._published, on_unpublished=self._unpublished)
             self.rooms[name] = room
         return room
 
@@ -145,6 +152,20 @@ class Conference:
                 hook(participant, reason)
             except Exception:
                 logger.exception("on_participant_left hook failed")
+
+    def _published(self, publication: Publication) -> None:
+        for hook in tuple(self.on_published):
+            try:
+                hook(publication)
+            except Exception:
+                logger.exception("on_published hook failed")
+
+    def _unpublished(self, publication: Publication, reason: CloseReason) -> None:
+        for hook in tuple(self.on_unpublished):
+            try:
+                hook(publication, reason)
+            except Exception:
+                logger.exception("on_unpublished hook failed")
 
     async def close(self) -> None:
         """Close every room. Idempotent."""

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 OnJoined = Callable[[Participant], None]
 OnLeft = Callable[[Participant, CloseReason], None]
+OnPublished = Callable[[Publication], None]
+OnUnpublished = Callable[[Publication, CloseReason], None]
 
 
 def new_id(prefix: str) -> str:
@@ -37,7 +39,8 @@ class Room:
     """Everything in one room. Every change goes through here, so events stay in order."""
 
     def __init__(self, name: str, settings: ConferenceSettings,
-                 on_joined: OnJoined | None = None, on_left: OnLeft | None = None) -> None:
+                 on_joined: OnJoined | None = None, on_left: OnLeft | None = None,
+                 on_published: OnPublished | None = None, on_unpublished: OnUnpublished | None = None) -> None:
         self.name = name
         self.settings = settings
         self.participants: dict[str, Participant] = {}
@@ -47,6 +50,8 @@ class Room:
         self.floor_subscriptions: set[FloorSubscription] = set()
         self._on_joined = on_joined
         self._on_left = on_left
+        self._on_published = on_published
+        self._on_unpublished = on_unpublished
         #: Removals under way (a leave, an unpublish), by what is being removed.
         self._removals: dict[object, asyncio.Task[None]] = {}
         self._tasks = Tasks(f"room {name}")
@@ -62,7 +67,7 @@ class Room:
     def get_publication(self, publication_id: object) -> Publication:
         pub = self.publications.get(publication_id) if isinstance(publication_id, str) else None
         if pub is None:
-            raise NotFound(f"no publication {publication_id!r} in room {self.name!r}")
+            raise NotFound("conference.no_publication_in_room", id=publication_id, room=self.name)
         return pub
 
     def participants_tagged(self, tag: str) -> list[Participant]:
@@ -88,7 +93,7 @@ class Room:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise InvalidState(f"room {self.name!r} is closed")
+            raise InvalidState("conference.room_closed", room=self.name)
 
     async def _once(self, child: object, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Remove ``child`` by ``work`` once: a caller arriving while it runs waits for it."""
@@ -112,7 +117,7 @@ class Room:
         """Add a participant; ``tag`` and ``shown`` are the layer above's, opaque here."""
         self._check_open()
         if len(self.participants) >= self.settings.max_participants_per_room:
-            raise LimitExceeded(f"room {self.name!r} is full")
+            raise LimitExceeded("conference.room_full", room=self.name)
         participant = Participant(new_id("p"), name, self, notify, identity, tag, shown)
         self.participants[participant.id] = participant
         logger.info("room %s: %s (%s) joined", self.name, participant.id, name)
@@ -146,16 +151,18 @@ class Room:
     ) -> tuple[Publication, str]:
         self._check_open()
         if participant.closed:
-            raise InvalidState("participant has left")
+            raise InvalidState("conference.participant_left")
         if len(participant.publications) >= self.settings.max_publications_per_participant:
-            raise LimitExceeded("too many publications")
+            raise LimitExceeded("conference.too_many_publications")
         publication = Publication(new_id("pub"), participant, label, self.settings, on_ended=self._publication_ended)
         sdp = await publication.negotiate(offer, video_codec)
         if participant.closed or self.closed or publication.closed:
             await publication.close(CloseReason.PARTICIPANT_LEFT)
-            raise InvalidState("participant left while publishing")
+            raise InvalidState("conference.left_while_publishing")
         participant.publications[publication.id] = publication
         self.broadcast({"type": "publication_added", **publication.describe()}, exclude=participant)
+        if self._on_published is not None:
+            self._on_published(publication)
         return publication, sdp
 
     def _publication_ended(self, publication: Publication, reason: CloseReason) -> None:
@@ -181,6 +188,8 @@ class Room:
             {"type": "publication_removed", "publication_id": publication.id,
              "participant_id": publication.participant.id, "reason": reason}
         )
+        if self._on_unpublished is not None:
+            self._on_unpublished(publication, reason)
 
     # -- subscriptions ---------------------------------------------------------------
 
@@ -190,15 +199,15 @@ class Room:
         self._check_open()
         publication = self.get_publication(publication_id)
         if publication.participant is participant:
-            raise InvalidState("cannot subscribe to your own publication")
+            raise InvalidState("conference.own_publication")
         if len(participant.subscriptions) >= self.settings.max_subscriptions_per_participant:
-            raise LimitExceeded("too many subscriptions")
+            raise LimitExceeded("conference.too_many_subscriptions")
         subscription = Subscription(new_id("sub"), participant, publication, self.settings,
                                     on_close=self._subscription_closed, on_ended=self._subscription_ended)
         sdp = await subscription.negotiate(offer)
         if publication.closed or participant.closed or subscription.closed:
             await subscription.close(CloseReason.PUBLICATION_CLOSED)
-            raise NotFound(f"publication {publication.id} closed while subscribing")
+            raise NotFound("conference.publication_closed", id=publication.id)
         publication.attach(subscription)
         participant.subscriptions[subscription.id] = subscription
         return subscription, sdp
@@ -207,13 +216,13 @@ class Room:
         """One subscription that always carries whoever has the floor."""
         self._check_open()
         if len(participant.subscriptions) >= self.settings.max_subscriptions_per_participant:
-            raise LimitExceeded("too many subscriptions")
+            raise LimitExceeded("conference.too_many_subscriptions")
         subscription = FloorSubscription(new_id("sub"), participant, self.settings,
                                          on_close=self._subscription_closed, on_ended=self._subscription_ended)
         sdp = await subscription.negotiate(offer)
         if participant.closed or subscription.closed:
             await subscription.close(CloseReason.PARTICIPANT_LEFT)
-            raise InvalidState("participant left while subscribing")
+            raise InvalidState("conference.left_while_subscribing")
         participant.subscriptions[subscription.id] = subscription
         self.floor_subscriptions.add(subscription)
         subscription.follow(self.floor)
@@ -222,7 +231,7 @@ class Room:
     def set_floor(self, publication: Publication | None) -> None:
         """Give the floor: every floor subscription switches to ``publication`` (None: nobody)."""
         if publication is not None and (publication.closed or publication.participant.room is not self):
-            raise NotFound("that publication is not in this room")
+            raise NotFound("conference.publication_not_here")
         self.floor = publication
         for subscription in tuple(self.floor_subscriptions):
             subscription.follow(publication)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..messages import DEFAULT_LANGUAGE, Msg
 from .conference import Conference
 from .errors import ConferenceError, InvalidRequest, InvalidState, NotFound
 from .lifecycle import CloseReason
@@ -37,10 +38,10 @@ def _text_field(msg: dict[str, Any], key: str, max_len: int, required: bool = Tr
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(f"{key!r} must be a non-empty string")
+        raise InvalidRequest("conference.text_field", key=key)
     value = value.strip()
     if len(value) > max_len or any(ord(ch) < 32 for ch in value):
-        raise InvalidRequest(f"{key!r} must be at most {max_len} printable characters")
+        raise InvalidRequest("conference.text_length", key=key, max=max_len)
     return value
 
 
@@ -54,16 +55,23 @@ class SignallingPeer:
         may_join: Callable[[str], Awaitable[bool]] | None = None,
         tag: str | None = None,
         shown: dict[str, Any] | None = None,
+        room_info: Callable[[str], dict[str, Any] | None] | None = None,
+        lang: str = DEFAULT_LANGUAGE,
     ) -> None:
         """``identity`` is who the transport authenticated (its ``name`` is shown to others);
         without one, the client's own ``name`` is used (tests of the protocol alone). ``tag``
-        and ``shown`` are the layer above's (see :class:`Participant`), given to each join."""
+        and ``shown`` are the layer above's (see :class:`Participant`), given to each join;
+        so is ``room_info``: what that layer says of a room, sent in ``joined`` (the client
+        learns what a room is for from the server instead of reading its name). ``lang`` is the
+        language of error messages (the page's that opened the socket)."""
         self.conference = conference
+        self.lang = lang
         self.identity = identity
         self.tag = tag
         self.shown = shown
         #: Asked before joining a room (the layers above own room-level permissions).
         self.may_join = may_join
+        self.room_info = room_info
         self._send = send
         self.client_ice_servers = client_ice_servers or []
         self.participant: Participant | None = None
@@ -89,40 +97,41 @@ class SignallingPeer:
         msg_type: Any = None
         try:
             if len(text.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
-                raise InvalidRequest(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+                raise InvalidRequest("conference.message_too_large", max=MAX_MESSAGE_BYTES)
             try:
                 msg = json.loads(text)
             except (ValueError, RecursionError) as exc:
-                raise InvalidRequest(f"malformed JSON: {exc}") from exc
+                raise InvalidRequest("conference.malformed_json", detail=str(exc)[:200]) from exc
             if not isinstance(msg, dict):
-                raise InvalidRequest("a message must be a JSON object")
+                raise InvalidRequest("conference.not_object")
             request_id = msg.get("id")
             if request_id is not None and not (
                 isinstance(request_id, (int, str)) and not isinstance(request_id, bool) and len(str(request_id)) <= 64
             ):
                 request_id = None
-                raise InvalidRequest("'id' must be a string or integer of at most 64 characters")
+                raise InvalidRequest("conference.bad_id")
             msg_type = msg.get("type")
             handler = self._handlers.get(msg_type) if isinstance(msg_type, str) else None
             if handler is None:
-                raise InvalidRequest(f"unknown message type {msg_type!r}")
+                raise InvalidRequest("conference.unknown_type", type=str(msg_type)[:64])
             reply = await handler(msg)
         except ConferenceError as exc:
-            self.send_error(exc.code, str(exc), request_id, msg_type)
+            self.send_error(exc.code, exc.msg, request_id, msg_type)
             return
         except Exception as exc:  # never let one request take the connection down
             logger.exception("signalling request %r failed", msg_type)
-            self.send_error("internal_error", f"internal error: {type(exc).__name__}", request_id, msg_type)
+            self.send_error("internal_error", Msg("error.signalling_internal", kind=type(exc).__name__),
+                            request_id, msg_type)
             return
         if request_id is not None:
             reply["id"] = request_id
         self._send(reply)
 
     def handle_binary(self) -> None:
-        self.send_error("invalid_request", "binary messages are not part of the protocol", None, None)
+        self.send_error("invalid_request", Msg("conference.binary"), None, None)
 
-    def send_error(self, code: str, message: str, request_id: Any, msg_type: Any) -> None:
-        error: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    def send_error(self, code: str, message: Msg, request_id: Any, msg_type: Any) -> None:
+        error: dict[str, Any] = {"type": "error", "code": code, "message": message.render(self.lang)}
         if request_id is not None:
             error["id"] = request_id
         if isinstance(msg_type, str) and len(msg_type) <= 64:
@@ -147,18 +156,18 @@ class SignallingPeer:
     def _require(self) -> tuple[Participant, Room]:
         if self.participant is None or self.participant.closed:
             self.participant = None
-            raise InvalidState("join a room first")
+            raise InvalidState("conference.join_first")
         return self.participant, self.participant.room
 
     async def _join(self, msg: dict[str, Any]) -> dict[str, Any]:
         if self.participant is not None and not self.participant.closed:
-            raise InvalidState(f"already in room {self.participant.room.name!r}; leave first")
+            raise InvalidState("conference.already_in_room", room=self.participant.room.name)
         room_name = _text_field(msg, "room", 64)
         assert room_name is not None
         if not ROOM_RE.match(room_name):
-            raise InvalidRequest("'room' may hold letters, digits, '.', '-' and '_' only")
+            raise InvalidRequest("conference.room_name")
         if self.may_join is not None and not await self.may_join(room_name):
-            raise NotFound(f"no room {room_name!r} open to you")
+            raise NotFound("conference.room_not_open", room=room_name)
         name: str | None
         if self.identity is not None:
             name = str(self.identity.get("name") or "?")[:64]
@@ -167,7 +176,7 @@ class SignallingPeer:
         assert name is not None
         room = self.conference.room(room_name)
         self.participant = room.join(name, self._send, self.identity, self.tag, self.shown)
-        return {
+        reply = {
             "type": "joined",
             "protocol": PROTOCOL_VERSION,
             "participant_id": self.participant.id,
@@ -175,15 +184,18 @@ class SignallingPeer:
             "ice_servers": self.client_ice_servers,
             **room.snapshot(),
         }
+        if self.room_info is not None:
+            reply["room_info"] = self.room_info(room_name)
+        return reply
 
     async def _publish(self, msg: dict[str, Any]) -> dict[str, Any]:
         participant, room = self._require()
         label = _text_field(msg, "label", 32, required=False) or "camera"
         if not LABEL_RE.match(label):
-            raise InvalidRequest("'label' may hold letters, digits, '.', '-' and '_' only")
+            raise InvalidRequest("conference.label")
         video_codec = msg.get("video_codec")
         if video_codec is not None and (not isinstance(video_codec, str) or video_codec.upper() not in VIDEO_CODECS):
-            raise InvalidRequest(f"'video_codec' must be one of {', '.join(VIDEO_CODECS)}")
+            raise InvalidRequest("conference.video_codec", codecs=", ".join(VIDEO_CODECS))
         offer = parse_offer(msg.get("sdp"), "publish")
         publication, sdp = await room.publish(
             participant, offer, label, video_codec.upper() if video_codec else None
@@ -195,7 +207,7 @@ class SignallingPeer:
         publication_id = _text_field(msg, "publication_id", 64)
         publication = participant.publications.get(publication_id or "")
         if publication is None:
-            raise NotFound(f"you have no publication {publication_id!r}")
+            raise NotFound("conference.no_own_publication", id=publication_id)
         await room.unpublish(publication, CloseReason.UNPUBLISHED)
         return {"type": "unpublished", "publication_id": publication.id}
 
@@ -225,7 +237,7 @@ class SignallingPeer:
         subscription_id = _text_field(msg, "subscription_id", 64)
         subscription = participant.subscriptions.get(subscription_id or "")
         if subscription is None:
-            raise NotFound(f"you have no subscription {subscription_id!r}")
+            raise NotFound("conference.no_own_subscription", id=subscription_id)
         await room.unsubscribe(subscription, CloseReason.UNSUBSCRIBED)
         return {"type": "unsubscribed", "subscription_id": subscription.id}
 

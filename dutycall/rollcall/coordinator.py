@@ -7,7 +7,7 @@ out, so a server killed at any moment restarts with everything recorded so far, 
 
 Each command is one unit of work (``store.begin()``): the roll-call row is read at most
 once, and scope, the event and the board the host sees are decided in the same session.
-Consoles take part through the conference room ``rollcall-<id>`` (:mod:`.presence`).
+Consoles take part through the roll-call's conference room (:mod:`.naming`, :mod:`.presence`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,18 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..conference import Conference
-from ..directory.errors import Forbidden, Invalid, NotFound
+from ..conference import Conference, Publication
 from ..directory.principal import Principal
 from . import machine
 from .clock import Clock, as_clock
 from .commands import Call, CreateRollCall, HostCommand, Owner, Start, parse_command, parse_create, parse_officer
 from .effects import EffectHandlers, EventOf, LiveRollCall
+from .errors import Forbidden, Invalid, NotFound
 from .machine import IllegalEvent
 from .models import RollCallRecord
-from .presence import Presence, conference_room
+from .naming import RoomKind, parse_room, rollcall_room
+from .observers import BoardFollowers, BoardObserver
+from .presence import Presence, duty_room_of
 from .store import RollCallStore, UnitOfWork, from_json, room_ids_of
 
 T = TypeVar("T")
@@ -49,6 +51,11 @@ class RollCallCoordinator(EffectHandlers):
         self.clock: Clock = as_clock(clock)
         self._live: dict[int, LiveRollCall] = {}
         self._effects = self._effect_table()
+        #: Told the board after every committed change (see :meth:`follow`).
+        self.followers = BoardFollowers(self._read_board)
+        # A console starting or stopping to publish in a roll-call's room changes its board's 在线.
+        conference.on_published.append(self._presence_changed)
+        conference.on_unpublished.append(lambda publication, _reason: self._presence_changed(publication))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -77,6 +84,7 @@ class RollCallCoordinator(EffectHandlers):
                 task.cancel()
                 tasks.append(task)
         self._live.clear()
+        await self.followers.close()
         # A task cancelled inside a commit still rolls back through the database: let it, before
         # the engine is disposed under it (it would wait forever on a connection that is gone).
         if tasks:
@@ -90,14 +98,14 @@ class RollCallCoordinator(EffectHandlers):
             found = await uow.rooms_in_scope(command.room_ids, owner.unit_path)
             missing = [r for r in command.room_ids if r not in found]
             if missing:
-                raise NotFound(f"duty rooms {missing} are not in your scope")
+                raise NotFound("rollcall.rooms_not_in_scope", field="room_ids", ids=", ".join(map(str, missing)))
             try:
                 state = machine.new_roll_call(list(command.room_ids), command.answer_window, command.late_after)
             except IllegalEvent as exc:
-                raise Invalid(str(exc)) from exc
+                raise Invalid(exc.msg) from exc
             record = await uow.add(owner, command, state)
         self._live[record.id] = LiveRollCall(state)
-        return {"id": record.id, "room": conference_room(record.id), "title": command.title, "kind": command.kind}
+        return {"id": record.id, "room": rollcall_room(record.id), "title": command.title, "kind": command.kind}
 
     async def execute(self, roll_call_id: int, command: HostCommand) -> machine.RollCall:
         """Carry out a host's command (no scope check: the caller decided who may)."""
@@ -139,6 +147,12 @@ class RollCallCoordinator(EffectHandlers):
             record = await self._in_scope(uow, who, roll_call_id)
             live = self._live.get(roll_call_id)
             return await self._board(uow, record, live.state if live else from_json(record.state))
+
+    def follow(self, roll_call_id: int, observer: BoardObserver) -> Callable[[], None]:
+        """Call ``observer`` with the board after each committed command and presence change;
+        returns the function that stops it. No scope check: the caller decided who may (the
+        board it read with :meth:`board` first, after following, is the starting point)."""
+        return self.followers.follow(roll_call_id, observer)
 
     async def precheck(self, who: Principal, roll_call_id: int) -> list[dict[str, Any]]:
         """Which target rooms are ready: connected, camera and microphone delivering."""
@@ -204,6 +218,7 @@ class RollCallCoordinator(EffectHandlers):
             live.state = step.state
             for effect in step.effects:
                 self._effects[type(effect)](roll_call_id, live, effect, rostered)
+        self.followers.changed(roll_call_id)
         return step.state, shown
 
     def _event_of(self, roll_call_id: int, command: HostCommand) -> EventOf:
@@ -225,9 +240,23 @@ class RollCallCoordinator(EffectHandlers):
         if live is None:
             record = await uow.roll_call(roll_call_id)
             if record is None:
-                raise NotFound(f"no roll-call {roll_call_id}")
+                raise NotFound("rollcall.not_found", id=roll_call_id)
             live = self._live.setdefault(roll_call_id, LiveRollCall(from_json(record.state)))
         return live
+
+    async def _read_board(self, roll_call_id: int) -> dict[str, Any] | None:
+        """The board as it is now, for its followers (they were checked when they followed)."""
+        async with self.store.begin() as uow:
+            record = await uow.roll_call(roll_call_id)
+            if record is None:
+                return None
+            live = self._live.get(roll_call_id)
+            return await self._board(uow, record, live.state if live else from_json(record.state))
+
+    def _presence_changed(self, publication: Publication) -> None:
+        managed = parse_room(publication.participant.room_name)
+        if managed is not None and managed.kind is RoomKind.ROLLCALL and duty_room_of(publication.participant.tag):
+            self.followers.changed(managed.id)
 
     async def _board(self, uow: UnitOfWork, record: RollCallRecord, state: machine.RollCall) -> dict[str, Any]:
         rows = await uow.attendance(record.id)
@@ -241,7 +270,7 @@ class RollCallCoordinator(EffectHandlers):
                           "reason": row.reason if row else None, "evidence": row.evidence if row else None,
                           "evidence_sha256": row.evidence_sha256 if row else None})
         return {"id": record.id, "title": record.title, "kind": record.kind, "phase": state.phase,
-                "current": state.current, "polling": state.polling, "room": conference_room(record.id),
+                "current": state.current, "polling": state.polling, "room": rollcall_room(record.id),
                 "rooms": rooms}
 
     async def _describe_readiness(self, uow: UnitOfWork, room_ids: list[int]) -> list[dict[str, Any]]:
@@ -255,12 +284,12 @@ class RollCallCoordinator(EffectHandlers):
         if who.kind == "device":
             # A console answers on its own screen; the board and pre-check show other rooms'
             # people and evidence, which a shared, unattended duty-room PC must not read.
-            raise Forbidden("值班室终端不能查看点名看板")
+            raise Forbidden("rollcall.console_no_board")
         if record is None or not who.covers(record.unit_path):
-            raise NotFound(f"no roll-call {roll_call_id} in your scope")
+            raise NotFound("rollcall.not_found", id=roll_call_id)
         return record
 
     @staticmethod
     def _require_host(who: Principal) -> None:
         if not who.may("rollcall.host"):
-            raise Forbidden("only hosts and administrators run roll-calls")
+            raise Forbidden("rollcall.hosts_only")

@@ -17,6 +17,7 @@ from ..media import evidence
 from . import machine
 from .clock import Clock, Timer
 from .machine import IllegalEvent
+from .observers import BoardFollowers
 from .presence import Presence
 from .store import RollCallStore
 
@@ -51,6 +52,7 @@ class EffectHandlers:
     clock: Clock
     evidence_gap: float
     on_finished: Callable[[int], Awaitable[Any]] | None
+    followers: BoardFollowers
     _live: dict[int, LiveRollCall]
 
     async def dispatch(self, roll_call_id: int, event: EventOf) -> machine.RollCall:
@@ -180,7 +182,7 @@ class EffectHandlers:
         def step(state: machine.RollCall) -> machine.Event:
             # Decided under the lock, on the state the step applies to (see _call_event).
             if state.phase != "running" or not state.polling or state.current is not None:
-                raise IllegalEvent("polling was stopped, or a room is being called")
+                raise IllegalEvent("machine.polling_stopped")
             return machine.Finish(at=self.clock()) if state.next_pending() is None else call(state)
 
         try:
@@ -203,6 +205,7 @@ class EffectHandlers:
             # Re-called meanwhile: this picture is of an answer the row no longer holds.
             logger.info("roll-call %s: evidence of room %s attempt %s dropped", roll_call_id, room_id, attempt)
             return
+        self.followers.changed(roll_call_id)
         self.presence.broadcast(roll_call_id, {"type": "rollcall_evidence", "roll_call_id": roll_call_id,
                                                "duty_room_id": room_id, "attempt": attempt,
                                                "evidence": result.verdict})

@@ -9,15 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..conference import Conference, Publication, is_live
+from .naming import rollcall_room
 
 #: Consoles are filed in the conference under "duty_room:<id>" (the signalling layer tags them).
 CONSOLE_TAG = "duty_room:"
-ROLLCALL_PREFIX = "rollcall-"
-
-
-def conference_room(roll_call_id: int) -> str:
-    """The conference room of a roll-call: its consoles and hosts meet there."""
-    return f"{ROLLCALL_PREFIX}{roll_call_id}"
 
 
 def console_tag(duty_room_id: int) -> str:
@@ -43,7 +38,7 @@ class Presence:
 
     def publication(self, roll_call_id: int, duty_room_id: int) -> Publication | None:
         """The console's publication in the roll-call's room, if it publishes there."""
-        return self.conference.publication_of(console_tag(duty_room_id), conference_room(roll_call_id))
+        return self.conference.publication_of(console_tag(duty_room_id), rollcall_room(roll_call_id))
 
     def is_connected(self, roll_call_id: int, duty_room_id: int) -> bool:
         """A console of the room is in the roll-call's conference room and publishing."""
@@ -66,7 +61,7 @@ class Presence:
 
     def invite(self, roll_call_id: int, room_ids: set[int]) -> int:
         """Ask the consoles of ``room_ids``, wherever they are connected, into the roll-call's room."""
-        room = conference_room(roll_call_id)
+        room = rollcall_room(roll_call_id)
         invited = 0
         for room_id in room_ids:
             for participant in self.conference.participants_tagged(console_tag(room_id)):
@@ -77,15 +72,15 @@ class Presence:
 
     def notify(self, roll_call_id: int, duty_room_id: int, message: dict[str, Any]) -> None:
         """Send ``message`` to the room's consoles in the roll-call's room only."""
-        self.conference.notify_tagged(console_tag(duty_room_id), message, conference_room(roll_call_id))
+        self.conference.notify_tagged(console_tag(duty_room_id), message, rollcall_room(roll_call_id))
 
     def broadcast(self, roll_call_id: int, message: dict[str, Any]) -> None:
         """Send ``message`` to everyone in the roll-call's room."""
-        self.conference.broadcast(conference_room(roll_call_id), message)
+        self.conference.broadcast(rollcall_room(roll_call_id), message)
 
     def give_floor(self, roll_call_id: int, duty_room_id: int | None) -> Publication | None:
         """Switch every floor subscription of the roll-call's room to ``duty_room_id``'s own
         stream (None: nobody's); returns that stream's publication, if it publishes."""
         publication = self.publication(roll_call_id, duty_room_id) if duty_room_id else None
-        self.conference.set_floor(conference_room(roll_call_id), publication)
+        self.conference.set_floor(rollcall_room(roll_call_id), publication)
         return publication

@@ -21,10 +21,11 @@ from ..directory.principal import Principal
 from ..directory.scope import within
 from ..directory.service import tree_order
 from .errors import Invalid
+from .machine import Outcome
 from .models import AttendanceRecord, RollCallRecord
 from .results import refuse_console
 
-COUNTED = ("on_time", "late", "absent", "offline", "excused")
+COUNTED = (Outcome.ON_TIME, Outcome.LATE, Outcome.ABSENT, Outcome.OFFLINE, Outcome.EXCUSED)
 
 
 def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
@@ -41,11 +42,11 @@ def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
 
 
 def summarise(counts: Counter[str]) -> dict[str, Any]:
-    expected = sum(counts[o] for o in COUNTED) - counts["excused"]
-    answered = counts["on_time"] + counts["late"]
-    return {**{o: counts[o] for o in COUNTED},
+    expected = sum(counts[o] for o in COUNTED) - counts[Outcome.EXCUSED]
+    answered = counts[Outcome.ON_TIME] + counts[Outcome.LATE]
+    return {**{o.value: counts[o] for o in COUNTED},
             "attendance_rate": round(answered / expected, 4) if expected else None,
-            "on_time_rate": round(counts["on_time"] / expected, 4) if expected else None}
+            "on_time_rate": round(counts[Outcome.ON_TIME] / expected, 4) if expected else None}
 
 
 async def _rows(db: AsyncSession, who: Principal, first: dt.datetime, following: dt.datetime) -> list[Any]:

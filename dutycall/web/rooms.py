@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.principal import Principal
+from ..rollcall.naming import parse_room
 from . import rollcalls
 from .auth import json_body, principal_of
 from .keys import DIRECTORY, FREE_ROOMS
@@ -28,14 +29,9 @@ ROOM_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 routes = web.RouteTableDef()
 
 
-
-
-_MANAGED = re.compile(r"^(standby|rollcall)-[0-9]{1,15}$")
-
-
 def is_free_form(name: str) -> bool:
-    """Not a standby or roll-call room (ASCII digits only: "rollcall-²" is no roll-call)."""
-    return not _MANAGED.match(name)
+    """Not a standby or roll-call room (named by :mod:`dutycall.rollcall.naming`)."""
+    return parse_room(name) is None
 
 
 async def may_join(app: web.Application, who: Principal, name: str) -> bool:
@@ -50,9 +46,9 @@ async def invite(request: web.Request) -> web.Response:
     who = principal_of(request)
     name = request.match_info["name"]
     if not ROOM_NAME.match(name) or not is_free_form(name):
-        raise NotFound("只能邀请进入自由会议室")
+        raise NotFound("web.invite_free_form_only")
     if not who.may("conference.create"):
-        raise Forbidden("没有邀请他人进入会议室的权限")
+        raise Forbidden("web.invite_forbidden")
     data = await json_body(request)
     account_id, duty_room_id = data.get("account_id"), data.get("duty_room_id")
     invitee: tuple[str, int]
@@ -64,6 +60,6 @@ async def invite(request: web.Request) -> web.Response:
         described = await request.app[DIRECTORY].get_room(who, duty_room_id)
         invitee = ("device", duty_room_id)
     else:
-        raise Invalid("请给出 account_id 或 duty_room_id 之一（整数）")
+        raise Invalid("web.invite_whom")
     request.app[FREE_ROOMS].invite(who, name, invitee)
     return web.json_response({"room": name, "invited": described}, status=201)

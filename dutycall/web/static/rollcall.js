@@ -1,8 +1,53 @@
-// The host's roll-call page: pick rooms, run the roll-call, watch the live board.
+// The host's roll-call page: pick rooms, run the roll-call, watch the live board. The board is
+// pushed: the page follows the roll-call over the signalling socket (`rollcall_follow`, then a
+// `rollcall_board` event after every change; docs/protocol.md) and reads it over HTTP only when
+// a roll-call is opened, or while the socket is down.
 "use strict";
 
 let current = null; // roll-call id
-let timer = null;
+let following = false; // the socket follows `current`: its events keep the board up to date
+
+// The signalling socket, opened once signed in; it follows the current roll-call on every
+// (re)connect, and the follow's reply carries the board as it is then.
+const socket = new Signalling({
+  onConnecting: () => {},
+  onOpen: () => follow(),
+  onEvent: (msg) => {
+    if (msg.type === "rollcall_board" && msg.roll_call_id === current) render(msg.board);
+  },
+  onDown: () => { following = false; },
+  stillSignedIn: async () => {
+    try {
+      acceptSession(await api("GET", "/api/me"));
+      return true;
+    } catch (err) {
+      return err.status !== 401;
+    }
+  },
+  onAccessEnded: () => showSignInForm("host"),
+});
+
+async function follow() {
+  const id = current;
+  if (id === null || !socket.ws || socket.ws.readyState !== WebSocket.OPEN) return;
+  following = false;
+  try {
+    const reply = await socket.request("rollcall_follow", { roll_call_id: id });
+    if (id !== current) return;
+    following = true;
+    render(reply.board);
+  } catch (err) {
+    if (id === current) showError(err.message);
+  }
+}
+
+// Open roll-call `id`: read its board once, then follow it.
+async function open(id) {
+  current = id;
+  following = false;
+  await refresh();
+  await follow();
+}
 
 async function loadRooms() {
   const rooms = await api("GET", "/api/rooms");
@@ -12,7 +57,10 @@ async function loadRooms() {
 
 async function command(action, body = {}) {
   try {
-    render(await api("POST", `/api/rollcalls/${current}/${action}`, body));
+    const board = await api("POST", `/api/rollcalls/${current}/${action}`, body);
+    // While following, the pushed board (read after the commit) is at least as new as this
+    // reply (read before it); render the reply only when no push will come.
+    if (!following) render(board);
     showError("");
   } catch (err) {
     showError(err.message);
@@ -66,11 +114,8 @@ $("new-rollcall").addEventListener("submit", async (event) => {
       title: $("rc-name").value, room_ids: roomIds,
       answer_window: Number($("rc-window").value), late_after: Number($("rc-late").value),
     });
-    current = created.id;
-    history.replaceState(null, "", `?id=${current}`);
-    await refresh();
-    clearInterval(timer);
-    timer = setInterval(refresh, 1000); // the live board
+    history.replaceState(null, "", `?id=${created.id}`);
+    await open(created.id);
   } catch (err) {
     showError(err.message);
   }
@@ -89,11 +134,11 @@ for (const button of document.querySelectorAll(".controls button")) {
 }
 
 startPage("host", async () => {
+  socket.start();
   await loadRooms();
   const id = new URLSearchParams(location.search).get("id");
-  if (id) {
-    current = Number(id);
-    await refresh();
-    timer = setInterval(refresh, 1000);
-  }
+  if (id) await open(Number(id)); // a reload lands back on the board it showed
 }, refresh);
+
+// Tests and whoever debugs the page: how many sockets it opened, whether it follows the board.
+window.dutycallDebug = { socketsOpened: () => socket.opened, following: () => following };

@@ -1,0 +1,91 @@
+"""Followers of roll-call boards: told the board again whenever it may have changed.
+
+The coordinator calls :meth:`BoardFollowers.changed` after every committed command and
+every change of presence (a console starts or stops publishing in the roll-call's room),
+and after evidence is kept. Changes close together coalesce: while one read of a board is
+in flight, any number of further changes make exactly one more read. Nothing is read for a
+roll-call nobody follows.
+
+Followers are not checked here: whoever calls :meth:`follow` decided that the follower may
+see that board (the web layer: an account whose scope covers the roll-call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Board = dict[str, Any]
+BoardObserver = Callable[[Board], None]
+ReadBoard = Callable[[int], Awaitable[Board | None]]
+
+
+class BoardFollowers:
+    """Who follows which roll-call's board, and the coalesced reads that tell them."""
+
+    def __init__(self, read: ReadBoard) -> None:
+        self._read = read
+        self._observers: dict[int, list[BoardObserver]] = {}
+        self._reading: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()
+
+    def follow(self, roll_call_id: int, observer: BoardObserver) -> Callable[[], None]:
+        """Call ``observer`` with the board of ``roll_call_id`` after each change; returns the
+        function that stops it (idempotent)."""
+        self._observers.setdefault(roll_call_id, []).append(observer)
+
+        def unfollow() -> None:
+            observers = self._observers.get(roll_call_id)
+            if observers is not None and observer in observers:
+                observers.remove(observer)
+                if not observers:
+                    del self._observers[roll_call_id]
+
+        return unfollow
+
+    def followed(self, roll_call_id: int) -> int:
+        """How many follow the board of ``roll_call_id``."""
+        return len(self._observers.get(roll_call_id, ()))
+
+    def changed(self, roll_call_id: int) -> None:
+        """The board of ``roll_call_id`` may have changed: read it soon and tell its followers."""
+        if roll_call_id not in self._observers:
+            return
+        task = self._reading.get(roll_call_id)
+        if task is not None and not task.done():
+            self._again.add(roll_call_id)  # read once more when this read is done
+            return
+        self._reading[roll_call_id] = asyncio.ensure_future(self._tell(roll_call_id))
+
+    async def close(self) -> None:
+        """Stop every read in flight; followers are forgotten."""
+        tasks = list(self._reading.values())
+        for task in tasks:
+            task.cancel()
+        self._observers.clear()
+        self._again.clear()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _tell(self, roll_call_id: int) -> None:
+        try:
+            while roll_call_id in self._observers:
+                # Every change before this point is in the read that follows.
+                self._again.discard(roll_call_id)
+                board = await self._read(roll_call_id)
+                if board is not None:
+                    for observer in tuple(self._observers.get(roll_call_id, ())):
+                        try:
+                            observer(board)
+                        except Exception:  # one follower's bug must not silence the others
+                            logger.exception("a board follower of roll-call %s failed", roll_call_id)
+                if roll_call_id not in self._again:
+                    return
+        except Exception:
+            logger.exception("could not read the board of roll-call %s for its followers", roll_call_id)
+        finally:
+            if self._reading.get(roll_call_id) is asyncio.current_task():
+                del self._reading[roll_call_id]
