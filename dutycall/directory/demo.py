@@ -1,7 +1,8 @@
 """``dutycall demo``: a realistic demo city to try everything at once.
 
 One city duty office, 10 districts, 74 streets, 20 agencies and enterprises, each with a
-duty room; hosts, leaders, viewers and duty officers; a month of roster from today.
+duty room; hosts, leaders, viewers and duty officers; a month of roster from today, and the month
+of incidents before it (``incidents/demo.py``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class DemoSummary:
     shifts: int
     console_token: str
     console_room: str
+    incidents: int = 0
 
     @property
     def console_link(self) -> str:
@@ -84,8 +86,10 @@ def _phone(rng: random.Random) -> str:
 
 
 async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], days: int = 30,
-                    today: dt.date | None = None) -> DemoSummary:
-    """Load the demo city under the root unit; refuses if it is already there."""
+                    today: dt.date | None = None, incidents: bool = True) -> DemoSummary:
+    """Load the demo city under the root unit; refuses if it is already there. With ``incidents``,
+    also the month of incidents before ``today`` (``incidents/demo.py``), filed through the real
+    service so that their deadlines, flags and notices follow the real rules."""
     rng = random.Random(2027)
     today = today or dt.date.today()
     async with sessionmaker() as db:
@@ -157,4 +161,9 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], days: int = 
                                 label="demo console"))
         Directory.audit(db, None, "load_demo", "unit", root.id, root.path, units=len(units), rooms=len(rooms))
         await db.commit()
-        return DemoSummary(len(units), len(rooms), len(accounts), len(shifts), console_token, console_room.name)
+        summary = DemoSummary(len(units), len(rooms), len(accounts), len(shifts), console_token, console_room.name)
+    if incidents:
+        from ..incidents.demo import load_incidents  # incidents build on the directory, not the reverse
+
+        summary.incidents = await load_incidents(sessionmaker, today)
+    return summary

@@ -83,6 +83,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "incident.unit_field": _m("unit_id 应为您辖区内的单位编号", "unit_id must be a unit in your scope"),
     "incident.filter": _m("筛选条件“{name}”无效", "The filter \"{name}\" is not valid"),
     "incident.too_many_units": _m("单位过多", "Too many units"),
+    "incident.month": _m("月份应为 YYYY-MM，例如 2026-11", "The month must be YYYY-MM, e.g. 2026-11"),
+    "incident.month_range": _m("月份超出范围（2000 至 2200 年）", "The month is out of range (years 2000 to 2200)"),
 }
 MESSAGES.update({f"incident.el.{e.name}": _m(e.zh, e.en) for e in ELEMENTS})
 
