@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,19 @@ class Config:
     evidence_gap: float = 3.0
     #: How often the scheduler looks for roll-call plans that are due.
     scheduler_interval: float = 5.0
+    #: Incident reporting deadlines per level, overriding the defaults (JSON, see
+    #: incidents/deadlines.py), and how often the watch looks for late reports (seconds).
+    incident_deadlines: str = ""
+    incident_interval: float = 30.0
+    #: Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For is believed; see
+    #: web/clients.py. Empty: the header is ignored and the connection's address is the client.
+    trusted_proxies: list[str] = field(default_factory=list)
+    #: The outgoing alert webhook (a site's SMS gateway): URL, HMAC secret, first retry delay
+    #: (seconds, doubling), attempts before giving up. No URL: no webhook.
+    alert_webhook_url: str = ""
+    alert_webhook_secret: str = ""
+    alert_webhook_backoff: float = 5.0
+    alert_webhook_attempts: int = 8
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
@@ -86,6 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--database-url", default=env("DUTYCALL_DATABASE_URL", "sqlite:///data/dutycall.sqlite3"),
         help="database URL (default: SQLite file data/dutycall.sqlite3)",
     )
+    parser.add_argument(
+        "--trusted-proxy", default=env("DUTYCALL_TRUSTED_PROXIES", ""),
+        help="comma-separated addresses or CIDR blocks of reverse proxies whose X-Forwarded-For "
+             "is believed (default: none, the header is ignored)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Config:
@@ -106,4 +125,40 @@ def from_args(args: argparse.Namespace) -> Config:
         admin_username=os.environ.get("DUTYCALL_ADMIN_USERNAME") or None,
         admin_password=os.environ.get("DUTYCALL_ADMIN_PASSWORD") or None,
         secure_cookies=bool(args.tls_cert) or os.environ.get("DUTYCALL_SECURE_COOKIES") == "1",
+        incident_deadlines=_incident_deadlines(os.environ.get("DUTYCALL_INCIDENT_DEADLINES", "")),
+        trusted_proxies=_trusted_proxies(args.trusted_proxy),
+        **_alert_webhook(os.environ),
     )
+
+
+def _alert_webhook(environ: Mapping[str, str]) -> dict[str, Any]:
+    """DUTYCALL_ALERT_WEBHOOK_URL and _SECRET (required with a URL: an unsigned alert is one
+    anybody could forge), checked at start."""
+    url = environ.get("DUTYCALL_ALERT_WEBHOOK_URL", "").strip()
+    secret = environ.get("DUTYCALL_ALERT_WEBHOOK_SECRET", "")
+    if not url:
+        return {}
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit("DUTYCALL_ALERT_WEBHOOK_URL must be an http:// or https:// URL")
+    if len(secret) < 16:
+        raise SystemExit("DUTYCALL_ALERT_WEBHOOK_SECRET must be set (16 characters or more) with a webhook URL")
+    return {"alert_webhook_url": url, "alert_webhook_secret": secret}
+
+
+def _trusted_proxies(value: str | None) -> list[str]:
+    from .web.clients import parse_networks
+
+    proxies = _split(value)
+    try:
+        parse_networks(proxies)
+    except ValueError as exc:
+        raise SystemExit(f"--trusted-proxy: {exc}") from exc
+    return proxies
+
+
+def _incident_deadlines(value: str) -> str:
+    """Checked at start: a typo in a deadline table must stop the server, not be ignored."""
+    from .incidents.deadlines import parse_deadlines
+
+    parse_deadlines(value)
+    return value

@@ -15,15 +15,20 @@ from .conference import Conference, ConferenceSettings
 from .config import Config
 from .directory.roster import Roster
 from .directory.service import Directory
+from .incidents.alerting import Alerting, WebhookSettings
+from .incidents.deadlines import parse_deadlines
+from .incidents.service import Incidents
 from .rollcall.coordinator import RollCallCoordinator
 from .rollcall.plans import Plans
 from .rollcall.results import Results
 from .rollcall.statistics import Statistics
+from .supervision.service import Supervision
 
 
 @dataclass
 class Services:
-    """Everything a server holds besides HTTP: the database, the directory, the SFU, roll-calls."""
+    """Everything a server holds besides HTTP: the database, the directory, the SFU, roll-calls,
+    supervision notices and incidents."""
 
     config: Config
     engine: AsyncEngine
@@ -35,6 +40,9 @@ class Services:
     plans: Plans
     results: Results
     statistics: Statistics
+    supervision: Supervision
+    incidents: Incidents
+    alerting: Alerting
 
 
 def build_services(config: Config) -> Services:
@@ -50,8 +58,14 @@ def build_services(config: Config) -> Services:
     coordinator = RollCallCoordinator(sessionmaker, conference, evidence_gap=config.evidence_gap)
     results = Results(sessionmaker)
     coordinator.on_finished = results.issue_notices
+    supervision = Supervision(sessionmaker)
+    alerting = Alerting(sessionmaker, conference, WebhookSettings(
+        url=config.alert_webhook_url, secret=config.alert_webhook_secret, backoff=config.alert_webhook_backoff,
+        max_attempts=config.alert_webhook_attempts))
+    incidents = Incidents(sessionmaker, supervision, parse_deadlines(config.incident_deadlines), alerting=alerting)
     return Services(
         config=config, engine=engine, sessionmaker=sessionmaker, directory=Directory(sessionmaker),
         roster=Roster(sessionmaker), conference=conference, coordinator=coordinator,
         plans=Plans(sessionmaker, coordinator), results=results, statistics=Statistics(sessionmaker),
+        supervision=supervision, incidents=incidents, alerting=alerting,
     )

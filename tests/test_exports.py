@@ -19,7 +19,8 @@ from dutycall.directory.models import DutyRoom, Unit
 from dutycall.rollcall.models import AttendanceRecord, Notice, RollCallRecord
 from dutycall.web import create_app
 from dutycall.web.auth import DIRECTORY
-from dutycall.web.rollcalls import COORDINATOR, RESULTS
+from dutycall.web.keys import SUPERVISION
+from dutycall.web.rollcalls import COORDINATOR
 
 from .conftest import ADMIN_PASSWORD, make_config
 
@@ -104,7 +105,7 @@ async def district(aiohttp_server, tmp_path):
                          ("excuse", {"room_id": ids["roomS2"], "reason": "抢险"}), ("finish", {})):
         await coordinator.command(host, rid, action, data)
     deadline = time.monotonic() + 20
-    while len(await app[RESULTS].notices(host)) < 2:  # issued in the background on finish
+    while len(await app[SUPERVISION].notices(host)) < 2:  # issued in the background on finish
         assert time.monotonic() < deadline, "notices were never issued"
         await asyncio.sleep(0.05)
     return District(app, f"http://127.0.0.1:{server.port}", ids, rid, token)

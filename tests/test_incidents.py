@@ -177,6 +177,8 @@ async def test_a_report_is_verified_through_a_channel(world):
         await world.incidents.verify(world.who["officerS1"], created["id"], report_id, {"channel": "police"})
     with pytest.raises(Invalid):
         await world.incidents.verify(world.who["hostD1"], created["id"], report_id, {"channel": "telepathy"})
+    with pytest.raises(Invalid):  # not a string at all (found by the API fuzzer: was a 500)
+        await world.incidents.verify(world.who["hostD1"], created["id"], report_id, {"channel": {}})
     verified = await world.incidents.verify(world.who["hostD1"], created["id"], report_id,
                                             {"channel": "police", "note": "与派出所核实一致"})
     assert verified["reports"][0]["verified"] and verified["reports"][0]["verify_channel"] == "police"
@@ -332,6 +334,7 @@ async def test_bad_reports_are_refused_with_clear_errors_and_nothing_is_stored(w
     try:
         for change, field in (({"deaths": "two"}, "deaths"), ({"injured": -1}, "injured"), ({"deaths": True}, "deaths"),
                               ({"category": "alien"}, "category"), ({"level": "V"}, "level"),
+                              ({"level": {}}, "level"), ({"category": ["natural"]}, "category"),  # unhashable
                               ({"subtype": "earthquake"}, "subtype"),  # a natural subtype on an accident
                               ({"occurred_at": future}, "occurred_at"), ({"learned_at": "yesterday"}, "learned_at"),
                               ({"title": "长" * 129}, "title"), ({"course": "x" * 4001}, "course"),

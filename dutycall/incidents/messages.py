@@ -85,6 +85,22 @@ MESSAGES: dict[str, dict[str, str]] = {
     "incident.too_many_units": _m("单位过多", "Too many units"),
     "incident.month": _m("月份应为 YYYY-MM，例如 2026-11", "The month must be YYYY-MM, e.g. 2026-11"),
     "incident.month_range": _m("月份超出范围（2000 至 2200 年）", "The month is out of range (years 2000 to 2200)"),
+    # live alerting (alerting.py)
+    "alert.consoles_only": _m("只有值班室终端接收和确认事件提醒",
+                              "Only a duty room's console receives and acknowledges alerts"),
+    "alert.not_found": _m("没有编号为 {id} 的提醒", "There is no alert {id}"),
+    "alert.no_group_right": _m("您的角色不能管理通知组", "Your role cannot manage notification groups"),
+    "alert.group_name": _m("通知组名称应为 1 至 64 个字符", "The group name must be 1 to 64 characters"),
+    "alert.group_choices": _m("{field} 只能取：{allowed}", "{field} may only hold: {allowed}"),
+    "alert.group_members": _m("成员应为至多 {max} 个（姓名，电话）",
+                              "Members must be at most {max} (name, phone) pairs"),
+    "alert.group_active": _m("active 应为 true 或 false", "active must be true or false"),
+    "alert.group_unit": _m("unit_id 应为您辖区内的单位编号", "unit_id must be a unit in your scope"),
+    "alert.group_not_found": _m("没有编号为 {id} 的通知组", "There is no notification group {id}"),
+    "alert.template_text": _m("消息模板应为 1 至 {max} 个字符的文字", "The template must be 1 to {max} characters"),
+    "alert.template_field": _m("消息模板只能使用这些占位符：{fields}（有误：{bad}）",
+                               "The template may only use these placeholders: {fields} (wrong: {bad})"),
+    "alert.delivery_status": _m("状态应为 pending、delivered 或 failed", "status must be pending, delivered or failed"),
 }
 MESSAGES.update({f"incident.el.{e.name}": _m(e.zh, e.en) for e in ELEMENTS})
 

@@ -137,3 +137,92 @@ class IncidentEvent(Base):
     actor: Mapped[str] = mapped_column(String(128))
     #: What the line refers to (report id and number, instruction id, unit, notice id...).
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Alert(Base):
+    """A live alert: a new report or instruction on an incident, for the consoles of the units
+    concerned (see ``alerting.py``). What it says is fixed when it is raised."""
+
+    __tablename__ = "incident_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    #: "report" (a first report, follow-up or final report) or "instruction".
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The report's or the instruction's id.
+    ref_id: Mapped[int] = mapped_column(Integer)
+    #: What the consoles show: title, level, category, stage and number, from which unit, the text.
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+    receipts: Mapped[list[AlertReceipt]] = relationship(order_by="AlertReceipt.id", lazy="raise")
+
+
+class AlertReceipt(Base):
+    """One duty room's copy of an alert: when its console was first shown it, and when (and by
+    which console credential) someone there clicked to acknowledge it."""
+
+    __tablename__ = "incident_alert_receipts"
+    __table_args__ = (UniqueConstraint("alert_id", "duty_room_id", name="uq_alert_room"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("incident_alerts.id"), index=True)
+    duty_room_id: Mapped[int] = mapped_column(ForeignKey("duty_rooms.id"), index=True)
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    acknowledged_by_device: Mapped[int | None] = mapped_column(ForeignKey("device_credentials.id"))
+
+
+class NotificationGroup(Base):
+    """A notification group (e.g. the city's 自然灾害 SMS group): which incidents it hears of
+    (categories and levels, empty meaning all, within the owning unit's subtree), who is in it,
+    and the message template its members get through the site's SMS gateway (the webhook)."""
+
+    __tablename__ = "notification_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    levels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: ``string.Template`` text: $title $level $category $unit $stage $time $place $deaths
+    #: $injured $missing $text (see alerting.TEMPLATE_FIELDS).
+    template: Mapped[str] = mapped_column(String(1000))
+    #: [{"name": ..., "phone": ...}, ...]
+    members: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One message for the outgoing webhook (an alert for one notification group), kept until
+    delivered or given up on; ``next_attempt_at`` is when the sender tries it next."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("incident_alerts.id"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("notification_groups.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: pending | delivered | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(Timestamp, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class WebhookAttempt(Base):
+    """Every attempt to deliver, as it went: the HTTP status, or the error, and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(256))
+    duration_ms: Mapped[int] = mapped_column(Integer)

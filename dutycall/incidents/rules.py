@@ -123,11 +123,11 @@ def _clean_value(kind: Kind, value: Any, max_length: int, now: dt.datetime) -> A
             raise _Bad("incident.too_early")
         return at.isoformat()
     if kind is Kind.category:
-        if value not in {c.value for c in Category}:
+        if not isinstance(value, str) or value not in {c.value for c in Category}:
             raise _Bad("incident.category")
         return value
     if kind is Kind.level:
-        if value not in {v.value for v in Level}:
+        if not isinstance(value, str) or value not in {v.value for v in Level}:
             raise _Bad("incident.level")
         return value
     if kind is Kind.subtype:

@@ -37,7 +37,19 @@ from ..supervision.models import Notice, NoticeKind
 from ..supervision.service import NOTICE_DAYS, Supervision, new_notice
 from ..text import unsafe_reason
 from . import rules
-from .catalog import Category, Channel, FlagKind, Level, Stage, Status, VerifyChannel
+from .alerting import Alerting
+from .catalog import (
+    CATEGORY_LABELS,
+    LEVEL_LABELS,
+    STAGE_LABELS,
+    Category,
+    Channel,
+    FlagKind,
+    Level,
+    Stage,
+    Status,
+    VerifyChannel,
+)
 from .deadlines import DEFAULT_DEADLINES, Deadlines, ReportTime, overdue
 from .errors import Forbidden, Invalid, NotFound, WrongStage
 from .models import Incident, IncidentEvent, IncidentFlag, IncidentReport, Instruction, InstructionTarget
@@ -73,6 +85,12 @@ def _text(value: object, limit: int, key: str, field: str, multiline: bool = Tru
     return value.strip()
 
 
+def chain_above(path: str) -> list[str]:
+    """The paths of every unit above ``path`` ("/1/4/17/" → ["/1/", "/1/4/"])."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "".join(f"{p}/" for p in parts[:n]) for n in range(1, len(parts))]
+
+
 def _id_list(value: object, limit: int, key: str, field: str) -> list[int]:
     if (not isinstance(value, list) or not 1 <= len(value) <= limit
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
@@ -85,9 +103,11 @@ class Incidents:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], supervision: Supervision,
                  deadlines: Mapping[Level, Deadlines] | None = None,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow, alerting: Alerting | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.supervision = supervision
+        #: Live alerts to the consoles concerned and the notification groups' webhook (alerting.py).
+        self.alerting = alerting
         self.deadlines = dict(deadlines or DEFAULT_DEADLINES)
         self.clock = clock
         #: Called after a commit with (incident id, what happened, unit paths concerned): live alerts.
@@ -173,6 +193,8 @@ class Incidents:
             Directory.audit(db, who, "report", "incident", incident.id, unit.path, stage="initial")
             await self._assess(db, incident, now, [report])
             incident_id = incident.id
+            alert_id = await self._alert_report(db, incident, unit.name, report, elements, who)
+        await self._push(alert_id)
         self._changed(incident_id, "reported", [unit.path])
         return await self.detail(who, incident_id)
 
@@ -218,11 +240,14 @@ class Incidents:
                                     number=number)
                     await self._assess(db, incident, now, reports)
                     path = incident.unit_path
+                    alert_id = await self._alert_report(db, incident, incident.unit.name, report,
+                                                        rules.fold(r.elements for r in reports), who)
                 break
             except IntegrityError:
                 # Two reports at once took the same number: the database kept one; try once more.
                 if attempt:
                     raise
+        await self._push(alert_id)
         self._changed(incident_id, "reported", [path])
         return await self.detail(who, incident_id)
 
@@ -243,7 +268,7 @@ class Incidents:
         """核报: a report checked through another channel (district, police, health, on site)."""
         self._account(who, "incidents.manage", "incident.no_verify_right")
         channel = data.get("channel")
-        if channel not in {c.value for c in VerifyChannel}:
+        if not isinstance(channel, str) or channel not in {c.value for c in VerifyChannel}:
             raise Invalid("incident.verify_channel", field="channel")
         verified = data.get("verified", True)
         if not isinstance(verified, bool):
@@ -330,6 +355,12 @@ class Incidents:
                         units=[found[u].name for u in unit_ids])
             Directory.audit(db, who, "instruct", "incident", incident.id, incident.unit_path, units=unit_ids)
             paths = [found[u].path for u in unit_ids]
+            alert_id = None
+            if self.alerting is not None:
+                summary = {**self._summary(incident, incident.unit.name,
+                                           rules.fold(r.elements for r in incident.reports), who), "text": text}
+                alert_id = await self.alerting.raise_alert(db, incident, "instruction", instruction.id, paths, summary)
+        await self._push(alert_id)
         self._changed(incident_id, "instruction", paths)
         return await self.detail(who, incident_id)
 
@@ -538,6 +569,8 @@ class Incidents:
                                            .order_by(IncidentFlag.due_at))).scalars())
             events = list((await db.execute(select(IncidentEvent).where(IncidentEvent.incident_id.in_(ids))
                                             .order_by(IncidentEvent.at, IncidentEvent.id))).scalars())
+            # Which duty rooms were shown each alert and acknowledged it (for the units that see it all).
+            alerts = await Alerting.receipts(db, incident.id) if who.covers(incident.unit_path) else []
         writable = who.covers(incident.unit_path)
         live = incident.status in (Status.open.value, Status.final.value)
         reports = [self._report_json(r) for r in incident.reports]
@@ -563,6 +596,7 @@ class Incidents:
                              "mine": t.unit_id == who.unit_id and who.may("incidents.respond")}
                             for t in i.targets]} for i in instructions],
             "notices": await self.supervision.notices(who, incident_id=incident.id),
+            "alerts": alerts,
             "timeline": [{"at": _iso(e.at), "kind": e.kind, "actor": e.actor, "incident_id": e.incident_id,
                           **e.detail} for e in events],
             "may": {
@@ -582,6 +616,46 @@ class Incidents:
                 "verify_note": r.verify_note, "verified_at": _iso(r.verified_at)}
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    async def _alert_report(self, db: AsyncSession, incident: Incident, unit_name: str, report: IncidentReport,
+                            current: Mapping[str, Any], who: Principal) -> int | None:
+        """A report goes up the chain: every unit above the incident's, and the incident's own
+        unit when someone above filed it (it learns what is recorded against it); never the
+        reporter's own unit."""
+        if self.alerting is None:
+            return None
+        paths = [p for p in [*chain_above(incident.unit_path), incident.unit_path] if p != who.unit_path]
+        stage = Stage(report.stage)
+        summary = {**self._summary(incident, unit_name, current, who), "stage": STAGE_LABELS[stage][0],
+                   "stage_code": stage.value, "number": report.number,
+                   "text": str(report.elements.get("changes") or report.elements.get("outcome")
+                               or current.get("course") or "")[:200]}
+        return await self.alerting.raise_alert(db, incident, "report", report.id, paths, summary)
+
+    @staticmethod
+    def _summary(incident: Incident, unit_name: str, current: Mapping[str, Any], who: Principal) -> dict[str, Any]:
+        """What an alert shows and a group's template may use (labels in Chinese: the SMS text)."""
+        level = Level(incident.level) if incident.level in {v.value for v in Level} else None
+        category = Category(incident.category) if incident.category in {c.value for c in Category} else None
+        when = incident.occurred_at
+        return {
+            "title": incident.title, "level": LEVEL_LABELS[level][0] if level else incident.level,
+            "level_code": incident.level, "category": CATEGORY_LABELS[category][0] if category else incident.category,
+            "category_code": incident.category, "unit": unit_name, "from": who.name, "place": incident.place,
+            "time": as_utc(when).isoformat() if when is not None else "",
+            "deaths": current.get("deaths", ""), "injured": current.get("injured", ""),
+            "missing": current.get("missing", ""), "stage": "", "text": "",
+        }
+
+    async def _push(self, alert_id: int | None) -> None:
+        """After the commit: the alert to the consoles connected now (a failure here loses nothing:
+        the receipts are stored and a console asks for them when it connects)."""
+        if self.alerting is None or alert_id is None:
+            return
+        try:
+            await self.alerting.push(alert_id)
+        except Exception:
+            logger.exception("pushing alert %s to consoles failed", alert_id)
 
     @staticmethod
     def _event(db: AsyncSession, incident_id: int, at: dt.datetime, kind: str, actor: str, **detail: Any) -> None:

@@ -85,22 +85,5 @@ class RollCallPlan(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
 
 
-class Notice(Base):
-    """A supervision notice (督办通知) to a unit whose room was absent or late."""
-
-    __tablename__ = "notices"
-    __table_args__ = (UniqueConstraint("roll_call_id", "duty_room_id", name="uq_notice_call_room"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    roll_call_id: Mapped[int] = mapped_column(ForeignKey("roll_calls.id"), index=True)
-    duty_room_id: Mapped[int] = mapped_column(ForeignKey("duty_rooms.id"))
-    unit_path: Mapped[str] = mapped_column(String(512), index=True)
-    outcome: Mapped[str] = mapped_column(String(16))
-    deadline: Mapped[dt.datetime] = mapped_column(Timestamp)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | responded | closed
-    response: Mapped[str | None] = mapped_column(String(4000))
-    responded_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-    responded_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    closed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-    closed_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+# Supervision notices are one model for roll-calls and incidents; kept importable from here.
+from ..supervision.models import Notice  # noqa: E402, F401

@@ -1,18 +1,7 @@
-"""Results of roll-calls: the sheet (CSV, XLSX) and supervision notices (督办通知).
+"""Results of roll-calls: the sheet (CSV, XLSX, PDF) and the supervision notices they draw.
 
-A notice is issued to the unit of every room that was absent, offline or late when a
-roll-call finishes; the unit answers in writing before the deadline and the host closes it.
-
-Who may do what (separation of duties, so that nobody both answers and signs off):
-
-- respond: an account with ``notices.respond`` whose own unit *is* the notified unit. A host of a
-  higher unit sees the notice but cannot write the unit's answer. A duty-room console cannot
-  respond: it is a shared, unattended device with a year-long session, and a written answer to
-  a supervision notice must name the person who gave it (``responded_by``).
-- close: a host (``rollcall.host``) on the roll-call's host side (their scope covers the
-  roll-call's unit) whose own unit is *not* the notified unit, once the unit has responded.
-  A notice to the top unit's own room therefore has nobody above to close it, by design.
-- see: accounts see the notices of their subtree; a console sees its own room's only.
+A notice (``supervision``) is issued to the unit of every room that was absent, offline or late
+when a roll-call finishes; the roll-call's own unit is the issuing side that closes it.
 
 Sheets and monthly statistics are the host side's supervision documents: a console (which
 would otherwise read its whole subtree, other rooms' snapshots included) gets none of them.
@@ -32,16 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.models import DutyRoom, Unit, as_utc, utcnow
 from ..directory.principal import Principal
-from ..directory.scope import within
-from ..directory.service import Directory
+from ..supervision.models import NoticeKind
+from ..supervision.service import NOTICE_DAYS, new_notice
 from ..text import sheet_cell
+from .errors import Forbidden, NotFound
 from .models import AttendanceRecord, Notice, RollCallRecord
 
 NOTICE_OUTCOMES = ("absent", "offline", "late")
-NOTICE_DAYS = 3
 LABELS = {"on_time": "按时应答", "late": "迟到", "absent": "缺席", "offline": "离线", "excused": "请假",
           "not_called": "未点到", "pending": "未点名", "calling": "点名中"}
 EVIDENCE_LABELS = {"verified": "视频核验通过", "no_face": "未见人脸", "frozen": "画面静止", "looped": "疑似循环录像",
@@ -56,34 +44,11 @@ SHEET_COLUMNS = ["单位", "值班室", "结果", "应答人", "在值班表中"
 def refuse_console(who: Principal) -> None:
     """Sheets and statistics are for accounts: a console sees its own room, not its unit's subtree."""
     if who.kind == "device":
-        raise Forbidden("值班台不能查看点名结果和统计")
-
-
-def may_respond(who: Principal, notice: Notice) -> bool:
-    """Only the notified unit itself answers: an account of that very unit, never one above it."""
-    return who.kind == "account" and who.may("notices.respond") and who.unit_path == notice.unit_path
-
-
-def may_close(who: Principal, notice: Notice, roll_call_unit_path: str | None) -> bool:
-    """A host of the roll-call's side closes, and never the notified unit itself."""
-    return (who.kind == "account" and who.may("rollcall.host") and who.unit_path != notice.unit_path
-            and roll_call_unit_path is not None and who.covers(roll_call_unit_path))
-
-
-def notice_json(notice: Notice, room_name: str = "", who: Principal | None = None,
-                roll_call_unit_path: str | None = None) -> dict[str, Any]:
-    """A notice as the API shows it; with ``who``, also what that principal may do with it now."""
-    actions = {} if who is None else {
-        "may_respond": notice.status != "closed" and may_respond(who, notice),
-        "may_close": notice.status == "responded" and may_close(who, notice, roll_call_unit_path)}
-    return {**actions, "id": notice.id, "roll_call_id": notice.roll_call_id, "duty_room_id": notice.duty_room_id,
-            "room_name": room_name, "outcome": notice.outcome, "status": notice.status,
-            "deadline": as_utc(notice.deadline).isoformat(), "response": notice.response,
-            "overdue": notice.status == "open" and as_utc(notice.deadline) < utcnow()}
+        raise Forbidden("rollcall.console_no_results")
 
 
 class Results:
-    """Sheets and notices, scoped like everything else."""
+    """Sheets and the notices a finished roll-call draws, scoped like everything else."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
@@ -100,13 +65,13 @@ class Results:
                 AttendanceRecord.outcome.in_(NOTICE_OUTCOMES)))).all()
             existing = {n.duty_room_id for n in (await db.execute(select(Notice).where(
                 Notice.roll_call_id == roll_call_id))).scalars()}
-            deadline = utcnow() + dt.timedelta(days=days)
+            now = utcnow()
             issued = 0
             for attendance, unit in rows:
                 if attendance.duty_room_id in existing:
                     continue
-                db.add(Notice(roll_call_id=roll_call_id, duty_room_id=attendance.duty_room_id, unit_path=unit.path,
-                              outcome=attendance.outcome, deadline=deadline))
+                db.add(new_notice(NoticeKind.rollcall, unit.path, record.unit_path, attendance.outcome, now=now,
+                                  days=days, roll_call_id=roll_call_id, duty_room_id=attendance.duty_room_id))
                 issued += 1
             try:
                 await db.commit()
@@ -114,59 +79,6 @@ class Results:
                 await db.rollback()
                 return 0
             return issued
-
-    async def notices(self, who: Principal) -> list[dict[str, Any]]:
-        """The notices in scope, each with what ``who`` may do with it (the page shows only those buttons)."""
-        query = (select(Notice, DutyRoom.name, RollCallRecord.unit_path)
-                 .join(DutyRoom, DutyRoom.id == Notice.duty_room_id)
-                 .join(RollCallRecord, RollCallRecord.id == Notice.roll_call_id, isouter=True)
-                 .where(within(Notice.unit_path, who)).order_by(Notice.id))
-        if who.kind == "device":
-            query = query.where(Notice.duty_room_id == who.duty_room_id)
-        async with self.sessionmaker() as db:
-            rows = (await db.execute(query)).all()
-        return [notice_json(n, name, who, path) for n, name, path in rows]
-
-    async def _notice(self, db: AsyncSession, who: Principal, notice_id: int) -> Notice:
-        notice = await db.get(Notice, notice_id)
-        if notice is None or not who.covers(notice.unit_path) or (
-                who.kind == "device" and notice.duty_room_id != who.duty_room_id):
-            raise NotFound(f"no notice {notice_id} in your scope")
-        return notice
-
-    async def respond(self, who: Principal, notice_id: int, response: object) -> dict[str, Any]:
-        who.require("notices.respond")
-        if not isinstance(response, str) or not response.strip() or len(response) > 4000:
-            raise Invalid("the response must be text of 1 to 4000 characters", [{"field": "response"}])
-        async with self.sessionmaker() as db:
-            notice = await self._notice(db, who, notice_id)
-            if not may_respond(who, notice):
-                raise Forbidden("只有被督办单位本级的人员可以回复")
-            if notice.status == "closed":
-                raise Invalid("this notice is closed")
-            notice.response = response.strip()
-            notice.responded_at = utcnow()
-            notice.responded_by = who.id
-            notice.status = "responded"
-            Directory.audit(db, who, "respond", "notice", notice.id, notice.unit_path)
-            await db.commit()
-            return notice_json(notice)
-
-    async def close(self, who: Principal, notice_id: int) -> dict[str, Any]:
-        who.require("rollcall.host")
-        async with self.sessionmaker() as db:
-            notice = await self._notice(db, who, notice_id)
-            record = await db.get(RollCallRecord, notice.roll_call_id)
-            if not may_close(who, notice, record.unit_path if record else None):
-                raise Forbidden("只有点名方的主持人可以办结，被督办单位不能办结自己的通知")
-            if notice.status != "responded":
-                raise Invalid("a notice is closed after the unit has responded")
-            notice.status = "closed"
-            notice.closed_at = utcnow()
-            notice.closed_by = who.id
-            Directory.audit(db, who, "close", "notice", notice.id, notice.unit_path)
-            await db.commit()
-            return notice_json(notice)
 
     async def sheet_rows(self, who: Principal, roll_call_id: int) -> tuple[RollCallRecord, list[list[str]]]:
         record, rows, _ = await self._sheet(who, roll_call_id)
@@ -179,7 +91,7 @@ class Results:
         async with self.sessionmaker() as db:
             record = await db.get(RollCallRecord, roll_call_id)
             if record is None or not who.covers(record.unit_path):
-                raise NotFound(f"no roll-call {roll_call_id} in your scope")
+                raise NotFound("rollcall.not_found", id=roll_call_id)
             order = [r["room_id"] for r in record.state["rooms"]]
             status = {r["room_id"]: r["status"] for r in record.state["rooms"]}
             rooms = {r.id: (r, u) for r, u in (await db.execute(select(DutyRoom, Unit).join(Unit).where(

@@ -16,14 +16,26 @@ from ..conference import SignallingPeer
 from ..config import Config
 from ..directory.bootstrap import ensure_first_admin
 from ..directory.errors import DirectoryError
+from ..directory.principal import PrincipalKind
 from ..directory.service import DEVICE_SESSION_TTL
 from ..media import evidence
+from ..messages import Msg
 from ..rollcall.presence import console_tag
 from ..services import Services, build_services
-from . import api, rollcalls, rooms
-from .auth import PRINCIPAL, SESSION_COOKIE, auth_middleware, error_response, errors_middleware, set_session_cookie
+from . import api, incident_documents, incidents, notices, rollcalls, rooms
+from .auth import (
+    PRINCIPAL,
+    SESSION_COOKIE,
+    auth_middleware,
+    error_response,
+    errors_middleware,
+    request_language,
+    set_session_cookie,
+)
+from .clients import CLIENT_ADDRESSES, ClientAddresses
 from .hardening import add_security_headers, body_timeout_middleware, hide_server_version, unexpected_error_middleware
 from .keys import (
+    ALERTING,
     CLEANUPS,
     CONFERENCE,
     CONFIG,
@@ -31,6 +43,7 @@ from .keys import (
     DIRECTORY,
     ENGINE,
     FREE_ROOMS,
+    INCIDENTS,
     LIVE_SOCKETS,
     PLANS,
     RESULTS,
@@ -39,6 +52,7 @@ from .keys import (
     SERVICES,
     SIGN_IN_LIMITER,
     STATISTICS,
+    SUPERVISION,
 )
 from .limits import SignInLimiter
 from .live import LiveSockets
@@ -91,6 +105,10 @@ async def results_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "results.html", headers={"Cache-Control": "no-cache"})
 
 
+async def incidents_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "incidents.html", headers={"Cache-Control": "no-cache"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     # No version: an attacker learns nothing about which release (and which holes) runs here.
     conference = request.app[CONFERENCE]
@@ -113,13 +131,12 @@ def _same_origin(request: web.Request) -> bool:
 async def signalling(request: web.Request) -> web.StreamResponse:
     principal = request.get(PRINCIPAL)
     if principal is None:
-        return error_response(401, "not_signed_in", "sign in first")
+        return error_response(request, 401, "not_signed_in", Msg("web.sign_in_first"))
     if not principal.may("conference.join") or not _same_origin(request):
-        return error_response(403, "forbidden", "不允许从此处加入视频会议")
+        return error_response(request, 403, "forbidden", Msg("web.join_not_allowed"))
     live = request.app[LIVE_SOCKETS]
     if not live.admit(principal):
-        return error_response(429, "too_many_connections",
-                              "该账号（或终端）同时打开的连接过多，请关闭其他窗口后重试")
+        return error_response(request, 429, "too_many_connections", Msg("web.too_many_connections"))
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=WS_HARD_LIMIT)
     live.add(ws, principal, request.cookies.get(SESSION_COOKIE, ""))  # counted before any await
     try:
@@ -134,15 +151,19 @@ async def signalling(request: web.Request) -> web.StreamResponse:
     writer.add_done_callback(request.app[CLEANUPS].discard)
     config = request.app[CONFIG]
     identity = {"name": principal.name, "kind": principal.kind,
-                "account_id": principal.id if principal.kind == "account" else None}
+                "account_id": principal.id if principal.kind == PrincipalKind.ACCOUNT else None}
     # A console is filed under its duty room (rollcall's presence finds it by this tag) and
     # shows its duty room to the others; the conference itself knows no duty rooms.
     console = principal.duty_room_id is not None
+    # A host or viewer may follow a roll-call's board over this socket (scope checked there).
+    following = rollcalls.BoardFollowing(request.app, principal, outbox.put_nowait)
     peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers, identity,
-                          extensions=rollcalls.signalling_extensions(request.app),
+                          extensions={**rollcalls.signalling_extensions(request.app), **following.extensions()},
                           may_join=lambda room: rooms.may_join(request.app, principal, room),
+                          room_info=rollcalls.room_info,
                           tag=console_tag(principal.duty_room_id) if principal.duty_room_id is not None else None,
-                          shown={"duty_room_id": principal.duty_room_id} if console else None)
+                          shown={"duty_room_id": principal.duty_room_id} if console else None,
+                          lang=request_language(request))  # /ws?lang=, or the page's cookie
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -156,6 +177,7 @@ async def signalling(request: web.Request) -> web.StreamResponse:
     finally:
         logger.info("signalling socket closed (%s)", ws.close_code)
         live.discard(ws)
+        following.close()
         outbox.put_nowait(None)
         # Leaving the room must complete even if this handler is being cancelled.
         cleanup = asyncio.ensure_future(peer.close("disconnected"))
@@ -194,24 +216,32 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app[PLANS] = services.plans
     app[RESULTS] = services.results
     app[STATISTICS] = services.statistics
+    app[SUPERVISION] = services.supervision
+    app[INCIDENTS] = services.incidents
+    app[ALERTING] = services.alerting
     app[SECURE_COOKIES] = config.secure_cookies
     app[SIGN_IN_LIMITER] = SignInLimiter()
+    app[CLIENT_ADDRESSES] = ClientAddresses(config.trusted_proxies)
     app[LIVE_SOCKETS] = LiveSockets(services.directory)
     services.directory.on_access_changed = app[LIVE_SOCKETS].revalidate_soon
     app[FREE_ROOMS] = FreeRooms(services.conference)
     app[CLEANUPS] = set()
     # Started in this order, stopped in the reverse: the database outlives everything that
     # writes to it; the conference closes after roll-calls stop driving it.
-    app.cleanup_ctx.extend([_database, _evidence_pool, _conference, _rollcalls, _socket_sweeper])
+    app.cleanup_ctx.extend([_database, _evidence_pool, _conference, _rollcalls, _incidents, _socket_sweeper])
     app.router.add_get("/", index)
     app.router.add_get("/directory", directory_page)
     app.router.add_get("/rollcall", rollcall_page)
     app.router.add_get("/results", results_page)
+    app.router.add_get("/incidents", incidents_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", signalling)
     app.router.add_routes(api.routes)
     app.router.add_routes(rollcalls.routes)
     app.router.add_routes(rooms.routes)
+    app.router.add_routes(notices.routes)
+    app.router.add_routes(incidents.routes)
+    app.router.add_routes(incident_documents.routes)
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -262,6 +292,17 @@ async def _rollcalls(app: web.Application) -> AsyncIterator[None]:
     scheduler.cancel()
     await asyncio.gather(scheduler, return_exceptions=True)
     await app[COORDINATOR].close()
+
+
+async def _incidents(app: web.Application) -> AsyncIterator[None]:
+    """The incident deadline watch (late and missing reports flagged and supervised) and the
+    alert webhook's sender."""
+    watch = asyncio.ensure_future(app[INCIDENTS].run(app[CONFIG].incident_interval))
+    sender = asyncio.ensure_future(app[ALERTING].run())  # the alert webhook, if one is configured
+    yield
+    for task in (watch, sender):
+        task.cancel()
+    await asyncio.gather(watch, sender, return_exceptions=True)
 
 
 async def _socket_sweeper(app: web.Application) -> AsyncIterator[None]:

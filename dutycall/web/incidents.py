@@ -7,7 +7,7 @@ from aiohttp import web
 
 from ..incidents.catalog import catalogue
 from .auth import json_body, path_int, principal_of, request_language
-from .keys import INCIDENTS
+from .keys import ALERTING, INCIDENTS
 
 routes = web.RouteTableDef()
 FILTERS = ("status", "category", "level", "unit_id", "from", "to")
@@ -84,3 +84,40 @@ async def acknowledge(request: web.Request) -> web.Response:
 async def feedback(request: web.Request) -> web.Response:
     return web.json_response(await request.app[INCIDENTS].feedback(
         principal_of(request), path_int(request, "id"), await json_body(request)))
+
+
+# -- live alerts (incidents/alerting.py) -----------------------------------------------------------
+
+@routes.get("/api/alerts")
+async def pending_alerts(request: web.Request) -> web.Response:
+    """A console's unacknowledged alerts (it asks when it connects; new ones come over /ws)."""
+    return web.json_response(await request.app[ALERTING].pending(principal_of(request)))
+
+
+@routes.post("/api/alerts/{id}/acknowledge")
+async def acknowledge_alert(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[ALERTING].acknowledge(principal_of(request), path_int(request, "id")))
+
+
+@routes.get("/api/notification-groups")
+async def notification_groups(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[ALERTING].groups(principal_of(request)))
+
+
+@routes.post("/api/notification-groups")
+async def create_notification_group(request: web.Request) -> web.Response:
+    group = await request.app[ALERTING].save_group(principal_of(request), await json_body(request))
+    return web.json_response(group, status=201)
+
+
+@routes.put("/api/notification-groups/{id}")
+async def update_notification_group(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[ALERTING].save_group(
+        principal_of(request), await json_body(request), path_int(request, "id")))
+
+
+@routes.get("/api/webhook-deliveries")
+async def webhook_deliveries(request: web.Request) -> web.Response:
+    """The alert webhook's log: every delivery and each attempt (status code or error, duration)."""
+    return web.json_response(await request.app[ALERTING].deliveries(principal_of(request),
+                                                                    request.query.get("status")))

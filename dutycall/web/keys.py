@@ -16,11 +16,14 @@ from ..conference import Conference
 from ..config import Config
 from ..directory.roster import Roster
 from ..directory.service import Directory
+from ..incidents.alerting import Alerting
+from ..incidents.service import Incidents
 from ..rollcall.coordinator import RollCallCoordinator
 from ..rollcall.plans import Plans
 from ..rollcall.results import Results
 from ..rollcall.statistics import Statistics
 from ..services import Services
+from ..supervision.service import Supervision
 from .limits import SignInLimiter
 from .live import LiveSockets
 from .meetings import FreeRooms
@@ -35,6 +38,9 @@ COORDINATOR = web.AppKey("rollcall_coordinator", RollCallCoordinator)
 PLANS = web.AppKey("rollcall_plans", Plans)
 RESULTS = web.AppKey("rollcall_results", Results)
 STATISTICS = web.AppKey("rollcall_statistics", Statistics)
+SUPERVISION = web.AppKey("supervision", Supervision)
+INCIDENTS = web.AppKey("incidents", Incidents)
+ALERTING = web.AppKey("alerting", Alerting)
 
 SECURE_COOKIES = web.AppKey("secure_cookies", bool)
 SIGN_IN_LIMITER = web.AppKey("sign_in_limiter", SignInLimiter)

@@ -29,7 +29,8 @@ SCHEMAS: dict[str, Any] = {
     "Principal": {"type": "object", "properties": {
         "kind": {"enum": ["account", "device"]}, "id": ID, "name": TEXT,
         "role": {"enum": ["admin", "host", "duty_officer", "leader", "viewer", "console"]},
-        "unit_id": ID, "duty_room_id": {"type": ["integer", "null"]}}},
+        "unit_id": ID, "duty_room_id": {"type": ["integer", "null"]},
+        "standby_room": {"type": "string", "description": "a duty room's console only: where it waits"}}},
     "SessionReply": {"type": "object", "properties": {"principal": _ref("Principal"), "csrf_token": TEXT}},
     "Unit": {"type": "object", "properties": {
         "id": ID, "code": TEXT, "name": TEXT,
@@ -43,6 +44,37 @@ SCHEMAS: dict[str, Any] = {
     "Shift": {"type": "object", "properties": {
         "duty_room_id": ID, "date": DATE, "leader_name": TEXT, "leader_phone": TEXT, "note": TEXT,
         "officers": {"type": "array", "items": {"type": "object", "properties": {"name": TEXT, "phone": TEXT}}}}},
+    "IncidentSummary": {"type": "object", "properties": {
+        "id": ID, "title": TEXT, "category": TEXT, "subtype": {"type": ["string", "null"]}, "level": TEXT,
+        "status": {"enum": ["open", "final", "closed", "merged"]}, "unit_id": ID, "unit_name": TEXT, "place": TEXT,
+        "occurred_at": {"type": "string", "format": "date-time"}, "reports": ID,
+        "flags": {"type": "array", "items": {"enum": ["late_first", "late_written", "late_followup", "missed"]}}}},
+    "Incident": {"type": "object", "properties": {
+        "id": ID, "title": TEXT, "status": TEXT, "level": TEXT, "category": TEXT, "current": {"type": "object"},
+        "reports": {"type": "array", "items": {"type": "object"}},
+        "flags": {"type": "array", "items": {"type": "object"}},
+        "instructions": {"type": "array", "items": {"type": "object"}},
+        "notices": {"type": "array", "items": {"type": "object"}},
+        "timeline": {"type": "array", "items": {"type": "object"}}, "may": {"type": "object"}}},
+    "NotificationGroup": {"type": "object", "required": ["name", "template"], "properties": {
+        "name": TEXT, "unit_id": ID, "categories": {"type": "array", "items": {"enum": [
+            "natural", "accident", "health", "social"]}},
+        "levels": {"type": "array", "items": {"enum": ["I", "II", "III", "IV", "unrated"]}}, "template": TEXT,
+        "members": {"type": "array", "items": {"type": "object", "properties": {"name": TEXT, "phone": TEXT}}},
+        "active": {"type": "boolean"}}},
+    "ReportElements": {"type": "object", "description": "elements of incidents/catalog.py ELEMENTS by name",
+                       "properties": {
+        "stage": {"enum": ["followup", "final"]}, "channel": {"enum": ["phone", "written"]}, "unit_id": ID,
+        "title": TEXT, "occurred_at": {"type": "string", "format": "date-time"},
+        "learned_at": {"type": "string", "format": "date-time"}, "source": TEXT,
+        "category": {"enum": ["natural", "accident", "health", "social"]}, "subtype": TEXT,
+        "level": {"enum": ["I", "II", "III", "IV", "unrated"]}, "place": TEXT,
+        "latitude": {"type": "number"}, "longitude": {"type": "number"}, "cause": TEXT, "course": TEXT,
+        "deaths": {"type": "integer", "minimum": 0}, "injured": {"type": "integer", "minimum": 0},
+        "missing": {"type": "integer", "minimum": 0}, "trapped": {"type": "integer", "minimum": 0},
+        "economic_loss": {"type": "number", "minimum": 0}, "losses": TEXT, "measures": TEXT,
+        "measures_effect": TEXT, "trend": TEXT, "suggestions": TEXT, "changes": TEXT, "outcome": TEXT,
+        "aftermath": TEXT, "contact_name": TEXT, "contact_phone": TEXT, "reporter": TEXT}},
     "Contact": {"type": "object", "properties": {
         "type": {"enum": ["unit", "duty_room", "person"]}, "id": ID, "name": TEXT, "phone": TEXT, "unit_id": ID}},
 }
@@ -121,7 +153,8 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      "The unit's written response (an account of the notified unit only)",
      {"type": "object", "required": ["response"], "properties": {"response": TEXT}}, {"type": "object"}),
     ("post", "/api/notices/{id}/close", "notices",
-     "A host of the roll-call's side, not of the notified unit, closes a responded notice", None, {"type": "object"}),
+     "A host of the issuing side (the roll-call's unit, or the unit above an incident's), not of the notified unit, "
+     "closes a responded notice", None, {"type": "object"}),
     ("get", "/api/plans", "rollcalls", "Roll-call plans in your scope", None,
      {"type": "array", "items": {"type": "object"}}),
     ("post", "/api/plans", "rollcalls",
@@ -154,6 +187,81 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     ("post", "/api/rollcalls/{id}/{action}", "rollcalls",
      "start | call {room_id?} | skip | excuse {room_id, reason} | poll {dwell} | stop_poll | finish | cancel; "
      "an action the roll-call's state does not allow answers 409", {"type": "object"}, {"type": "object"}),
+    # -- incidents (突发事件信息报送) ----------------------------------------------------------------
+    ("get", "/api/incident-catalogue", "incidents",
+     "The report form: element groups, categories and subtypes, levels, channels, required elements per stage "
+     "(labels in the request's language)", None, {"type": "object"}),
+    ("get", "/api/incidents", "incidents",
+     "Incidents in scope (and those an instruction addresses to your unit), newest first; filters: status, "
+     "category, level, unit_id, from, to (local days YYYY-MM-DD). Accounts only.", None,
+     {"type": "array", "items": _ref("IncidentSummary")}),
+    ("post", "/api/incidents", "incidents",
+     "A first report (初报) creating an incident: the form's elements by name, channel (phone|written), unit_id "
+     "(default your own; a unit above the responsible one records it as 漏报). A missing or malformed element "
+     "answers 422 listing each by field, named in the request's language.", _ref("ReportElements"),
+     _ref("Incident")),
+    ("get", "/api/incidents/{id}", "incidents",
+     "One incident: current view, every report as filed, flags, instructions, notices, timeline, and what you "
+     "may do (may)", None, _ref("Incident")),
+    ("post", "/api/incidents/{id}/reports", "incidents",
+     "A follow-up (stage=followup: changes and reporter required) or the final report (stage=final: cause, "
+     "outcome, aftermath, casualties, economic_loss); earlier reports are never changed. 409 after the final "
+     "report, on a closed or merged incident.", _ref("ReportElements"), _ref("Incident")),
+    ("post", "/api/incidents/{id}/reports/{report_id}/verify", "incidents",
+     "核报: mark a report verified through a channel (district|police|health|onsite) with a note; hosts",
+     {"type": "object", "required": ["channel"], "properties": {
+         "channel": {"enum": ["district", "police", "health", "onsite"]}, "verified": {"type": "boolean"},
+         "note": TEXT}}, _ref("Incident")),
+    ("post", "/api/incidents/{id}/close", "incidents", "Close an incident after its final report; hosts", None,
+     _ref("Incident")),
+    ("post", "/api/incidents/{id}/merge", "incidents",
+     "Merge incidents of units under this one's unit into it (the same event reported by several units)",
+     {"type": "object", "required": ["incident_ids"], "properties": {"incident_ids": {"type": "array", "items": ID}}},
+     _ref("Incident")),
+    ("post", "/api/incidents/{id}/instructions", "incidents",
+     "领导批示: an instruction addressed to units in the leader's scope",
+     {"type": "object", "required": ["text", "unit_ids"], "properties": {
+         "text": TEXT, "unit_ids": {"type": "array", "items": ID}}}, _ref("Incident")),
+    ("post", "/api/incidents/{id}/notices", "incidents",
+     "督办: a host's supervision notice to the responsible unit (late|missed|wrong|other) with a deadline in days",
+     {"type": "object", "required": ["outcome", "text"], "properties": {
+         "outcome": {"enum": ["late", "missed", "wrong", "other"]}, "text": TEXT, "days": ID}}, _ref("Incident")),
+    ("post", "/api/incident-instructions/{id}/acknowledge", "incidents",
+     "签收: the addressed unit has read the instruction (an account of that unit)", None, _ref("Incident")),
+    ("post", "/api/incident-instructions/{id}/feedback", "incidents",
+     "反馈: the addressed unit reports back on the instruction",
+     {"type": "object", "required": ["text"], "properties": {"text": TEXT}}, _ref("Incident")),
+    ("get", "/api/incident-statistics", "incidents",
+     "A month's incident figures in your scope (?month=YYYY-MM, default the current month, deployment zone): "
+     "per category, level and district; per responsible unit due / on time / late / missed, the timeliness "
+     "rate (on time ÷ due) and notices issued and answered; a 12-month trend. Accounts only.",
+     None, {"type": "object"}),
+    ("get", "/api/incident-statistics/trend.png", "incidents",
+     "Incidents per month and the timeliness rate over the 12 months ending with ?month= (PNG chart)", None, None),
+    ("get", "/api/incident-bulletin.pdf", "incidents", "The monthly bulletin (月度通报) as PDF (?month=)", None, None),
+    ("get", "/api/incident-bulletin.xlsx", "incidents", "The monthly bulletin as XLSX, one sheet per table (?month=)",
+     None, None),
+    ("get", "/api/incidents/{id}/report.pdf", "incidents",
+     "The printable incident information report form (突发事件信息报告表): the elements grouped as the paper "
+     "form groups them, every report in order with its time, channel and verification", None, None),
+    # -- live alerts (incidents/alerting.py) ---------------------------------------------------------
+    ("get", "/api/alerts", "alerts",
+     "A duty room console's unacknowledged incident alerts of the last 7 days, newest first (new ones also "
+     "arrive over /ws as incident_alert). Consoles only.", None, {"type": "array", "items": {"type": "object"}}),
+    ("post", "/api/alerts/{id}/acknowledge", "alerts",
+     "确认收到: the console of the alert's duty room acknowledges it (the first click stands, on the timeline)",
+     None, {"type": "object"}),
+    ("get", "/api/notification-groups", "alerts", "Notification groups in your scope; hosts and administrators",
+     None, {"type": "array", "items": _ref("NotificationGroup")}),
+    ("post", "/api/notification-groups", "alerts",
+     "A notification group: which incidents (categories, levels; empty: all) within your unit's subtree, its "
+     "members and its message template ($title $level $category $unit $stage $time $place $deaths $injured "
+     "$missing $text)", _ref("NotificationGroup"), _ref("NotificationGroup")),
+    ("put", "/api/notification-groups/{id}", "alerts", "Change a notification group in your scope",
+     _ref("NotificationGroup"), _ref("NotificationGroup")),
+    ("get", "/api/webhook-deliveries", "alerts",
+     "The alert webhook's log (?status=pending|delivered|failed): each delivery and every attempt",
+     None, {"type": "array", "items": {"type": "object"}}),
 ]
 
 
@@ -187,8 +295,11 @@ def spec() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "dutycall API", "version": "1",
                  "description": "Writes need the X-CSRF-Token header from the sign-in reply. "
-                                "Errors: 401 not signed in, 403 role, 404 not in scope, 409 conflict, "
-                                "422 invalid (with row-level errors), 423 locked, 429 too many attempts, 503 busy."},
+                                "Errors: 401 not signed in, 403 role, 404 not in scope (or a malformed id in "
+                                "the path), 409 conflict, 422 invalid (with field- or row-level errors), "
+                                "423 locked, 429 too many attempts, 503 busy; `code` is stable, `message` is in "
+                                "the request's language: ?lang=, else X-Dutycall-Lang, else the dutycall_lang "
+                                "cookie, else Accept-Language; zh-CN by default, en available."},
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

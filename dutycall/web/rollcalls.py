@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from .. import errors
 from ..conference import InvalidRequest, InvalidState, SignallingPeer
-from ..conference import NotFound as ConferenceNotFound
-from ..directory.errors import DirectoryError, Invalid
+from ..directory.errors import DirectoryError
+from ..directory.principal import Principal
+from ..errors import DutycallError
 from ..rollcall.commands import ACTIONS
-from ..rollcall.machine import IllegalEvent
-from ..rollcall.presence import conference_room, duty_room_of
-from .auth import json_body, parse_int, principal_of
+from ..rollcall.naming import RoomKind, parse_room, rollcall_room
+from ..rollcall.presence import duty_room_of
+from .auth import as_signalling, json_body, path_int, principal_of
 from .keys import COORDINATOR, DIRECTORY, PLANS, RESULTS, STATISTICS
 
 routes = web.RouteTableDef()
 
 
 def _id(request: web.Request) -> int:
-    try:
-        return parse_int(request.match_info["id"], "id")
-    except Invalid as exc:
-        raise web.HTTPNotFound() from exc
+    return path_int(request, "id")
 
 
 @routes.post("/api/rollcalls")
@@ -40,7 +40,7 @@ async def rollcall_board(request: web.Request) -> web.Response:
 async def rollcall_command(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ACTIONS:
-        raise web.HTTPNotFound()
+        raise errors.NotFound("web.no_such_action", action=action[:64])
     # body_exists, not can_read_body: the body-deadline middleware has already read it.
     data = await json_body(request) if request.body_exists else {}
     return web.json_response(await request.app[COORDINATOR].command(principal_of(request), _id(request), action, data))
@@ -88,23 +88,6 @@ async def statistics_trend(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="image/png")
 
 
-@routes.get("/api/notices")
-async def list_notices(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[RESULTS].notices(principal_of(request)))
-
-
-@routes.post("/api/notices/{id}/respond")
-async def respond_notice(request: web.Request) -> web.Response:
-    data = await json_body(request)
-    return web.json_response(await request.app[RESULTS].respond(principal_of(request), _id(request),
-                                                                data.get("response")))
-
-
-@routes.post("/api/notices/{id}/close")
-async def close_notice(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[RESULTS].close(principal_of(request), _id(request)))
-
-
 @routes.get("/api/plans")
 async def list_plans(request: web.Request) -> web.Response:
     return web.json_response(await request.app[PLANS].list_plans(principal_of(request)))
@@ -138,36 +121,28 @@ async def room_rollcalls_calendar(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/calendar", charset="utf-8")
 
 
-STANDBY_PREFIX = "standby-"
-
-
-def standby_room(duty_room_id: int) -> str:
-    """Where a duty room's console waits between roll-calls, seen and reachable."""
-    return f"{STANDBY_PREFIX}{duty_room_id}"
-
-
 async def may_join(app: web.Application, who: Any, room: str) -> bool:
     """A roll-call's room is open to its target consoles and to accounts whose scope covers it;
     a duty room's standby room to its own console and to accounts that may see that room."""
-    if room.startswith(STANDBY_PREFIX):
-        try:
-            duty_room_id = int(room[len(STANDBY_PREFIX):])
-        except ValueError:
-            return False
+    managed = parse_room(room)
+    if managed is None:
+        return False  # only standby and roll-call rooms are decided here (rooms.is_free_form)
+    if managed.kind is RoomKind.STANDBY:
         if who.kind == "device":
-            return who.duty_room_id == duty_room_id
+            return bool(who.duty_room_id == managed.id)
         try:
-            await app[DIRECTORY].get_room(who, duty_room_id)
+            await app[DIRECTORY].get_room(who, managed.id)
         except DirectoryError:
             return False
         return True
-    if not room.startswith("rollcall-"):
-        return False  # only standby and roll-call rooms are decided here (rooms.is_free_form)
-    try:
-        roll_call_id = int(room[len("rollcall-"):])
-    except ValueError:
-        return False
-    return await app[COORDINATOR].may_join(who, roll_call_id)
+    return await app[COORDINATOR].may_join(who, managed.id)
+
+
+def room_info(room: str) -> dict[str, Any] | None:
+    """What a client is told of a room it joined (``joined.room_info``): a roll-call's or a
+    standby room, with the id it names; None for a free-form meeting room."""
+    managed = parse_room(room)
+    return managed.describe() if managed is not None else None
 
 
 def signalling_extensions(app: web.Application) -> dict[str, Any]:
@@ -177,24 +152,63 @@ def signalling_extensions(app: web.Application) -> dict[str, Any]:
     async def answer(peer: SignallingPeer, msg: dict[str, Any]) -> dict[str, Any]:
         room = peer.room_name  # None unless in a room now
         if room is None or peer.participant is None:
-            raise InvalidState("join the roll-call's room first")
+            raise InvalidState("web.answer_join_first")
         duty_room_id = duty_room_of(peer.participant.tag)
         if duty_room_id is None:
-            raise InvalidState("only a duty room's console can answer a roll-call")
+            raise InvalidState("web.answer_console_only")
         roll_call_id = msg.get("roll_call_id")
         if not isinstance(roll_call_id, int) or isinstance(roll_call_id, bool):
-            raise InvalidRequest("'roll_call_id' must be an integer")
-        if room != conference_room(roll_call_id):
-            raise InvalidState("answer from the roll-call's own room")
+            raise InvalidRequest("web.answer_roll_call_id")
+        if room != rollcall_room(roll_call_id):
+            raise InvalidState("web.answer_own_room")
         try:
             # The person who answers: one of the rostered names the ring offered, or another named.
             await coordinator.answer(roll_call_id, duty_room_id, msg.get("officer"))
-        except IllegalEvent as exc:
-            raise InvalidState(str(exc)) from exc
-        except Invalid as exc:
-            raise InvalidRequest(str(exc)) from exc
-        except DirectoryError as exc:
-            raise ConferenceNotFound(str(exc)) from exc
+        except errors.DutycallError as exc:
+            raise as_signalling(exc) from exc
         return {"type": "rollcall_answered", "roll_call_id": roll_call_id, "duty_room_id": duty_room_id}
 
     return {"rollcall_answer": answer}
+
+
+class BoardFollowing:
+    """One signalling socket's following of a roll-call board (``rollcall_follow``): an account
+    whose scope covers the roll-call is sent ``rollcall_board`` after every change; a console,
+    or anyone the roll-call is out of scope for, is refused and sent nothing. One roll-call at
+    a time per socket; it ends with the socket (whose access the server re-checks, see live.py)."""
+
+    def __init__(self, app: web.Application, who: Principal, send: Callable[[dict[str, Any]], None]) -> None:
+        self.coordinator = app[COORDINATOR]
+        self.who = who
+        self.send = send
+        self._unfollow: Callable[[], None] | None = None
+
+    def extensions(self) -> dict[str, Any]:
+        return {"rollcall_follow": self.follow}
+
+    async def follow(self, peer: SignallingPeer, msg: dict[str, Any]) -> dict[str, Any]:
+        roll_call_id = msg.get("roll_call_id")
+        if not isinstance(roll_call_id, int) or isinstance(roll_call_id, bool):
+            raise InvalidRequest("web.answer_roll_call_id")
+        # Followed before the board is read, so no change between the two is missed; undone
+        # at once if the board is not this principal's to see (the roll-call followed so far,
+        # if any, stays followed then).
+        unfollow = self.coordinator.follow(roll_call_id, lambda board: self.send(
+            {"type": "rollcall_board", "roll_call_id": roll_call_id, "board": board}))
+        try:
+            board = await self.coordinator.board(self.who, roll_call_id)
+        except DutycallError as exc:
+            unfollow()
+            raise as_signalling(exc) from exc
+        except BaseException:
+            unfollow()
+            raise
+        self.close()
+        self._unfollow = unfollow
+        return {"type": "rollcall_following", "roll_call_id": roll_call_id, "board": board}
+
+    def close(self) -> None:
+        """Stop following (idempotent)."""
+        unfollow, self._unfollow = self._unfollow, None
+        if unfollow is not None:
+            unfollow()

@@ -7,7 +7,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dutycall.db import Base
 from dutycall.directory import models  # noqa: F401  (registers the tables)
+from dutycall.incidents import models as incident_models  # noqa: F401
 from dutycall.rollcall import models as rollcall_models  # noqa: F401
+from dutycall.supervision import models as supervision_models  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

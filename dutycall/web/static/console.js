@@ -4,13 +4,10 @@
 // and common.js (sign-in, errors, the JSON API). Protocol: docs/protocol.md. No build step.
 "use strict";
 
-// The standby room of a console signed in for a duty room (null for a person's account).
+// The standby room of a console signed in for a duty room, as the server names it in the
+// session (null for a person's account). Room names are the server's: this page never makes one.
 function standbyRoom() {
-  return me && me.kind === "device" && me.duty_room_id ? `standby-${me.duty_room_id}` : null;
-}
-
-function isRollCallRoom(room) {
-  return /^rollcall-\d+$/.test(room);
+  return (me && me.standby_room) || null;
 }
 
 function setStatus(state) {
@@ -22,6 +19,7 @@ function setStatus(state) {
 class DutyConsole {
   constructor() {
     this.room = null;
+    this.roomInfo = null; // what the server said of the room in `joined` (kind: rollcall, standby)
     this.name = null;
     this.wanted = false;
     this.stream = null;
@@ -33,7 +31,10 @@ class DutyConsole {
     this.onAccessEnded = () => {};
     this.signalling = new Signalling({
       onConnecting: () => setStatus(this.everConnected ? "reconnecting" : "connecting"),
-      onOpen: (ws) => this.join(ws),
+      onOpen: (ws) => {
+        this.join(ws);
+        alerts.load(); // alerts raised while this console was away
+      },
       onEvent: (msg) => this.onEvent(msg),
       onDown: () => {
         this.teardown();
@@ -46,7 +47,7 @@ class DutyConsole {
     this.peers = new Peers(request, {
       wanted: () => this.wanted,
       // In a roll-call or on standby, start small until the server gives us the floor.
-      startProfile: () => (this.inRollCall() || this.room.startsWith("standby-") ? "idle" : "full"),
+      startProfile: () => (this.roomInfo ? "idle" : "full"),
       onPublicationState: (state) => { if (this.localTile) this.localTile.setState(state); },
     });
     this.ringer = new Ringer(request);
@@ -110,8 +111,25 @@ class DutyConsole {
     const epoch = this.peers.epoch;
     const current = () => ws === this.signalling.ws && epoch === this.peers.epoch;
     try {
-      const joined = await this.signalling.request("join", { room: this.room });
+      let joined;
+      try {
+        joined = await this.signalling.request("join", { room: this.room });
+      } catch (err) {
+        // A console asked into a room that is not (or no longer) open to it: back to standby.
+        if (current() && standbyRoom() && this.room !== standbyRoom()) {
+          this.moveTo(standbyRoom());
+          return;
+        }
+        throw err;
+      }
       if (!current()) return; // moved on meanwhile
+      this.roomInfo = joined.room_info || null;
+      // A duty room's console sits in its standby room or a roll-call only, never in a meeting
+      // room (the "duty" of old links) where others could watch it.
+      if (standbyRoom() && !this.roomInfo) {
+        this.moveTo(standbyRoom());
+        return;
+      }
       if (this.localTile && joined.name) this.localTile.setName(joined.name);
       this.signalling.joined();
       this.everConnected = true;
@@ -180,7 +198,10 @@ class DutyConsole {
       case "rollcall_ended":
         this.ringer.stop();
         // Back to standby, ready for the next roll-call.
-        if (standbyRoom() && this.inRollCall()) this.moveTo(standbyRoom());
+        if (standbyRoom() && this.inRollCall(msg.roll_call_id)) this.moveTo(standbyRoom());
+        break;
+      case "incident_alert":
+        alerts.show(msg);
         break;
       case "rollcall_floor":
         // Kept: the floor tile may not exist yet (we are still publishing) and shows it when made.
@@ -196,6 +217,7 @@ class DutyConsole {
   async moveTo(room) {
     if (room === this.room || !this.signalling.ws) return;
     this.room = room;
+    this.roomInfo = null;
     $("room").value = room;
     localStorage.setItem("dutycall.room", room);
     // A reload (power cut, browser restart) must land here, not in the room the page was opened with.
@@ -210,8 +232,10 @@ class DutyConsole {
     await this.join(this.signalling.ws);
   }
 
-  inRollCall() {
-    return this.room.startsWith("rollcall-");
+  // In a roll-call's room (that roll-call's, if an id is given), as the server said at join.
+  inRollCall(rollCallId) {
+    const info = this.roomInfo;
+    return Boolean(info && info.kind === "rollcall" && (rollCallId === undefined || info.roll_call_id === rollCallId));
   }
 
   // The duty room a participant is the console of (undefined for a person's account).
@@ -236,6 +260,7 @@ class DutyConsole {
   }
 }
 
+const alerts = new IncidentAlerts();
 const dutyConsole = new DutyConsole();
 window.dutyConsole = dutyConsole;
 // For tests and for whoever debugs a console from the browser's developer tools.
@@ -263,13 +288,11 @@ dutyConsole.onAccessEnded = () => {
   signedOut(t(device ? "err_device" : "err_session_ended"));
 };
 
-// Where to go when opened: a duty room's console only ever sits in its standby room or a
-// roll-call (a reload mid roll-call lands back in it), never in a free-form room such as the
-// "duty" of old links, where others could watch it. A person's account goes where asked.
+// Where to go when opened: where asked (a reload mid roll-call lands back in it), else a duty
+// room's console goes to its standby room. The server says what the room is when the console
+// joins it; a console that finds itself refused or in a meeting room goes to standby (join).
 function startingRoom(requested) {
-  const standby = standbyRoom();
-  if (!standby) return requested;
-  return requested && (requested === standby || isRollCallRoom(requested)) ? requested : standby;
+  return requested || standbyRoom();
 }
 
 // The session the page opens with: a console opened with ?device=TOKEN trades it for a
@@ -297,10 +320,6 @@ function onSignedIn({ resumed }) {
   if (!resumed) return;
   const params = new URLSearchParams(location.search);
   const room = startingRoom(params.get("room"));
-  if (standbyRoom() && params.has("room") && params.get("room") !== room) {
-    params.delete("room");
-    history.replaceState(null, "", location.pathname + (params.toString() ? `?${params}` : ""));
-  }
   if (room) {
     $("room").value = room;
     $("join-form").requestSubmit();
@@ -309,6 +328,7 @@ function onSignedIn({ resumed }) {
 
 document.addEventListener("languagechange", () => {
   dutyConsole.ringer.relabel();
+  alerts.relabel();
   setStatus($("status").dataset.state || "idle");
   relabelTiles();
 });
