@@ -515,6 +515,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "floor_frames": sum(r["floor_frames"] for r in reports), "server_tracebacks": log_counts["tracebacks"],
         "server_error_lines": log_counts["error_lines"], "server_warning_lines": log_counts["warning_lines"],
         "dwell": args.dwell, "cpus": os.cpu_count(), "error_samples": errors.samples,
+        # The server inherits this environment: 0 turns its periodic malloc_trim off (dutycall/memory.py).
+        "malloc_trim_interval": os.environ.get("DUTYCALL_MALLOC_TRIM_INTERVAL", "default"),
+        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX", "default"),
     }
 
 

@@ -13,10 +13,11 @@ import logging
 import os
 import ssl
 import sys
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, memory
 from . import config as config_mod
 
 
@@ -58,10 +59,20 @@ def serve(config: config_mod.Config) -> None:
         scheme = "https"
     shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     print(f"dutycall {__version__}: open {scheme}://{shown}:{config.port}/ in a browser", flush=True)
+    trim_interval = memory.interval_from_env()  # a bad value stops the start here
+    app = create_app(config)
+    app.cleanup_ctx.append(lambda _app: _trim_memory(trim_interval))
     web.run_app(
-        create_app(config), host=config.host, port=config.port, ssl_context=ssl_context,
+        app, host=config.host, port=config.port, ssl_context=ssl_context,
         print=None, shutdown_timeout=5, access_log_class=AccessLogger,
     )
+
+
+async def _trim_memory(interval: float) -> AsyncIterator[None]:
+    """Give freed native memory back to the system now and then (``dutycall.memory``): a
+    process-wide concern, so the server process does it, not the app every test builds."""
+    async with memory.trimming(interval):
+        yield
 
 
 async def load_demo(database_url: str) -> None:
