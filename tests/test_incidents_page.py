@@ -221,6 +221,9 @@ async def test_an_officer_files_a_first_report_and_a_follow_up_through_the_page(
     followup = '#action-form form[data-form="followup"]'
     await page.fill(f"{followup} [name=changes]", "又发现 1 名伤者，已送医。")
     await page.click(f"{followup} details.inc-more summary")
+    # A blank element stays as it is, and says what that is.
+    assert await page.text_content(f"{followup} [name=level] option:first-child") == "不变（现为：III级（较大））"
+    assert await page.get_attribute(f"{followup} [name=injured]", "placeholder") == "现为：2"
     await page.fill(f"{followup} [name=injured]", "3")
     await page.click(f"{followup} button[type=submit]")
     await page.wait_for_selector('.inc-report[data-stage="followup"]', timeout=WAIT)
@@ -331,6 +334,12 @@ async def test_the_english_page_and_a_phone_sized_screen(city, browser):
                 assert await page.text_content('.inc-flags li[data-kind="late_first"] strong') == "迟报（首报超时）"
             await no_sideways_scroll(page)
             await shot(page, f"incident-{size}-{lang}")
+            # The follow-up form, every element opened, fits the screen too.
+            await page.click('.inc-actions-bar button[data-action="followup"]')
+            await page.click('#action-form form[data-form="followup"] details.inc-more summary')
+            await page.wait_for_selector('#action-form [name="trend"]', state="visible", timeout=WAIT)
+            await no_sideways_scroll(page)
+            await shot(page, f"followup-{size}-{lang}")
             await page.context.close()
 
     # The language button switches a signed-in page in place.

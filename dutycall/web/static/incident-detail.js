@@ -182,7 +182,24 @@ function followupForm(incident) {
     channelField("written"), others], "inc_submit_report",
   (f) => submitReport(f, `/api/incidents/${incident.id}/reports`, { stage: "followup" }));
   linkSubtypes(form, null, incident.current.category);
+  showCurrentValues(others, incident.current);
   return form;
+}
+
+// A blank element of a follow-up leaves the incident's value as it is: each blank says what that is.
+function showCurrentValues(holder, current) {
+  for (const wrap of holder.querySelectorAll(".inc-field[data-field]")) {
+    const name = wrap.dataset.field;
+    const value = current[name] === undefined || current[name] === null ? "" : displayValue(name, current[name]);
+    const input = wrap.querySelector("input, select, textarea");
+    if (input.tagName === "SELECT") {
+      if (input.options.length && input.options[0].value === "" && !input.disabled) {
+        input.options[0].textContent = value ? fill("inc_unchanged_value", { value }) : t("inc_unchanged");
+      }
+    } else if (value) {
+      input.placeholder = fill("inc_now", { value }); // (a date-time input shows none: its label is enough)
+    }
+  }
 }
 
 // 终报: cause, outcome, aftermath, the final casualty figures and economic loss (the counts start
