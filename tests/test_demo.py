@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from dutycall import db
 from dutycall.directory.models import Account, DutyRoom, RosterShift, Unit, UnitKind
+from dutycall.incidents.models import Incident, NotificationGroup
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,12 @@ async def test_demo_city_loads_once_and_signs_in(tmp_path):
         assert (await session.execute(select(func.count(DutyRoom.id)))).scalar_one() == 105
         assert (await session.execute(select(func.count(RosterShift.id)))).scalar_one() == 105 * 30
         assert (await session.execute(select(func.count(Account.id)))).scalar_one() > 100
+        assert (await session.execute(select(func.count(Incident.id)))).scalar_one() == 19  # incidents/demo.py
+        groups = (await session.execute(select(NotificationGroup.name, NotificationGroup.categories)
+                                        .order_by(NotificationGroup.id))).all()
+        assert [(name, categories) for name, categories in groups][:2] == [("自然灾害短信组", ["natural"]),
+                                                                          ("事故灾难短信组", ["accident"])]
+        assert len(groups) == 5
     await engine.dispose()
 
     from dutycall.directory.demo import DEMO_PASSWORD

@@ -126,7 +126,7 @@ def _members(value: object) -> list[dict[str, str]]:
 class Alerting:
     """Alerts to consoles, their acknowledgements, notification groups and the webhook sender."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference,
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference | None,
                  webhook: WebhookSettings | None = None, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.sessionmaker = sessionmaker
         self.conference = conference
@@ -190,7 +190,8 @@ class Alerting:
                 return 0
             for receipt in alert.receipts:
                 message = self._message(alert, receipt)
-                if self.conference.notify_tagged(console_tag(receipt.duty_room_id), message):
+                tag = console_tag(receipt.duty_room_id)
+                if self.conference is not None and self.conference.notify_tagged(tag, message):
                     reached.append(receipt.id)
         if reached:
             await self._delivered(reached)

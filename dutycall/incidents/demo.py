@@ -24,6 +24,7 @@ from ..directory.models import Account, Unit
 from ..directory.principal import Principal, PrincipalKind
 from ..supervision.models import Notice
 from ..supervision.service import Supervision
+from .alerting import Alerting
 from .deadlines import parse_deadlines
 from .service import Incidents
 
@@ -460,4 +461,28 @@ async def load_incidents(sessionmaker: async_sessionmaker[AsyncSession], today: 
     for at, _, action in sorted(steps, key=lambda s: (s[0], s[1])):
         clock.at = at
         await action()
+    await load_notification_groups(sessionmaker, who["city-host"])
     return sum(1 for s in SCENARIOS if s.title in ids)
+
+
+#: The city's SMS notification groups: (name, categories, levels, template). Members are
+#: placeholders (the 555 range): a site enters its own, and sets DUTYCALL_ALERT_WEBHOOK_URL.
+NOTIFICATION_GROUPS: tuple[tuple[str, list[str], list[str], str], ...] = (
+    ("自然灾害短信组", ["natural"], [], "【$unit】$category $level：$title（$place）。$stage：$text"),
+    ("事故灾难短信组", ["accident"], [],
+     "【$unit】$category $level：$title（$place）。伤 $injured 亡 $deaths。$stage：$text"),
+    ("公共卫生短信组", ["health"], [], "【$unit】$category $level：$title（$place）。$stage：$text"),
+    ("社会安全短信组", ["social"], [], "【$unit】$category $level：$title（$place）。$stage：$text"),
+    ("市领导短信组（较大及以上）", [], ["I", "II", "III", "unrated"],
+     "【市总值班室】$level $category：$title，$unit，$place。伤 $injured 亡 $deaths 失联 $missing。"),
+)
+
+
+async def load_notification_groups(sessionmaker: async_sessionmaker[AsyncSession], host: Principal) -> int:
+    """The city's notification groups, made through the real service (so their templates are checked)."""
+    alerting = Alerting(sessionmaker, None)
+    for number, (name, categories, levels, template) in enumerate(NOTIFICATION_GROUPS, start=1):
+        await alerting.save_group(host, {
+            "name": name, "categories": categories, "levels": levels, "template": template,
+            "members": [{"name": f"{name[:4]}值班联系人", "phone": f"0755-555 {number:04d}"}]})
+    return len(NOTIFICATION_GROUPS)
