@@ -249,5 +249,22 @@ async def test_a_console_in_chromium_shows_the_alert_with_a_tone_and_it_is_ackno
             await wait_for(all_acknowledged, what="both acknowledgements recorded")
             assert await page.locator("#alerts").is_hidden()
             assert await page.evaluate("() => alerts.beeper === null")  # the tone stopped with the last one
+
+            # The district host's incident page says which rooms were shown each alert and acknowledged it.
+            host = await (await browser.new_context(timezone_id="Asia/Shanghai")).new_page()
+            errors: list[str] = []
+            host.on("pageerror", lambda exc: errors.append(str(exc)))
+            iid = (await incidents.find(city.who["hostD1"], {}))[0]["id"]
+            await host.goto(f"{city.base}/incidents?id={iid}")
+            await host.fill("#username", "hostD1")
+            await host.fill("#password", "password-1")
+            await host.click("#sign-in")
+            acked = host.locator(".inc-alerts li.acked", has_text="D1值班室")
+            await acked.first.wait_for(timeout=30000)
+            assert await acked.count() == 2 and "已确认" in await acked.first.inner_text()
+            assert await host.locator(".inc-alerts li.pending", has_text="city值班室").count() == 1
+            timeline = await host.locator(".inc-timeline").inner_text()
+            assert "值班室终端确认收到报告提醒" in timeline and "值班室终端确认收到批示提醒" in timeline
+            assert errors == []
         finally:
             await browser.close()

@@ -90,7 +90,10 @@ const MESSAGES = {
     inc_tl_notice_responded: "督办已回复：{reason}", inc_tl_notice_closed: "督办已办结：{reason}",
     inc_tl_instruction: "领导批示（致 {units}）", inc_tl_acknowledged: "{unit} 签收批示",
     inc_tl_feedback: "{unit} 反馈：{text}", inc_tl_merged_in: "并入事件 #{id}（{title}）",
-    inc_tl_merged_into: "已并入事件 #{id}", inc_tl_closed: "事件关闭", inc_tl_from: "（原事件 #{id}）",
+    inc_tl_merged_into: "已并入事件 #{id}", inc_tl_closed: "事件关闭", inc_alerts: "提醒送达", inc_alert_report: "报告提醒", inc_alert_instruction: "批示提醒",
+    inc_alert_acked: "已确认（{at}）", inc_alert_shown: "已送达，未确认", inc_alert_waiting: "终端未在线，待送达",
+    inc_tl_alert_ack_report: "值班室终端确认收到报告提醒",
+    inc_tl_alert_ack_instruction: "值班室终端确认收到批示提醒", inc_tl_from: "（原事件 #{id}）",
   },
   en: {
     title: "Duty video", room: "Room", name: "Name", join: "Join", leave: "Leave",
@@ -183,7 +186,11 @@ const MESSAGES = {
     inc_tl_notice_responded: "Supervision notice answered: {reason}", inc_tl_notice_closed: "Supervision notice closed: {reason}",
     inc_tl_instruction: "Instruction to {units}", inc_tl_acknowledged: "{unit} acknowledged the instruction",
     inc_tl_feedback: "{unit} reported back: {text}", inc_tl_merged_in: "Merged in incident #{id} ({title})",
-    inc_tl_merged_into: "Merged into incident #{id}", inc_tl_closed: "Incident closed", inc_tl_from: "(from incident #{id})",
+    inc_tl_merged_into: "Merged into incident #{id}", inc_tl_closed: "Incident closed", inc_alerts: "Alerts delivered", inc_alert_report: "report alert",
+    inc_alert_instruction: "instruction alert", inc_alert_acked: "acknowledged ({at})",
+    inc_alert_shown: "shown, not yet acknowledged", inc_alert_waiting: "console offline, waiting",
+    inc_tl_alert_ack_report: "A duty room's console acknowledged the report alert",
+    inc_tl_alert_ack_instruction: "A duty room's console acknowledged the instruction alert", inc_tl_from: "(from incident #{id})",
   },
 };
 

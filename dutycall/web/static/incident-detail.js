@@ -53,7 +53,22 @@ function drawIncident(incident) {
     section("inc_reports", ...incident.reports.map((report, i) =>
       reportView(report, incident, i === incident.reports.length - 1))),
     incident.merged.length ? section("inc_merged", mergedList(incident.merged)) : "",
+    (incident.alerts || []).length ? section("inc_alerts", alertsView(incident)) : "",
     section("inc_timeline", timelineView(incident)));
+}
+
+// -- alerts: which duty rooms were shown each report or instruction, and who acknowledged ----------
+
+function alertsView(incident) {
+  return el("ul", { className: "inc-alerts" }, ...incident.alerts.map((alert) => {
+    const what = alert.kind === "instruction" ? t("inc_alert_instruction") : t("inc_alert_report");
+    const rooms = alert.rooms.map((room) => {
+      const state = room.acknowledged_at ? fill("inc_alert_acked", { at: localTime(room.acknowledged_at) })
+        : room.delivered_at ? t("inc_alert_shown") : t("inc_alert_waiting");
+      return el("li", { className: room.acknowledged_at ? "acked" : "pending", textContent: `${room.name}：${state}` });
+    });
+    return el("li", {}, el("span", { textContent: `${localTime(alert.at)} ${what}` }), el("ul", {}, ...rooms));
+  }));
 }
 
 // -- headline ------------------------------------------------------------------------------------
@@ -461,6 +476,8 @@ function timelineText(event, incident) {
     case "merged_in": return fill("inc_tl_merged_in", { id: event.source_id, title: event.title || "" });
     case "merged_into": return fill("inc_tl_merged_into", { id: event.target_id });
     case "closed": return t("inc_tl_closed");
+    case "alert_acknowledged":
+      return t(event.alert_kind === "instruction" ? "inc_tl_alert_ack_instruction" : "inc_tl_alert_ack_report");
     default: return event.kind;
   }
 }
