@@ -56,6 +56,11 @@ class Config:
     alert_webhook_secret: str = ""
     alert_webhook_backoff: float = 5.0
     alert_webhook_attempts: int = 8
+    #: Incident footage: where the archive's segment files go, each segment's length (seconds),
+    #: and the free space below which no recording starts (bytes; the host is told why).
+    recordings_dir: str = "data/recordings"
+    recording_segment_seconds: float = 60.0
+    recording_min_free_bytes: int = 1024 * 1024 * 1024
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
@@ -128,7 +133,28 @@ def from_args(args: argparse.Namespace) -> Config:
         incident_deadlines=_incident_deadlines(os.environ.get("DUTYCALL_INCIDENT_DEADLINES", "")),
         trusted_proxies=_trusted_proxies(args.trusted_proxy),
         **_alert_webhook(os.environ),
+        **_recordings(os.environ),
     )
+
+
+def _recordings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """DUTYCALL_RECORDINGS_DIR, DUTYCALL_RECORDING_SEGMENT_SECONDS (5-3600) and
+    DUTYCALL_RECORDING_MIN_FREE_MB, checked at start."""
+    found: dict[str, Any] = {}
+    if environ.get("DUTYCALL_RECORDINGS_DIR", "").strip():
+        found["recordings_dir"] = environ["DUTYCALL_RECORDINGS_DIR"].strip()
+    try:
+        if environ.get("DUTYCALL_RECORDING_SEGMENT_SECONDS", "").strip():
+            found["recording_segment_seconds"] = float(environ["DUTYCALL_RECORDING_SEGMENT_SECONDS"])
+            if not 5 <= found["recording_segment_seconds"] <= 3600:
+                raise ValueError("between 5 and 3600")
+        if environ.get("DUTYCALL_RECORDING_MIN_FREE_MB", "").strip():
+            found["recording_min_free_bytes"] = int(environ["DUTYCALL_RECORDING_MIN_FREE_MB"]) * 1024 * 1024
+            if found["recording_min_free_bytes"] < 0:
+                raise ValueError("not negative")
+    except ValueError as exc:
+        raise SystemExit(f"recording settings: {exc}") from exc
+    return found
 
 
 def _alert_webhook(environ: Mapping[str, str]) -> dict[str, Any]:

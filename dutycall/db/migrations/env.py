@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from dutycall.db import Base
 from dutycall.directory import models  # noqa: F401  (registers the tables)
 from dutycall.incidents import models as incident_models  # noqa: F401
+from dutycall.media import models as media_models  # noqa: F401
 from dutycall.rollcall import models as rollcall_models  # noqa: F401
 from dutycall.supervision import models as supervision_models  # noqa: F401
 

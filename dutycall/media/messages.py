@@ -1,0 +1,45 @@
+"""The media package's user-visible messages (footage, ingest, the archive), registered into
+the one catalogue (``dutycall/messages.py``) when the package is imported."""
+
+from __future__ import annotations
+
+from ..messages import CATALOGUE, EN, ZH
+
+
+def _m(zh: str, en: str) -> dict[str, str]:
+    return {ZH: zh, EN: en}
+
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "footage.no_space": _m("录像磁盘剩余空间不足（剩余 {free_mb} MB，至少需要 {min_mb} MB），未开始录像",
+                           "The recordings disk is low on space ({free_mb} MB free, {min_mb} MB needed): "
+                           "recording not started"),
+    "footage.no_token": _m("缺少推流令牌（Authorization: Bearer …）",
+                           "An ingest token is required (Authorization: Bearer …)"),
+    "footage.bad_token": _m("推流令牌无效、已过期或已撤销", "The ingest token is wrong, expired or revoked"),
+    "footage.sdp_type": _m("请求体应为 SDP 提议（Content-Type: application/sdp）",
+                           "The body must be an SDP offer (Content-Type: application/sdp)"),
+    "footage.sdp_encoding": _m("SDP 提议应为 UTF-8 文本", "The SDP offer must be UTF-8 text"),
+    "footage.bad_offer": _m("SDP 提议无效：{reason}", "The SDP offer is not valid: {reason}"),
+    "footage.no_trickle": _m("本服务器不支持 ICE trickle 和 ICE 重启（PATCH）；请在提议中包含全部候选地址",
+                             "This server does not support ICE trickle or restarts (PATCH); put every "
+                             "candidate in the offer"),
+    "footage.session_not_found": _m("没有这个推流会话（可能已结束）",
+                                    "There is no such ingest session (it may have ended)"),
+    "footage.consoles_no": _m("值班室终端不能管理事件影像", "A duty room's console cannot manage incident footage"),
+    "footage.no_ingest_right": _m("您的角色不能为事件签发或撤销推流令牌",
+                                  "Your role cannot issue or revoke ingest tokens for incidents"),
+    "footage.incident_not_found": _m("没有编号为 {id} 的事件", "There is no incident {id}"),
+    "footage.incident_closed": _m("事件已结束或已合并，不能再接收影像",
+                                  "The incident is closed or merged: it takes no more footage"),
+    "footage.token_not_found": _m("没有编号为 {id} 的推流令牌", "There is no ingest token {id}"),
+    "footage.token_label": _m("名称应为 1 至 {max} 个字符，且不含控制字符",
+                              "The label must be 1 to {max} characters without control characters"),
+    "footage.token_minutes": _m("有效期应为 {low} 至 {high} 分钟的整数",
+                                "The validity must be {low} to {high} whole minutes"),
+    "footage.too_many_sessions": _m("同时推流的会话已达上限（{max} 个）",
+                                    "Too many ingest sessions at once (at most {max})"),
+    "footage.ingest_failed": _m("推流未能开始：{reason}", "The stream could not start: {reason}"),
+}
+
+CATALOGUE.update(MESSAGES)

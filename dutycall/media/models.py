@@ -1,0 +1,86 @@
+"""Footage of incidents: the sources that streamed (a WHIP encoder, later RTSP and field phones),
+the archive's segments with their hashes, and the tokens devices ingest with."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base
+from ..directory.models import utcnow
+from ..incidents import models as incident_models  # noqa: F401  (the incidents table footage refers to)
+
+Timestamp = DateTime(timezone=True)
+
+
+class IngestToken(Base):
+    """A bearer token a host issued for one incident: a device (encoder, drone) publishes with it
+    over WHIP until it expires or is revoked. Only its SHA-256 is stored."""
+
+    __tablename__ = "ingest_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    #: The incident's unit path when issued (scope of the token's management).
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class FootageSource(Base):
+    """One stream that reached the server for an incident: a WHIP session (later an RTSP pull,
+    a field phone), from when it started publishing to when it stopped."""
+
+    __tablename__ = "footage_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    #: "whip" (an encoder or drone), "test" (tests and tools); later "rtsp" and "field".
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(64))
+    ingest_token_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_tokens.id"))
+    #: The conference room it was published in.
+    room: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    #: Why it ended ("deleted", "media_timeout", "revoked", "server_stopped", "lost" after a crash).
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class FootageSegment(Base):
+    """One file of the archive: a bounded stretch of a source, written without re-encoding.
+
+    ``status`` is "recording" while it is written, "complete" once closed and hashed, and
+    "recovered" when a crash cut it short and the next start found it and finished its row.
+    """
+
+    __tablename__ = "footage_segments"
+    __table_args__ = (UniqueConstraint("source_id", "number", name="uq_footage_segment_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("footage_sources.id"), index=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    #: 1, 2, 3... within the source.
+    number: Mapped[int] = mapped_column(Integer)
+    #: Relative to the recordings directory.
+    path: Mapped[str] = mapped_column(String(256), unique=True)
+    container: Mapped[str] = mapped_column(String(8))
+    video_codec: Mapped[str | None] = mapped_column(String(16))
+    audio_codec: Mapped[str | None] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    #: Seconds of media in the file (its last packet's end), known once it is finished.
+    duration: Mapped[float | None] = mapped_column(Float)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="recording", index=True)
