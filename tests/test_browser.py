@@ -32,14 +32,7 @@ async def wait_for_remote_colour(page, rgb, timeout=30):
         seen["rgb"] = await remote_rgb(page)
         return seen["rgb"] is not None and close_colour(tuple(seen["rgb"][:3]), rgb, 40)
 
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"remote video never showed {rgb}; last {seen.get('rgb')}")
-        await asyncio.sleep(0.2)
+    await wait_for(check, timeout=timeout, interval=0.2, what=f"remote video showing {rgb}")
 
 
 @pytest.fixture
@@ -69,17 +62,13 @@ async () => {
 
 
 async def wait_for_video_height(page, height, timeout=20):
-    import asyncio
-    import time
+    seen: dict = {}
 
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
-        seen = await page.evaluate(SENT_HEIGHT_JS)
-        if seen and seen["height"] == height:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"console sent height {seen}, wanted {height}")
+    async def check():
+        seen["last"] = await page.evaluate(SENT_HEIGHT_JS)
+        return seen["last"] and seen["last"]["height"] == height
+
+    await wait_for(check, timeout=timeout, interval=0.25, what=f"the console sending height {height}")
 
 
 async def open_console(browser, base, room, token, lang=None, init_script=None):
@@ -412,17 +401,11 @@ async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, 
     await blue.wait_for_selector(f'.tile[data-floor-room-id="{red_room["id"]}"]', timeout=10000)
 
     async def floor_colour(page, rgb):
-        import asyncio
-        import time
-
-        deadline = time.monotonic() + 30
-        seen = None
-        while time.monotonic() < deadline:
+        async def check():
             seen = await page.evaluate(VIDEO_RGB_JS, ".tile[data-floor-tile] video")
-            if seen and close_colour(tuple(seen[:3]), rgb, 40):
-                return
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"floor never showed {rgb}: {seen}")
+            return seen and close_colour(tuple(seen[:3]), rgb, 40)
+
+        await wait_for(check, timeout=30, interval=0.2, what=f"the floor showing {rgb}")
 
     await floor_colour(blue, RED)
     assert await blue.locator(".tile:not([data-local]):not([data-floor-tile])").count() == 0

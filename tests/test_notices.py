@@ -20,6 +20,7 @@ from dutycall.web.rollcalls import COORDINATOR, RESULTS
 
 from .conftest import ADMIN_PASSWORD, make_config
 from .test_exports import Api
+from .utils import wait_for
 
 
 @pytest.fixture
@@ -58,9 +59,11 @@ async def test_notices_are_issued_answered_and_closed(finished):
     app, admin, ids, rid = finished
     results, supervision = app[RESULTS], app[SUPERVISION]
     # Issued by the coordinator's on_finished hook, in the background.
-    deadline = time.monotonic() + 10
-    while len(notices := await supervision.notices(admin)) < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    async def issued() -> list:
+        found = await supervision.notices(admin)
+        return found if len(found) >= 2 else []
+
+    notices = await wait_for(issued, what="the supervision notices")
     assert sorted(n["duty_room_id"] for n in notices) == sorted([ids["roomS1"], ids["roomD1"]])
     assert all(n["outcome"] == "offline" and n["status"] == "open" and not n["overdue"] for n in notices)
     assert await results.issue_notices(rid) == 0  # idempotent

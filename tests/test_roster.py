@@ -9,7 +9,6 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from .conftest import ADMIN_PASSWORD
-from .test_directory_api import world  # noqa: F401  (fixture)
 
 PERIOD = "2027春节"
 RANGE = "start=2027-02-10&end=2027-02-12"

@@ -21,8 +21,7 @@ from dutycall.web import create_app, hardening
 from dutycall.web.auth import DIRECTORY
 from dutycall.web.clients import CLIENT_ADDRESSES, ClientAddresses, parse_networks
 
-from .conftest import make_config
-from .test_directory_api import PASSWORD, Api, World, world  # noqa: F401  (world is a fixture)
+from .conftest import PASSWORD, Api, World, make_config
 from .utils import wait_for
 
 
