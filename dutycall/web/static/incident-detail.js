@@ -23,17 +23,18 @@ function pairs(list) {
   return dl;
 }
 
-async function showIncident(id) {
+async function showIncident(id, seq = RENDERS) {
   let incident;
   try {
     incident = await api("GET", `/api/incidents/${encodeURIComponent(id)}`);
   } catch (err) {
+    if (!current(seq)) return;
     INCIDENT = null;
     $("detail").replaceChildren();
     showError(err.message);
     return;
   }
-  drawIncident(incident);
+  if (current(seq)) drawIncident(incident);
 }
 
 function drawIncident(incident) {

@@ -29,7 +29,13 @@ function navigate(query) {
   return render();
 }
 
+// Each render is numbered: an answer that arrives after a later render began (a slow list, an
+// incident the user has already left) is dropped instead of redrawing the page under their hands.
+let RENDERS = 0;
+const current = (seq) => seq === RENDERS;
+
 function render() {
+  const seq = ++RENDERS;
   const params = new URLSearchParams(location.search);
   const id = params.get("id");
   if (params.has("new") && !REPORTING_ROLES.includes(me.role)) params.delete("new"); // a leader or viewer files nothing
@@ -37,9 +43,13 @@ function render() {
   $("form-view").hidden = !params.has("new") || Boolean(id);
   $("detail-view").hidden = !id;
   showError("");
-  if (id) return showIncident(id);
+  if (id) {
+    // Never show (and let anyone act on) the incident drawn last time while this one loads.
+    $("detail").replaceChildren();
+    return showIncident(id, seq);
+  }
   if (params.has("new")) return showReportForm();
-  return showList(params);
+  return showList(params, seq);
 }
 
 window.addEventListener("popstate", () => { if (me) render(); });
@@ -95,7 +105,7 @@ function withLabel(key, ...content) {
   return td;
 }
 
-async function showList(params) {
+async function showList(params, seq) {
   $("new-incident").hidden = !REPORTING_ROLES.includes(me.role);
   fillFilters(params);
   const query = new URLSearchParams();
@@ -104,9 +114,11 @@ async function showList(params) {
   try {
     incidents = await api("GET", `/api/incidents?${query}`);
   } catch (err) {
+    if (!current(seq)) return;
     showError(err.message);
     incidents = [];
   }
+  if (!current(seq)) return;
   $("incident-list").querySelector("tbody").replaceChildren(...incidents.map((incident) => {
     const category = catLabel("categories", incident.category) +
       (incident.subtype ? ` · ${subtypeLabel(incident.subtype)}` : "");
