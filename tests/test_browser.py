@@ -134,7 +134,7 @@ async def test_two_browsers_see_each_others_picture(server, browsers):
 
     # Closing one page is noticed, and the other drops its tile.
     await blue.close()
-    await red.wait_for_selector('.tile[data-name="系统管理员"]', state="detached", timeout=10000)
+    await red.wait_for_selector('.tile[data-name="系统管理员"]', state="detached", timeout=30000)
     await wait_for(lambda: conference.stats()["participants"] == 1, timeout=10)
 
 
@@ -154,7 +154,7 @@ async def test_console_republishes_after_server_restart(aiohttp_server, browsers
     await wait_for_remote_colour(blue, RED)
 
     await first.close()
-    await blue.wait_for_selector('#status[data-state="reconnecting"]', timeout=10000)
+    await blue.wait_for_selector('#status[data-state="reconnecting"]', timeout=30000)
 
     second_app = make_app()
     await aiohttp_server(second_app, host="127.0.0.1", port=port)
@@ -271,7 +271,7 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     # Waiting in the roll-call, the console publishes the small profile (the fake camera is 320x240)...
     await wait_for_video_height(page, 180)
     await coordinator.command(admin, rid, "call", {})
-    await page.wait_for_selector("#ring:not([hidden])", timeout=10000)
+    await page.wait_for_selector("#ring:not([hidden])", timeout=30000)
     # ...and its full picture once it has the floor.
     await wait_for_video_height(page, 240)
     assert await page.text_content("#ring strong") == "视频点名：请应答"
@@ -283,7 +283,7 @@ async def test_console_is_pulled_into_a_roll_call_rings_and_answers_by_a_click(s
     assert not await page.locator("#ring").is_hidden()
     await page.fill("#other-name", "赵六")
     await page.click("#answer")
-    await page.wait_for_selector("#ring", state="hidden", timeout=10000)
+    await page.wait_for_selector("#ring", state="hidden", timeout=30000)
     board = await coordinator.board(admin, rid)
     assert board["rooms"][0]["status"] == "on_time" and board["rooms"][0]["officer"] == "赵六"
     assert board["rooms"][0]["on_roster"] is False
@@ -326,17 +326,17 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     # Opened as ?room=standby-N, the console's address now names the roll-call: a reload lands there.
     assert "room=rollcall-" in console.url
     await host.click('.controls button[data-action="call"]')
-    await console.wait_for_selector("#ring:not([hidden])", timeout=10000)
+    await console.wait_for_selector("#ring:not([hidden])", timeout=30000)
     # The console offers the room's rostered people as one-click answers: 李四 answers.
     await console.click('#rostered button.answer-as[data-name="李四"]')
     row = f'#board tr[data-room-id="{present["id"]}"][data-status="on_time"]'
-    await host.wait_for_selector(row, timeout=10000)
-    await host.wait_for_selector(f"{row} td.on-roster >> text=是", timeout=10000)
+    await host.wait_for_selector(row, timeout=30000)
+    await host.wait_for_selector(f"{row} td.on-roster >> text=是", timeout=30000)
     assert await host.text_content(f"{row} td.officer") == "李四"
     await host.click('.controls button[data-action="call"]')
-    await host.wait_for_selector(f'#board tr[data-room-id="{missing["id"]}"][data-status="offline"]', timeout=10000)
+    await host.wait_for_selector(f'#board tr[data-room-id="{missing["id"]}"][data-status="offline"]', timeout=30000)
     await host.click('.controls button[data-action="finish"]')
-    await host.wait_for_selector('#phase[data-phase="finished"]', timeout=10000)
+    await host.wait_for_selector('#phase[data-phase="finished"]', timeout=30000)
     assert "按时应答" in await host.text_content(f'#board tr[data-room-id="{present["id"]}"]')
     # The sheet's PDF link serves the document.
     pdf = await host.request.get(f"http://127.0.0.1:{server.port}" + await host.get_attribute("#sheet-pdf", "href"))
@@ -346,7 +346,7 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     # the results page, where this month's statistics and trend chart are shown too.
     await host.goto(f"http://127.0.0.1:{server.port}/results")
     row = host.locator("#notices tbody tr", has_text="无人值班室")
-    await row.wait_for(timeout=10000)
+    await row.wait_for(timeout=30000)
     assert "离线" in await row.text_content() and await row.get_attribute("data-status") == "open"
     assert await row.locator("button").count() == 0  # the host neither answers for the unit nor closes yet
     unit = await red_browser.new_page()  # a context of its own: the district's duty officer
@@ -355,20 +355,20 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await unit.fill("#password", "password-1")
     await unit.click("#sign-in")
     unit_row = unit.locator("#notices tbody tr", has_text="无人值班室")
-    await unit_row.wait_for(timeout=10000)
+    await unit_row.wait_for(timeout=30000)
     unit.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("线路故障，已修复")))
     await unit_row.locator("button.respond").click()
-    await unit.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=10000)
+    await unit.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=30000)
     assert await unit.locator("#notices button.close").count() == 0  # the unit cannot close its own notice
     await host.reload()
-    await host.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=10000)
+    await host.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=30000)
     assert await host.locator('#notices tr[data-status="responded"] button.respond').count() == 0
     await host.locator('#notices tr[data-status="responded"] button.close').click()
-    await host.wait_for_selector('#notices tr[data-status="closed"]', timeout=10000)
+    await host.wait_for_selector('#notices tr[data-status="closed"]', timeout=30000)
     # The city's own room answered, the district's did not.
     assert sorted(await host.locator("#units td.rate").all_text_contents()) == ["0.0%", "100.0%"]
     assert await host.locator("#districts tr", has_text="青山区").locator("td.rate").text_content() == "0.0%"
-    await host.wait_for_function("document.querySelector('#trend').naturalWidth > 0", timeout=10000)
+    await host.wait_for_function("document.querySelector('#trend').naturalWidth > 0", timeout=30000)
 
 
 async def red_and_blue_roll_call(server):
@@ -398,7 +398,7 @@ async def test_consoles_in_a_roll_call_see_the_called_room_on_the_floor(server, 
     await coordinator.command(admin, rid, "start", {})
     await coordinator.command(admin, rid, "call", {"room_id": red_room["id"]})
     # Blue's floor tile shows red's own camera (and blue is not subscribed to red one by one).
-    await blue.wait_for_selector(f'.tile[data-floor-room-id="{red_room["id"]}"]', timeout=10000)
+    await blue.wait_for_selector(f'.tile[data-floor-room-id="{red_room["id"]}"]', timeout=30000)
 
     async def floor_colour(page, rgb):
         async def check():
@@ -487,7 +487,7 @@ async def test_consoles_keep_one_publication_through_roll_calls(server, browsers
         await wait_for(lambda rid=rid: all(coordinator.is_connected(rid, i) for i in ids), timeout=30,
                        what=f"in roll-call {n + 1}")
         await coordinator.command(admin, rid, "call", {"room_id": ids[n]})
-        await pages[n].wait_for_selector("#ring:not([hidden])", timeout=10000)
+        await pages[n].wait_for_selector("#ring:not([hidden])", timeout=30000)
         await coordinator.command(admin, rid, "skip", {})
         await coordinator.command(admin, rid, "finish", {})
         await wait_for(on_standby, timeout=30, what=f"back on standby after roll-call {n + 1}")
@@ -502,7 +502,7 @@ async def test_consoles_keep_one_publication_through_roll_calls(server, browsers
     assert health["publications"] == 3 and health["participants"] == 3
     for page in pages:
         # The console's own tile says what its one publication does.
-        await page.wait_for_selector('.tile[data-local][data-state="connected"]', timeout=10000)
+        await page.wait_for_selector('.tile[data-local][data-state="connected"]', timeout=30000)
 
 
 # Every WebSocket the page tries to open (refused handshakes too), counted outside the console.
@@ -552,7 +552,7 @@ async def test_a_revoked_console_says_so_and_stops_reconnecting(server, browsers
                                                headers={"X-CSRF-Token": csrf})
     assert revoked.ok, await revoked.text()
 
-    await page.wait_for_selector("#error:not([hidden])", timeout=10000)
+    await page.wait_for_selector("#error:not([hidden])", timeout=30000)
     assert "凭证无效或已被吊销" in await page.text_content("#error")
     assert await page.locator(".tile").count() == 0  # camera off, nothing shown
     await assert_no_more_sockets(page, base)
@@ -577,7 +577,7 @@ async def test_a_console_signed_out_elsewhere_shows_the_sign_in_form(server, bro
     csrf = (await (await other_tab.request.get(f"{base}/api/me")).json())["csrf_token"]
     assert (await other_tab.request.delete(f"{base}/api/session", headers={"X-CSRF-Token": csrf})).ok
 
-    await page.wait_for_selector("#sign-in-form:not([hidden])", timeout=10000)
+    await page.wait_for_selector("#sign-in-form:not([hidden])", timeout=30000)
     assert await page.is_hidden("#join-form")
     assert "session has ended" in await page.text_content("#error")
     await assert_no_more_sockets(page, base)
