@@ -21,6 +21,9 @@ Public, for the layers above:
 - :func:`is_live`, :func:`video_codec`; :class:`CloseReason` (the protocol's reason strings);
   :class:`Forwarder` (what a publication forwards with) and :func:`register_forwarding`.
 - :class:`SignallingPeer`: one client's protocol session (``participant``, ``room_name``).
+- :func:`parse_offer` (an SDP offer checked before aiortc sees it, as :class:`Offer`): for
+  publishers that do not speak the signalling protocol (WHIP ingest), with ``Room.join`` and
+  ``Room.publish``.
 - :class:`ConferenceSettings`, :class:`ConferenceError` and the errors of ``errors``.
 """
 
@@ -32,6 +35,7 @@ from .lifecycle import CloseReason
 from .participant import Participant
 from .publication import Publication
 from .room import Room
+from .sdp import Offer, parse_offer
 from .settings import ConferenceSettings
 from .signalling import SignallingPeer
 from .subscription import FloorSubscription, Subscription
@@ -60,6 +64,7 @@ __all__ = [
     "InvalidState",
     "LimitExceeded",
     "NotFound",
+    "Offer",
     "Participant",
     "Publication",
     "Room",
@@ -68,6 +73,7 @@ __all__ = [
     "Subscription",
     "UnsupportedCodec",
     "is_live",
+    "parse_offer",
     "register_forwarding",
     "video_codec",
 ]

@@ -6,6 +6,7 @@ MediaError
  ├── NotFound           no such incident, token or session in your scope (404)
  ├── Invalid            a malformed request (422)
  ├── BadToken           an ingest token that is wrong, expired or revoked (401)
+ ├── TooMany            too many ingest sessions at once (429)
  └── NoSpace            the recordings disk is below its configured free space (503)
 
 Each is raised with a catalogue key (``media/messages.py``) and its parameters.
@@ -35,6 +36,10 @@ class Invalid(MediaError, errors.Invalid):
 
 class BadToken(MediaError, errors.NotSignedIn):
     code = "bad_token"
+
+
+class TooMany(MediaError, errors.TooMany):
+    code = "too_many_sessions"
 
 
 class NoSpace(MediaError, errors.Busy):

@@ -22,7 +22,7 @@ from ..media import evidence
 from ..messages import Msg
 from ..rollcall.presence import console_tag
 from ..services import Services, build_services
-from . import api, incident_documents, incidents, notices, rollcalls, rooms
+from . import api, footage, incident_documents, incidents, notices, rollcalls, rooms
 from .auth import (
     PRINCIPAL,
     SESSION_COOKIE,
@@ -242,6 +242,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.router.add_routes(notices.routes)
     app.router.add_routes(incidents.routes)
     app.router.add_routes(incident_documents.routes)
+    footage.setup(app)  # incident footage: the archive, WHIP ingest, their routes and cleanup
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
     return app

@@ -262,6 +262,24 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     ("get", "/api/webhook-deliveries", "alerts",
      "The alert webhook's log (?status=pending|delivered|failed): each delivery and every attempt",
      None, {"type": "array", "items": {"type": "object"}}),
+    # -- incident footage (media/ingest.py, media/recording.py) ----------------------------------------
+    ("post", "/api/incidents/{id}/ingest-tokens", "footage",
+     "A WHIP ingest token for an incident (hosts in its unit's scope): a label and its validity in minutes "
+     "(5-10080, default 1440); the token is shown only in this reply and stored as SHA-256",
+     {"type": "object", "required": ["label"], "properties": {"label": TEXT, "minutes": ID}}, {"type": "object"}),
+    ("get", "/api/incidents/{id}/ingest-tokens", "footage", "The incident's ingest tokens (never their values)",
+     None, {"type": "array", "items": {"type": "object"}}),
+    ("delete", "/api/ingest-tokens/{id}", "footage", "Revoke an ingest token; its live WHIP session ends now",
+     None, {"type": "object"}),
+    ("post", "/api/whip", "footage",
+     "WHIP (RFC 9725): a device publishes an incident's footage. Authorization: Bearer <ingest token>, body an "
+     "application/sdp offer; 201 with the SDP answer and Location (the session), recorded at once. 401 wrong, "
+     "expired or revoked token; 400 bad offer; 415 not application/sdp; 503 recordings disk below its minimum",
+     None, None),
+    ("delete", "/api/whip/sessions/{session}", "footage",
+     "End a WHIP session (the Location of its POST), with the same bearer token", None, None),
+    ("patch", "/api/whip/sessions/{session}", "footage",
+     "ICE trickle and restarts are not supported: always 405 (RFC 9725 allows it)", None, None),
 ]
 
 
@@ -277,7 +295,7 @@ def spec() -> dict[str, Any]:
             },
         }
         params = [{"name": p.strip("{}"), "in": "path", "required": True,
-                   "schema": DATE if p == "{date}" else TEXT if p in ("{action}", "{name}") else ID}
+                   "schema": DATE if p == "{date}" else TEXT if p in ("{action}", "{name}", "{session}") else ID}
                   for p in path.split("/") if p.startswith("{")]
         # Query parameters are named in the summary, "(?name=&other=)": declared, so clients and
         # the fuzzer (tests/test_fuzz.py) know them.

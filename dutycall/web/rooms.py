@@ -2,6 +2,8 @@
 
 - ``standby-<duty room id>`` and ``rollcall-<id>``: decided by the roll-call rules
   (:func:`rollcalls.may_join`): the room's own console and accounts whose scope covers it.
+- ``footage-<incident id>``: an incident's live footage (``media/naming.py``): accounts that may
+  read incidents and whose scope covers the incident's unit (``Ingest.may_watch``).
 - Any other name is a *free-form* room: a meeting of command staff. Only accounts that may
   host (admin, host, leader: the ``conference.create`` permission) open one; the first to join
   owns it while it exists, and after that it admits command staff whose scope covers the
@@ -20,8 +22,9 @@ from aiohttp import web
 
 from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.principal import Principal
+from ..media.naming import parse_footage_room
 from ..rollcall.naming import parse_room
-from . import rollcalls
+from . import footage, rollcalls
 from .auth import json_body, principal_of
 from .keys import DIRECTORY, FREE_ROOMS
 
@@ -30,11 +33,14 @@ routes = web.RouteTableDef()
 
 
 def is_free_form(name: str) -> bool:
-    """Not a standby or roll-call room (named by :mod:`dutycall.rollcall.naming`)."""
-    return parse_room(name) is None
+    """Not a standby, roll-call or footage room (named by :mod:`dutycall.rollcall.naming` and
+    :mod:`dutycall.media.naming`)."""
+    return parse_room(name) is None and parse_footage_room(name) is None
 
 
 async def may_join(app: web.Application, who: Principal, name: str) -> bool:
+    if parse_footage_room(name) is not None:
+        return await app[footage.INGEST].may_watch(who, name)
     if not is_free_form(name):
         return await rollcalls.may_join(app, who, name)
     return app[FREE_ROOMS].may_join(who, name)

@@ -1,0 +1,131 @@
+"""Incident footage routes: ingest tokens (hosts) and the WHIP endpoint (devices, RFC 9725).
+
+``setup(app)`` builds the archive and the ingest service from the app's services and
+configuration, adds the routes and a cleanup context: at start the archive finishes what a
+crash left open; at stop every WHIP session ends and its last segment is closed and hashed.
+
+WHIP: ``POST /api/whip`` with ``Authorization: Bearer <token>`` and an ``application/sdp``
+offer → 201, the answer, ``Location: /api/whip/sessions/<id>`` and an ETag; ``DELETE`` on the
+Location (with the same token) ends it; ``PATCH`` (trickle, ICE restart) answers 405. A wrong,
+expired or revoked token → 401 with ``WWW-Authenticate: Bearer``; a bad offer → 400.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .. import errors
+from ..conference import ConferenceError
+from ..media.errors import BadToken
+from ..media.ingest import Ingest
+from ..media.recording import Archive, RecordingSettings
+from ..messages import Msg
+from .auth import error_response, json_body, path_int, principal_of, status_of
+from .keys import CONFIG, SERVICES
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE = web.AppKey("footage_archive", Archive)
+INGEST = web.AppKey("footage_ingest", Ingest)
+SESSION_PATH = "/api/whip/sessions/{session}"
+routes = web.RouteTableDef()
+
+
+def setup(app: web.Application) -> None:
+    """Install the archive, WHIP ingest and their routes (one call from ``create_app``)."""
+    services, config = app[SERVICES], app[CONFIG]
+    archive = Archive(services.sessionmaker, RecordingSettings(
+        pathlib.Path(config.recordings_dir), config.recording_segment_seconds, config.recording_min_free_bytes))
+    app[ARCHIVE] = archive
+    app[INGEST] = Ingest(services.sessionmaker, services.conference, archive)
+    app.router.add_routes(routes)
+    app.cleanup_ctx.append(_footage)
+
+
+async def _footage(app: web.Application) -> AsyncIterator[None]:
+    recovered = await app[ARCHIVE].recover()
+    if recovered:
+        logger.warning("footage segments %s were cut short by the last stop: recovered", recovered)
+    yield
+    await app[INGEST].close()
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _unauthorised(request: web.Request, exc: BadToken) -> web.Response:
+    response = error_response(request, 401, exc.code, exc.msg)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="dutycall WHIP"'
+    return response
+
+
+# -- tokens (hosts) --------------------------------------------------------------------------------
+
+
+@routes.post("/api/incidents/{id}/ingest-tokens")
+async def issue_token(request: web.Request) -> web.Response:
+    issued = await request.app[INGEST].issue(principal_of(request), path_int(request, "id"),
+                                             await json_body(request))
+    return web.json_response(issued, status=201, headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/incidents/{id}/ingest-tokens")
+async def list_tokens(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[INGEST].tokens(principal_of(request), path_int(request, "id")))
+
+
+@routes.delete("/api/ingest-tokens/{id}")
+async def revoke_token(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[INGEST].revoke(principal_of(request), path_int(request, "id")))
+
+
+# -- WHIP (devices) --------------------------------------------------------------------------------
+
+
+@routes.post("/api/whip")
+async def whip_publish(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    try:
+        await ingest.check_token(_bearer(request))  # 401 before the body is even looked at
+    except BadToken as exc:
+        return _unauthorised(request, exc)
+    if request.content_type != "application/sdp":
+        return error_response(request, 415, "unsupported_media_type", Msg("footage.sdp_type"))
+    try:
+        sdp = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        return error_response(request, 400, "invalid_sdp", Msg("footage.sdp_encoding"))
+    try:
+        session, answer = await ingest.publish(_bearer(request), sdp)
+    except BadToken as exc:
+        return _unauthorised(request, exc)
+    except ConferenceError as exc:
+        if isinstance(exc, errors.Invalid):  # the offer: malformed, wrong direction, no common codec
+            return error_response(request, 400, exc.code, Msg("footage.bad_offer", reason=exc.msg))
+        return error_response(request, status_of(exc), exc.code, exc.msg)
+    location = SESSION_PATH.replace("{session}", session.id)
+    return web.Response(status=201, body=answer.encode("utf-8"), content_type="application/sdp", headers={
+        "Location": location, "ETag": f'"{session.id}"', "Cache-Control": "no-store"})
+
+
+@routes.delete(SESSION_PATH)
+async def whip_delete(request: web.Request) -> web.Response:
+    try:
+        await request.app[INGEST].delete(request.match_info["session"], _bearer(request))
+    except BadToken as exc:
+        return _unauthorised(request, exc)
+    return web.Response(status=200)
+
+
+@routes.patch(SESSION_PATH)
+async def whip_patch(request: web.Request) -> web.Response:
+    """No trickle and no ICE restart: RFC 9725 lets a server answer 405."""
+    response = error_response(request, 405, "method_not_allowed", Msg("footage.no_trickle"))
+    response.headers["Allow"] = "DELETE"
+    return response
