@@ -1,5 +1,6 @@
-"""Media beyond forwarding: attendance evidence today (snapshots, face presence, liveness,
-looped recordings); recording and the archive, the wall and ingest are next.
+"""Media beyond forwarding: attendance evidence (snapshots, face presence, liveness, looped
+recordings); incident footage: the archive (``recording.py``), WHIP ingest (``ingest.py``) and
+the footage rooms (``naming.py``); RTSP pull, relay, playback and the wall are next.
 
 Uses `dutycall.conference` through its public names only; never the other way round.
 """
