@@ -477,6 +477,8 @@ function timelineText(event, incident) {
     case "merged_in": return fill("inc_tl_merged_in", { id: event.source_id, title: event.title || "" });
     case "merged_into": return fill("inc_tl_merged_into", { id: event.target_id });
     case "closed": return t("inc_tl_closed");
+    case "footage_started": return fill("inc_tl_footage_started", { video: event.video || "—" });
+    case "footage_stopped": return fill("inc_tl_footage_stopped", { seconds: event.seconds ?? "—" });
     case "alert_acknowledged":
       return t(event.alert_kind === "instruction" ? "inc_tl_alert_ack_instruction" : "inc_tl_alert_ack_report");
     default: return event.kind;
