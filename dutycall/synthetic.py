@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import math
 import time
 from typing import Any
 
@@ -95,7 +96,7 @@ class _PacedTrack(MediaStreamTrack):
 
     def set_rate(self, fps: int) -> None:
         """Change the frame rate now, as a camera's encoder does: the frame due at the
-        old rate is not waited for."""
+        old rate is not waited for; the next comes at the new rate's next slot."""
         self.fps = fps
         self._start = None
         if self._sleeper is not None and not self._sleeper.done():
@@ -117,16 +118,23 @@ class _PacedTrack(MediaStreamTrack):
             raise MediaStreamError
         if not self._flowing.is_set():
             await self._flowing.wait()
-        now = time.monotonic()
-        if self._epoch is None:
-            self._epoch = now
-        if self._start is None:
-            self._start = now
-            self._base_index = self._index
-        else:
+        while True:
+            now = time.monotonic()
+            if self._epoch is None:
+                self._epoch = now
+            if self._start is None:
+                # A (new) rate starts on the camera's own clock: the next slot of its grid since the
+                # first frame, never at once. A real camera changing rate sends no early frame, and an
+                # early frame at each change would let a subscriber count more than the rate.
+                slot = 1 / self.fps
+                self._start = self._epoch + math.ceil((now - self._epoch) / slot - 1e-9) * slot
+                self._base_index = self._index
             wait = self._start + (self._index - self._base_index) / self.fps - now
-            if wait > 0:
-                await self._sleep(wait)
+            if wait <= 0:
+                break
+            await self._sleep(wait)
+            if self._start is not None:
+                break  # slept until the slot (a rate change wakes the sleep and clears _start)
         self._index += 1
         return int((time.monotonic() - self._epoch) * VIDEO_CLOCK)
 
