@@ -110,8 +110,6 @@ class Incidents:
         self.alerting = alerting
         self.deadlines = dict(deadlines or DEFAULT_DEADLINES)
         self.clock = clock
-        #: Called after a commit with (incident id, what happened, unit paths concerned): live alerts.
-        self.on_change: Callable[[int, str, list[str]], None] | None = None
 
     # -- who may ------------------------------------------------------------------------------
 
@@ -195,7 +193,6 @@ class Incidents:
             incident_id = incident.id
             alert_id = await self._alert_report(db, incident, unit.name, report, elements, who)
         await self._push(alert_id)
-        self._changed(incident_id, "reported", [unit.path])
         return await self.detail(who, incident_id)
 
     async def report(self, who: Principal, incident_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,7 +236,6 @@ class Incidents:
                     Directory.audit(db, who, "report", "incident", incident.id, incident.unit_path, stage=stage.value,
                                     number=number)
                     await self._assess(db, incident, now, reports)
-                    path = incident.unit_path
                     alert_id = await self._alert_report(db, incident, incident.unit.name, report,
                                                         rules.fold(r.elements for r in reports), who)
                 break
@@ -248,7 +244,6 @@ class Incidents:
                 if attempt:
                     raise
         await self._push(alert_id)
-        self._changed(incident_id, "reported", [path])
         return await self.detail(who, incident_id)
 
     @staticmethod
@@ -361,7 +356,6 @@ class Incidents:
                                            rules.fold(r.elements for r in incident.reports), who), "text": text}
                 alert_id = await self.alerting.raise_alert(db, incident, "instruction", instruction.id, paths, summary)
         await self._push(alert_id)
-        self._changed(incident_id, "instruction", paths)
         return await self.detail(who, incident_id)
 
     async def _own_target(self, db: AsyncSession, who: Principal, instruction_id: int
@@ -483,10 +477,8 @@ class Incidents:
                 if incident is None:
                     continue
                 new = await self._assess(db, incident, now)
-                path = incident.unit_path
             if new:
                 flagged += new
-                self._changed(incident_id, "flagged", [path])
         return flagged
 
     async def run(self, interval: float = 30.0) -> None:
@@ -642,7 +634,8 @@ class Incidents:
             "title": incident.title, "level": LEVEL_LABELS[level][0] if level else incident.level,
             "level_code": incident.level, "category": CATEGORY_LABELS[category][0] if category else incident.category,
             "category_code": incident.category, "unit": unit_name, "from": who.name, "place": incident.place,
-            "time": as_utc(when).isoformat() if when is not None else "",
+            # Read by people (the SMS text): the deployment's local time, to the minute.
+            "time": as_utc(when).astimezone().strftime("%Y-%m-%d %H:%M") if when is not None else "",
             "deaths": current.get("deaths", ""), "injured": current.get("injured", ""),
             "missing": current.get("missing", ""), "stage": "", "text": "",
         }
@@ -661,12 +654,6 @@ class Incidents:
     def _event(db: AsyncSession, incident_id: int, at: dt.datetime, kind: str, actor: str, **detail: Any) -> None:
         db.add(IncidentEvent(incident_id=incident_id, at=at, kind=kind, actor=actor, detail=detail))
 
-    def _changed(self, incident_id: int, what: str, paths: list[str]) -> None:
-        if self.on_change is not None:
-            try:
-                self.on_change(incident_id, what, paths)
-            except Exception:
-                logger.exception("incident change listener failed")
 
 
 __all__ = ["Incidents", "Notice", "parent_path"]
