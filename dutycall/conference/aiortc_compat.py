@@ -23,6 +23,9 @@ upgraded, re-read the functions this module patches or calls:
 - ``RTCRtpReceiver._send_rtcp_pli``: sends PLI to the publisher.
 - ``RTCDtlsTransport._handle_rtp_data``: called with every decrypted RTP packet.
   :func:`count_frames_only` replaces it on benchmark load clients' connections.
+- ``RTCRtpReceiver.__jitter_buffer`` (``_RTCRtpReceiver__jitter_buffer``): replaced on
+  marked connections by :mod:`.jitter`'s buffers, which release a video frame on its marker
+  bit and audio packets at once (the stock one waits for the next frame: +1 frame a hop).
 - ``aiortc.rate.RateCounter``: the incoming-bitrate counter of the REMB estimator that
   every video receiver runs. Its stock version walks one 1 ms bucket per elapsed
   millisecond in Python, so each stream costs about 1,000 loop steps a second however
@@ -50,6 +53,8 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransc
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from .jitter import ImmediateAudioBuffer, MarkerJitterBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +238,9 @@ def mark_passthrough(pc: RTCPeerConnection) -> None:
             setattr(codec, _PASSTHROUGH_MARK, True)
         receiver = transceiver.receiver
         receiver._RTCRtpReceiver__decoder_queue = InlineDecoderQueue(receiver._track._queue)  # type: ignore[attr-defined, union-attr]
+        # Hand each frame on when it is complete, not when the next one starts (jitter.py).
+        receiver._RTCRtpReceiver__jitter_buffer = (  # type: ignore[attr-defined]
+            MarkerJitterBuffer() if transceiver.kind == "video" else ImmediateAudioBuffer())
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
