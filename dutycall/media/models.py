@@ -84,3 +84,27 @@ class FootageSegment(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="recording", index=True)
+
+
+class FieldLink(Base):
+    """A one-time link a host made for a responder's phone to stream an incident's scene
+    (``media/field.py``). Only the SHA-256 of its secret is stored, and of the claim secret the
+    first phone that opened it keeps (no other device may use it after)."""
+
+    __tablename__ = "field_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    #: The incident's unit path when made (scope of the link's management).
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    #: SHA-256 of the claim secret of the phone that opened it first; None until one did.
+    claim_sha256: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    last_published_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

@@ -23,6 +23,7 @@ from ..messages import Msg
 from ..rollcall.presence import console_tag
 from ..services import Services, build_services
 from . import api, footage, incident_documents, incidents, notices, rollcalls, rooms
+from . import field as field_links
 from .auth import (
     PRINCIPAL,
     SESSION_COOKIE,
@@ -243,6 +244,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.router.add_routes(incidents.routes)
     app.router.add_routes(incident_documents.routes)
     footage.setup(app)  # incident footage: the archive, WHIP ingest, their routes and cleanup
+    field_links.setup(app)  # field streaming links (after footage: it records into its archive)
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
     return app

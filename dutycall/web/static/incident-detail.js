@@ -55,6 +55,7 @@ function drawIncident(incident) {
       reportView(report, incident, i === incident.reports.length - 1))),
     incident.merged.length ? section("inc_merged", mergedList(incident.merged)) : "",
     (incident.alerts || []).length ? section("inc_alerts", alertsView(incident)) : "",
+    fieldLinksSection(incident),
     section("inc_timeline", timelineView(incident)));
 }
 
@@ -495,4 +496,90 @@ function timelineView(incident) {
     item.dataset.kind = event.kind;
     return item;
   }));
+}
+
+// -- field video links: a one-time link (and QR code) a responder's phone streams the scene through --
+
+const FIELD_ROLES = ["admin", "host"];
+
+function fieldLinksSection(incident) {
+  if (!me || !FIELD_ROLES.includes(me.role)) return "";
+  const list = el("ul", { className: "inc-field-links" });
+  const made = el("div", { className: "inc-field-made" });
+  const open = !["closed", "merged"].includes(incident.status);
+  const node = section("inc_field", open ? fieldLinkForm(incident, list, made) : "", made, list);
+  loadFieldLinks(incident.id, list);
+  return node;
+}
+
+function fieldLinkForm(incident, list, made) {
+  const label = fieldInput({ name: "label", label: t("inc_field_label"), kind: "text", max_length: 64 }, { required: true });
+  const minutes = fieldInput({ name: "minutes", label: t("inc_field_minutes"), kind: "integer" }, { value: 120, required: true });
+  Object.assign(minutes.querySelector("input"), { type: "number", min: 5, max: 1440, step: 1 });
+  const form = el("form", { className: "inc-form inc-field-form", noValidate: true }, label, minutes,
+    el("div", { className: "inc-actions" }, el("button", { type: "submit", textContent: t("inc_field_make") })));
+  form.style.maxWidth = "32em";
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitForm(form, `/api/incidents/${incident.id}/field-links`,
+               { label: form.elements.label.value, minutes: Number(form.elements.minutes.value) }, (link) => {
+      form.elements.label.value = "";
+      showMadeLink(made, link);
+      loadFieldLinks(incident.id, list);
+    });
+  });
+  return form;
+}
+
+// The link just made: its URL and QR code, shown this once (the server keeps only a hash).
+function showMadeLink(holder, link) {
+  const qr = el("img", { className: "inc-field-qr", src: link.qr_svg, alt: t("inc_field_qr") });
+  Object.assign(qr.style, { width: "220px", height: "220px", background: "#fff", padding: "6px", display: "block" });
+  const url = el("input", { className: "inc-field-url", value: link.url, readOnly: true });
+  Object.assign(url.style, { width: "100%", maxWidth: "40em" });
+  url.addEventListener("focus", () => url.select());
+  holder.replaceChildren(el("p", { className: "inc-hint", textContent: t("inc_field_once") }), qr, url,
+    el("p", { className: "meta", textContent: `${link.label} · ${fill("inc_field_expires", { at: localTime(link.expires_at) })}` }));
+  holder.dataset.linkId = link.id;
+}
+
+async function loadFieldLinks(incidentId, list) {
+  let links;
+  try {
+    links = await api("GET", `/api/incidents/${incidentId}/field-links`);
+  } catch (err) {
+    list.replaceChildren(el("li", { className: "inc-empty", textContent: err.message }));
+    return;
+  }
+  if (!links.length) {
+    list.replaceChildren(el("li", { className: "inc-empty", textContent: t("inc_field_none") }));
+    return;
+  }
+  list.replaceChildren(...links.map((link) => fieldLinkRow(incidentId, link, list)));
+}
+
+function fieldLinkRow(incidentId, link, list) {
+  const state = link.revoked_at ? t("inc_field_revoked") : !link.valid ? t("inc_field_expired")
+    : link.live ? t("inc_field_live") : link.claimed_at ? t("inc_field_claimed") : t("inc_field_unclaimed");
+  const item = el("li", {},
+    el("strong", { textContent: link.label }), " · ",
+    el("span", { className: "state", textContent: state }), " · ",
+    el("span", { className: "meta", textContent: fill("inc_field_expires", { at: localTime(link.expires_at) }) }));
+  if (link.valid) {
+    item.append(" ", el("button", { type: "button", className: "revoke", textContent: t("inc_field_revoke"), onclick: async () => {
+      if (!confirm(t("inc_field_revoke_confirm"))) return;
+      try {
+        await api("DELETE", `/api/field-links/${link.id}`);
+        showError("");
+      } catch (err) {
+        showError(err.message);
+      }
+      const made = list.parentNode && list.parentNode.querySelector(".inc-field-made");
+      if (made && made.dataset.linkId === String(link.id)) made.replaceChildren();
+      loadFieldLinks(incidentId, list);
+    } }));
+  }
+  item.dataset.linkId = link.id;
+  item.dataset.state = link.revoked_at ? "revoked" : !link.valid ? "expired" : link.live ? "live" : "open";
+  return item;
 }

@@ -1,0 +1,409 @@
+"""Field streaming: a responder's phone streams an incident's scene through a one-time link.
+
+A host makes a link for an incident (scope as ingest tokens: an account with ``incidents.manage``
+whose subtree holds the incident). Its secret (256 bits) is shown once, with a QR code (SVG,
+``segno``), and stored as SHA-256 only. The first page that opens it claims it: the server keeps
+the SHA-256 of a claim secret that page holds; any other device is refused (409). The claiming
+page publishes over a WHIP-like exchange (an SDP offer, answered by a publication in the
+incident's footage room, ``naming.footage_room``), archived at once as a ``field`` source with
+``footage_started`` / ``footage_stopped`` on the timeline, exactly as ``ingest.py`` does for WHIP.
+It may publish again at any time (a dropped network): the new publication replaces the old one.
+
+An expired or revoked link is refused (410) and its live stream ends: at once on revocation,
+within a sweep's interval on expiry. A closed or merged incident takes no footage.
+
+The phone sees the incident's title and level, nothing else of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import io
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .. import errors
+from ..conference import CloseReason, Conference, Participant, Publication, parse_offer
+from ..directory.base import DirectoryBase
+from ..directory.models import as_utc, utcnow
+from ..directory.principal import Principal
+from ..incidents.models import Incident, IncidentEvent
+from ..messages import CATALOGUE, EN, ZH
+from ..text import unsafe_reason
+from .errors import Forbidden, Invalid, MediaError, NotFound, TooMany
+from .ingest import END_REASONS
+from .models import FieldLink
+from .naming import footage_room
+from .recording import Archive
+
+logger = logging.getLogger(__name__)
+
+MAX_LABEL = 64
+#: How long a link may be valid: 5 minutes to a day (default: two hours).
+LINK_MINUTES = (5, 24 * 60)
+DEFAULT_LINK_MINUTES = 120
+MAX_SESSIONS = 32
+#: How often live streams are checked against their links' expiry.
+SWEEP_SECONDS = 2.0
+#: What a link's secret is appended to: the fragment, which browsers never send to a server.
+PAGE_PATH = "/field#"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "field.no_right": {ZH: "您的角色不能为事件生成或撤销现场视频链接",
+                       EN: "Your role cannot make or revoke field video links for incidents"},
+    "field.link_not_found": {ZH: "没有编号为 {id} 的现场视频链接", EN: "There is no field video link {id}"},
+    "field.unknown": {ZH: "链接无效：请向值班室索取新的现场视频链接",
+                      EN: "This link is not valid: ask the duty office for a new field video link"},
+    "field.expired": {ZH: "链接已过期：请向值班室索取新的现场视频链接",
+                      EN: "This link has expired: ask the duty office for a new field video link"},
+    "field.revoked": {ZH: "链接已被值班室撤销，直播已结束",
+                      EN: "The duty office revoked this link: the live stream has ended"},
+    "field.closed": {ZH: "事件已结束或已合并，不再接收现场视频",
+                     EN: "The incident is closed or merged: it takes no more field video"},
+    "field.claimed": {ZH: "此链接已在另一台设备上打开，只能由第一台打开它的设备使用",
+                      EN: "This link was already opened on another device: only the first device that opened it "
+                          "may use it"},
+    "field.label": {ZH: "名称应为 1 至 {max} 个字符，且不含控制字符",
+                    EN: "The label must be 1 to {max} characters without control characters"},
+    "field.minutes": {ZH: "有效期应为 {low} 至 {high} 分钟的整数",
+                      EN: "The validity must be {low} to {high} whole minutes"},
+    "field.not_live": {ZH: "当前没有直播", EN: "Nothing is being streamed now"},
+    "field.too_many": {ZH: "同时推流的会话已达上限（{max} 个）", EN: "Too many live streams at once (at most {max})"},
+}
+CATALOGUE.update(MESSAGES)
+
+
+class LinkGone(MediaError, errors.Forbidden):
+    """An expired or revoked link, or one whose incident is closed: the web edge answers 410."""
+
+    code = "link_gone"
+
+
+class LinkClaimed(MediaError, errors.Conflict):
+    """Another device opened the link first (409)."""
+
+    code = "link_claimed"
+
+
+def secret_hash(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def qr_svg_data_uri(url: str) -> str:
+    """The QR code of ``url`` as an SVG ``data:`` URI (segno: pure Python, no Pillow)."""
+    import segno
+
+    out = io.BytesIO()
+    segno.make(url, error="m", micro=False).save(out, kind="svg", scale=4, border=2, xmldecl=False,
+                                                 svgns=True, title=None, desc=None)
+    return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+@dataclass
+class FieldSession:
+    """One live publication of a field link."""
+
+    link_id: int
+    incident_id: int
+    source_id: int
+    label: str
+    participant: Participant
+    publication: Publication
+    started_at: dt.datetime
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FieldLinks:
+    """Field links (hosts) and the phones' publications through them."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference, archive: Archive,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.sessionmaker = sessionmaker
+        self.conference = conference
+        self.archive = archive
+        self.clock = clock
+        #: The live publication of each link, by link id.
+        self.sessions: dict[int, FieldSession] = {}
+        self._ending: set[asyncio.Task[None]] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+        conference.on_unpublished.append(self._unpublished)
+
+    # -- links (hosts) -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _host(who: Principal) -> None:
+        if who.kind != "account":
+            raise Forbidden("footage.consoles_no")
+        if not who.may("incidents.manage"):
+            raise Forbidden("field.no_right")
+
+    @staticmethod
+    async def _incident(db: AsyncSession, who: Principal, incident_id: int) -> Incident:
+        incident = await db.get(Incident, incident_id)
+        if incident is None or not who.covers(incident.unit_path):
+            raise NotFound("footage.incident_not_found", id=incident_id)
+        return incident
+
+    def _link_json(self, link: FieldLink, now: dt.datetime) -> dict[str, Any]:
+        expires = as_utc(link.expires_at)
+        live = self.sessions.get(link.id)
+        return {"id": link.id, "incident_id": link.incident_id, "label": link.label,
+                "created_at": as_utc(link.created_at).isoformat(), "expires_at": expires.isoformat(),
+                "revoked_at": as_utc(link.revoked_at).isoformat() if link.revoked_at else None,
+                "claimed_at": as_utc(link.claimed_at).isoformat() if link.claimed_at else None,
+                "last_published_at": as_utc(link.last_published_at).isoformat() if link.last_published_at else None,
+                "live": live is not None,
+                "live_since": live.started_at.isoformat() if live is not None else None,
+                "valid": link.revoked_at is None and expires > now}
+
+    async def issue(self, who: Principal, incident_id: int, data: dict[str, Any], origin: str) -> dict[str, Any]:
+        """A new link for the incident: its URL (``origin`` + ``/field#<secret>``) and QR code are
+        in this answer only."""
+        self._host(who)
+        label = data.get("label", "")
+        if not isinstance(label, str) or not label.strip() or len(label.strip()) > MAX_LABEL \
+                or unsafe_reason(label, multiline=False):
+            raise Invalid("field.label", field="label", max=MAX_LABEL)
+        minutes = data.get("minutes", DEFAULT_LINK_MINUTES)
+        low, high = LINK_MINUTES
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or not low <= minutes <= high:
+            raise Invalid("field.minutes", field="minutes", low=low, high=high)
+        value = secrets.token_urlsafe(32)  # 256 bits
+        now = self.clock()
+        async with self.sessionmaker.begin() as db:
+            incident = await self._incident(db, who, incident_id)
+            if incident.status in ("closed", "merged"):
+                raise Forbidden("footage.incident_closed")
+            link = FieldLink(incident_id=incident.id, unit_path=incident.unit_path, secret_sha256=secret_hash(value),
+                             label=label.strip(), created_by=who.id, created_at=now,
+                             expires_at=now + dt.timedelta(minutes=minutes))
+            db.add(link)
+            await db.flush()
+            DirectoryBase.audit(db, who, "issue", "field_link", link.id, incident.unit_path,
+                                incident_id=incident.id, label=link.label, minutes=minutes)
+            found = self._link_json(link, now)
+        url = origin.rstrip("/") + PAGE_PATH + value
+        qr = await asyncio.to_thread(qr_svg_data_uri, url)
+        return {**found, "url": url, "qr_svg": qr}
+
+    async def links(self, who: Principal, incident_id: int) -> list[dict[str, Any]]:
+        self._host(who)
+        now = self.clock()
+        async with self.sessionmaker() as db:
+            await self._incident(db, who, incident_id)
+            rows = (await db.execute(select(FieldLink).where(FieldLink.incident_id == incident_id)
+                                     .order_by(FieldLink.id))).scalars()
+            return [self._link_json(link, now) for link in rows]
+
+    async def revoke(self, who: Principal, link_id: int) -> dict[str, Any]:
+        """Revoke a link; its live stream ends now."""
+        self._host(who)
+        now = self.clock()
+        async with self.sessionmaker.begin() as db:
+            link = await db.get(FieldLink, link_id)
+            if link is None or not who.covers(link.unit_path):
+                raise NotFound("field.link_not_found", id=link_id)
+            if link.revoked_at is None:
+                link.revoked_at, link.revoked_by = now, who.id
+                DirectoryBase.audit(db, who, "revoke", "field_link", link.id, link.unit_path,
+                                    incident_id=link.incident_id)
+        session = self.sessions.get(link_id)
+        if session is not None:
+            await self._end(session, "revoked")
+        async with self.sessionmaker() as db:
+            link = await db.get(FieldLink, link_id)
+            assert link is not None
+            return self._link_json(link, now)
+
+    # -- the phone -----------------------------------------------------------------------------------
+
+    async def _usable(self, db: AsyncSession, secret: str | None) -> tuple[FieldLink, Incident]:
+        """The link ``secret`` names and its incident, if it may still stream; NotFound (unknown),
+        LinkGone (revoked, expired, incident closed) otherwise."""
+        link = None
+        if secret:
+            link = (await db.execute(select(FieldLink).where(
+                FieldLink.secret_sha256 == secret_hash(secret)))).scalar_one_or_none()
+        if link is None:
+            raise NotFound("field.unknown")
+        if link.revoked_at is not None:
+            raise LinkGone("field.revoked")
+        if as_utc(link.expires_at) <= self.clock():
+            raise LinkGone("field.expired")
+        incident = await db.get(Incident, link.incident_id)
+        if incident is None or incident.status in ("closed", "merged"):
+            raise LinkGone("field.closed")
+        return link, incident
+
+    @staticmethod
+    def _check_claim(link: FieldLink, claim: str | None) -> None:
+        if link.claim_sha256 is None or not claim or not secrets.compare_digest(secret_hash(claim), link.claim_sha256):
+            raise LinkClaimed("field.claimed")
+
+    def _phone_json(self, link: FieldLink, incident: Incident) -> dict[str, Any]:
+        """What the phone is told: the incident's title and level, the link's label and expiry,
+        whether it is live. Nothing else of the incident."""
+        live = self.sessions.get(link.id)
+        return {"incident": {"title": incident.title, "level": incident.level}, "label": link.label,
+                "expires_at": as_utc(link.expires_at).isoformat(), "live": live is not None,
+                "live_since": live.started_at.isoformat() if live is not None else None}
+
+    async def status(self, secret: str | None) -> dict[str, Any]:
+        """What a link's page shows before it claims it (or is refused): no claim needed."""
+        async with self.sessionmaker() as db:
+            link, _ = await self._usable(db, secret)
+            return {"claimed": link.claim_sha256 is not None}
+
+    async def claim(self, secret: str | None, claim: str | None) -> dict[str, Any]:
+        """The page opens the link: the first one claims it (its claim secret is returned, once);
+        the page holding that claim may come back; any other is refused (LinkClaimed)."""
+        now = self.clock()
+        async with self.sessionmaker.begin() as db:
+            link, incident = await self._usable(db, secret)
+            new: str | None = None
+            if link.claim_sha256 is None:
+                new = secrets.token_urlsafe(32)
+                link.claim_sha256, link.claimed_at = secret_hash(new), now
+            else:
+                self._check_claim(link, claim)
+            found = self._phone_json(link, incident)
+        if new is not None:
+            logger.info("field link %s claimed", link.id)
+            found["claim"] = new
+        return found
+
+    async def phone_status(self, secret: str | None, claim: str | None) -> dict[str, Any]:
+        """The claiming page's view of its link (it polls this while open)."""
+        async with self.sessionmaker() as db:
+            link, incident = await self._usable(db, secret)
+            self._check_claim(link, claim)
+            return self._phone_json(link, incident)
+
+    def _lock(self, link_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(link_id, asyncio.Lock())
+
+    async def publish(self, secret: str | None, claim: str | None, sdp: str) -> tuple[FieldSession, str]:
+        """Answer the claiming page's offer with a publication in the incident's footage room,
+        archived; a previous publication of the same link ends ("replaced")."""
+        async with self.sessionmaker() as db:
+            link, incident = await self._usable(db, secret)
+            self._check_claim(link, claim)
+            link_id, incident_id, label = link.id, incident.id, link.label
+        offer = parse_offer(sdp, "publish")
+        await asyncio.to_thread(self.archive.check_space)
+        async with self._lock(link_id):
+            previous = self.sessions.get(link_id)
+            if previous is not None:
+                await self._end(previous, "replaced")  # the phone reconnected
+            if len(self.sessions) >= MAX_SESSIONS:
+                raise TooMany("field.too_many", max=MAX_SESSIONS)
+            room_name = footage_room(incident_id)
+            source_id = await self.archive.new_source(incident_id, "field", label, room_name)
+            room = self.conference.room(room_name)
+            participant = room.join(label, lambda message: None, identity={"kind": "field", "field_link_id": link_id},
+                                    tag=f"footage_source:{source_id}", shown={"footage_source_id": source_id})
+            try:
+                publication, answer = await room.publish(participant, offer, label, None)
+                await self.archive.start(publication, source_id, incident_id)
+            except BaseException:
+                await room.leave(participant, CloseReason.LEFT)
+                self.conference.forget_if_empty(room)
+                await self.archive.end_source(source_id, "failed")
+                raise
+            now = self.clock()
+            session = FieldSession(link_id, incident_id, source_id, label, participant, publication, now)
+            self.sessions[link_id] = session
+            async with self.sessionmaker.begin() as db:
+                row = await db.get(FieldLink, link_id)
+                if row is not None:
+                    row.last_published_at = now
+                db.add(IncidentEvent(incident_id=incident_id, at=now, kind="footage_started", actor=label,
+                                     detail={"source_id": source_id, "source_kind": "field", "field_link_id": link_id,
+                                             "video": publication.codec_name("video"),
+                                             "audio": publication.codec_name("audio")}))
+        logger.info("field link %s publishing for incident %s (source %s)", link_id, incident_id, source_id)
+        return session, answer
+
+    async def stop(self, secret: str | None, claim: str | None) -> None:
+        """The claiming page stops streaming (停止直播)."""
+        async with self.sessionmaker() as db:
+            link, _ = await self._usable(db, secret)
+            self._check_claim(link, claim)
+        session = self.sessions.get(link.id)
+        if session is None:
+            raise NotFound("field.not_live")
+        await self._end(session, "deleted")
+
+    # -- ends ----------------------------------------------------------------------------------------
+
+    def _unpublished(self, publication: Publication, reason: CloseReason) -> None:
+        """A phone's publication ended by itself (its network dropped, its media stopped)."""
+        for session in list(self.sessions.values()):
+            if session.publication is publication:
+                task = asyncio.ensure_future(self._end(session, END_REASONS.get(reason, str(reason))))
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)
+
+    async def _end(self, session: FieldSession, reason: str) -> None:
+        """End a session once: stop its recording, leave the room, close the source and put it on
+        the timeline. A second caller waits for the first."""
+        if self.sessions.get(session.link_id) is not session:
+            await session.ended.wait()
+            return
+        del self.sessions[session.link_id]
+        try:
+            await self.archive.end_source(session.source_id, reason)
+            room = session.participant.room
+            await room.leave(session.participant, CloseReason.LEFT)
+            self.conference.forget_if_empty(room)
+            now = self.clock()
+            async with self.sessionmaker.begin() as db:
+                db.add(IncidentEvent(incident_id=session.incident_id, at=now, kind="footage_stopped",
+                                     actor=session.label, detail={
+                                         "source_id": session.source_id, "source_kind": "field",
+                                         "field_link_id": session.link_id, "reason": reason,
+                                         "seconds": round((now - session.started_at).total_seconds(), 1)}))
+            logger.info("field link %s stream ended: %s", session.link_id, reason)
+        finally:
+            session.ended.set()
+
+    async def sweep(self) -> None:
+        """End the live streams whose links expired."""
+        if not self.sessions:
+            return
+        now = self.clock()
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(select(FieldLink.id, FieldLink.expires_at)
+                                     .where(FieldLink.id.in_(list(self.sessions))))).all()
+        for link_id, expires_at in rows:
+            session = self.sessions.get(link_id)
+            if session is not None and as_utc(expires_at) <= now:
+                await self._end(session, "expired")
+
+    async def run(self, interval: float = SWEEP_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("field link sweep failed")
+
+    async def close(self) -> None:
+        """Server stop: every stream ends (its segment closed and hashed); the archive stays (the
+        footage routes close it after)."""
+        for session in list(self.sessions.values()):
+            try:
+                await self._end(session, "server_stopped")
+            except Exception:
+                logger.exception("ending field stream of link %s at stop failed", session.link_id)
+        if self._ending:
+            await asyncio.gather(*self._ending, return_exceptions=True)
