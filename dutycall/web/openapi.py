@@ -280,6 +280,30 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      "End a WHIP session (the Location of its POST), with the same bearer token", None, None),
     ("patch", "/api/whip/sessions/{session}", "footage",
      "ICE trickle and restarts are not supported: always 405 (RFC 9725 allows it)", None, None),
+    # -- field streaming links (media/field.py, web/field.py) -------------------------------------------
+    ("post", "/api/incidents/{id}/field-links", "footage",
+     "A one-time field video link for an incident (hosts in its unit's scope): a label and its validity in "
+     "minutes (5-1440, default 120). The reply's url (/field#<secret>, the secret in the fragment) and qr_svg "
+     "(its QR code, an SVG data: URI) are shown only here; the secret is stored as SHA-256",
+     {"type": "object", "required": ["label"], "properties": {"label": TEXT, "minutes": ID}}, {"type": "object"}),
+    ("get", "/api/incidents/{id}/field-links", "footage",
+     "The incident's field links (never their secrets): valid, claimed_at, live, revoked_at, expires_at", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("delete", "/api/field-links/{id}", "footage", "Revoke a field link; its live stream ends now", None,
+     {"type": "object"}),
+    ("post", "/api/field/claim", "footage",
+     "The phone page (no account, no cookies) opens its link: X-Field-Link: <secret>. The first device claims it "
+     "and gets its claim secret (claim, once); it sends it back as X-Field-Claim. Answers the incident's title "
+     "and level only. 404 unknown link; 409 claimed by another device; 410 expired, revoked or incident closed",
+     None, {"type": "object"}),
+    ("get", "/api/field/state", "footage",
+     "The claiming phone's view of its link (X-Field-Link, X-Field-Claim): live or not; 409/410 as claim", None,
+     {"type": "object"}),
+    ("post", "/api/field/publish", "footage",
+     "The claiming phone publishes (X-Field-Link, X-Field-Claim; body an application/sdp offer): 201 with the "
+     "SDP answer, recorded at once; a second publish replaces the first (a reconnect). 400 bad offer, 409, 410, "
+     "415, 503 as above", None, None),
+    ("delete", "/api/field/publish", "footage", "The claiming phone stops streaming (204)", None, None),
 ]
 
 
