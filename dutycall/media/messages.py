@@ -40,6 +40,28 @@ MESSAGES: dict[str, dict[str, str]] = {
     "footage.too_many_sessions": _m("同时推流的会话已达上限（{max} 个）",
                                     "Too many ingest sessions at once (at most {max})"),
     "footage.ingest_failed": _m("推流未能开始：{reason}", "The stream could not start: {reason}"),
+    # live relay, playback, access audit (relay.py, playback.py, audit.py)
+    "footage.no_relay_right": _m("您的角色不能转发事件影像", "Your role cannot relay incident footage"),
+    "footage.no_audit_right": _m("您的角色不能查看影像访问记录", "Your role cannot read the footage access record"),
+    "footage.relay_source": _m("请选择要转发的影像源", "Choose the footage source to relay"),
+    "footage.relay_targets": _m("请选择至少一个值班室或领导（每类最多 {max} 个）",
+                                "Choose at least one duty room or leader (at most {max} of each)"),
+    "footage.too_many_relays": _m("同时转发的影像已达上限（{max} 路）", "Too many relays at once (at most {max})"),
+    "footage.source_not_found": _m("没有编号为 {id} 的影像源", "There is no footage source {id}"),
+    "footage.source_not_live": _m("该影像源已不在直播，不能转发",
+                                  "That source is no longer live: it cannot be relayed"),
+    "footage.relay_room_not_found": _m("没有编号为 {id} 的值班室（或不在您的范围内）",
+                                       "There is no duty room {id} in your scope"),
+    "footage.relay_account_not_found": _m("没有编号为 {id} 的领导账号（或不在您的范围内）",
+                                          "There is no leader account {id} in your scope"),
+    "footage.relay_not_found": _m("没有编号为 {id} 的影像转发（可能已停止）",
+                                  "There is no footage relay {id} (it may have stopped)"),
+    "footage.segment_not_found": _m("没有编号为 {id} 的录像片段", "There is no footage segment {id}"),
+    "footage.range": _m("时间段应为开始早于结束，且不超过 {hours} 小时",
+                        "The range must start before it ends and span at most {hours} hours"),
+    "footage.range_empty": _m("该时间段内没有录像", "There is no footage in that range"),
+    "footage.instant": _m("时间应为带时区的 ISO 8601 格式，如 2026-12-03T10:00:00+08:00",
+                          "Times must be ISO 8601 with an offset, e.g. 2026-12-03T10:00:00+08:00"),
 }
 
 CATALOGUE.update(MESSAGES)

@@ -108,3 +108,83 @@ class FieldLink(Base):
     claim_sha256: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     last_published_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class FootageRelay(Base):
+    """A live source relayed by a host to chosen consoles (duty rooms) and leaders (accounts),
+    from when it was started until it was stopped (by a host, or because its source ended)."""
+
+    __tablename__ = "footage_relays"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("footage_sources.id"), index=True)
+    #: The incident's unit path when started (scope of the relay's management).
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, index=True)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    #: "stopped" (a host), "source_ended", "server_stopped".
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class FootageRelayTarget(Base):
+    """One console (duty room) or leader (account) a relay was sent to."""
+
+    __tablename__ = "footage_relay_targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    relay_id: Mapped[int] = mapped_column(ForeignKey("footage_relays.id"), index=True)
+    duty_room_id: Mapped[int | None] = mapped_column(ForeignKey("duty_rooms.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+
+class FootageAccess(Base):
+    """Who watched, relayed, played or downloaded which footage, when, and from which address.
+
+    ``action``: "watched_live" (a relayed console or leader, or an account in the footage room),
+    "relayed" (a host started a relay), "played" (a segment served to a player), "downloaded"
+    (a segment, or a source's time range ``range_from``..``range_to``)."""
+
+    __tablename__ = "footage_access"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("footage_sources.id"))
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("footage_segments.id"))
+    relay_id: Mapped[int | None] = mapped_column(ForeignKey("footage_relays.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    #: "account" or "device" (a duty room's console), and which.
+    principal_kind: Mapped[str] = mapped_column(String(8))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    duty_room_id: Mapped[int | None] = mapped_column(ForeignKey("duty_rooms.id"))
+    #: The name shown at the time (an account's display name, a console's duty room).
+    who: Mapped[str] = mapped_column(String(128))
+    range_from: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    range_to: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class RtspSource(Base):
+    """An RTSP URL (an IP camera, a drone, a CCTV platform's output) the server pulls for an incident
+    until a host stops it; each connection that delivers becomes a :class:`FootageSource`.
+
+    ``url`` may hold credentials (``rtsp://user:pass@host/...``): stored as given, never returned,
+    logged or shown (``media/rtsp.py`` masks them). ``state`` is the last one reached: "connecting",
+    "live", "retrying" or "stopped"; rows not "stopped" are pulled again when the server starts."""
+
+    __tablename__ = "rtsp_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    #: The incident's unit path when added (scope of the source's management).
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(String(16), default="connecting", index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    stopped_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))

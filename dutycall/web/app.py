@@ -22,7 +22,7 @@ from ..media import evidence
 from ..messages import Msg
 from ..rollcall.presence import console_tag
 from ..services import Services, build_services
-from . import api, footage, incident_documents, incidents, notices, rollcalls, rooms
+from . import api, footage, footage_views, incident_documents, incidents, notices, rollcalls, rooms
 from . import field as field_links
 from .auth import (
     PRINCIPAL,
@@ -158,8 +158,10 @@ async def signalling(request: web.Request) -> web.StreamResponse:
     console = principal.duty_room_id is not None
     # A host or viewer may follow a roll-call's board over this socket (scope checked there).
     following = rollcalls.BoardFollowing(request.app, principal, outbox.put_nowait)
+    relay_watches = footage_views.watching(request, principal, outbox.put_nowait)  # relayed footage (media/relay.py)
     peer = SignallingPeer(request.app[CONFERENCE], outbox.put_nowait, config.client_ice_servers, identity,
-                          extensions={**rollcalls.signalling_extensions(request.app), **following.extensions()},
+                          extensions={**rollcalls.signalling_extensions(request.app), **following.extensions(),
+                                      **footage_views.signalling_extensions(relay_watches)},
                           may_join=lambda room: rooms.may_join(request.app, principal, room),
                           room_info=rollcalls.room_info,
                           tag=console_tag(principal.duty_room_id) if principal.duty_room_id is not None else None,
@@ -179,6 +181,7 @@ async def signalling(request: web.Request) -> web.StreamResponse:
         logger.info("signalling socket closed (%s)", ws.close_code)
         live.discard(ws)
         following.close()
+        relay_watches.close()
         outbox.put_nowait(None)
         # Leaving the room must complete even if this handler is being cancelled.
         cleanup = asyncio.ensure_future(peer.close("disconnected"))
@@ -244,6 +247,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.router.add_routes(incidents.routes)
     app.router.add_routes(incident_documents.routes)
     footage.setup(app)  # incident footage: the archive, WHIP ingest, their routes and cleanup
+    footage_views.setup(app)  # live relay to consoles, playback and download, the footage access audit
     field_links.setup(app)  # field streaming links (after footage: it records into its archive)
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
