@@ -10,6 +10,15 @@ they receive), so load clients stay cheap. The publisher loops pre-encoded VP8
 
     python bench/fanout.py --subscribers 10
     python bench/fanout.py --subscribers 50 --json
+    python bench/fanout.py --subscribers 150 --busy-cores 1 --no-baseline
+
+Every frame the publisher sends ends with its send time (``time.monotonic_ns()``, 8 bytes);
+subscribers read it off the frame's marker packet on arrival, on the same clock, so latency is
+one-way, per frame. Frames are counted by their send time: the window is the frames *sent*
+during the measurement, on the publisher's and every subscriber's side alike, so no
+subscriber can count more than the source sent. ``frames_delivered_pct`` is the share of
+those that arrived within a grace of 2 s; ``publications_removed`` counts removals of the
+publication announced during the run (the watchdog must never remove a live one).
 
 CPU is reported as core-seconds per second of the server process (all its
 threads, from /proc), and as a ratio against the baseline measured in this run.
@@ -23,6 +32,7 @@ import contextlib
 import json
 import os
 import socket
+import struct
 import sys
 import time
 from typing import Any
@@ -79,33 +89,95 @@ def process_cpu_seconds(pid: int, children: bool = True) -> float:
     return ticks / CLOCK_TICKS
 
 
+# -- the publisher's frames carry their send time -------------------------------------------
+
+STAMP = struct.Struct(">Q")
+
+
+def stamped_track(packets: list[bytes], fps: int = 30) -> Any:
+    """A pre-encoded VP8 track whose every frame ends with 8 bytes: ``time.monotonic_ns()`` when
+    it was handed to the sender. The server forwards frames as they are, and subscribers read the
+    stamp off the frame's last RTP packet (the one with the marker bit) on the same clock
+    (CLOCK_MONOTONIC is one clock for every process of the machine). Subscribers do not decode."""
+    import av
+
+    from dutycall.synthetic import PreEncodedTrack
+
+    class StampedTrack(PreEncodedTrack):
+        def __init__(self) -> None:
+            super().__init__(packets, fps=fps)
+            self.sent_ns: list[int] = []
+
+        async def recv(self) -> av.Packet:
+            packet = await super().recv()
+            now = time.monotonic_ns()
+            stamped = av.Packet(stamp_frame(bytes(packet), now))
+            stamped.pts, stamped.time_base, stamped.is_keyframe = packet.pts, packet.time_base, packet.is_keyframe
+            self.sent_ns.append(now)
+            return stamped
+
+    return StampedTrack()
+
+
+#: What a VP8 packetizer (aiortc's, the server's) puts of a frame into each RTP packet:
+#: 1300 bytes less a payload descriptor of 1 to 4 bytes.
+VP8_CHUNKS = (1296, 1297, 1298, 1299)
+
+
+def stamp_frame(frame: bytes, now_ns: int) -> bytes:
+    """``frame`` + a few zero bytes + the 8-byte stamp, padded so that however the frame is cut
+    into RTP packets the stamp is whole in the last one (the one with the marker bit)."""
+    for pad in range(16):
+        size = len(frame) + pad + STAMP.size
+        if all(size % chunk == 0 or size % chunk >= STAMP.size for chunk in VP8_CHUNKS):
+            return frame + bytes(pad) + STAMP.pack(now_ns)
+    raise AssertionError("no padding fits")  # pragma: no cover - 16 covers 4 chunk sizes
+
+
+def rtp_payload_end(data: bytes) -> bytes | None:
+    """The last 8 bytes of an RTP packet's payload (RFC 3550: padding excluded)."""
+    end = len(data)
+    if data[0] & 0x20:  # padding: its last octet counts the padding octets
+        end -= data[-1]
+    return data[end - STAMP.size:end] if end - STAMP.size >= 12 else None
+
+
 # -- worker: N subscribers in one process ----------------------------------------------
 
 
 async def run_worker(url: str, publication_id: str, count: int, first_index: int) -> None:
     from dutycall.client import SignallingClient, sign_in, subscribe
+    from dutycall.conference import aiortc_compat
 
     # One duty room's console per subscriber: the server allows few sockets per principal.
     tokens = json.loads(os.environ["DUTYCALL_BENCH_TOKENS"])
     base = url.replace("ws://", "http://", 1).removesuffix("/ws")
-    from dutycall.conference import aiortc_compat
-
     aiortc_compat.set_host_addresses(["127.0.0.1"])
     subscribers = []
-    frames = [0] * count
+    # Per subscriber: (send time, arrival time) of every frame, read on its marker packet at
+    # once (no jitter buffer here: the load clients add no frame of delay of their own).
+    frames: list[list[tuple[int, int]]] = [[] for _ in range(count)]
+    packets = [0]
+    markers = [0] * count  # every frame, stamped or not (the transcoding baseline drops stamps)
+    recording = [True]
 
-    async def read(i: int, track: Any) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                await track.recv()
-                frames[i] += 1
+    def reader(i: int) -> Any:
+        def on_packet(data: bytes) -> None:
+            packets[0] += 1
+            if len(data) < 12 or not data[1] & 0x80 or not recording[0]:
+                return
+            markers[i] += 1
+            stamp = rtp_payload_end(data)
+            if stamp is not None:
+                frames[i].append((STAMP.unpack(stamp)[0], time.monotonic_ns()))
+        return on_packet
 
     for i in range(count):
         cookies = await sign_in(base, device_token=tokens[i])
         client = await SignallingClient(url, cookies=cookies).connect()
         await client.join(ROOM, f"sub{first_index + i}")
-        pc, _, tracks = await subscribe(client, publication_id, passthrough=True)
-        asyncio.ensure_future(read(i, tracks["video"]))
+        pc, _, _ = await subscribe(client, publication_id, passthrough=True)
+        aiortc_compat.read_rtp_only(pc, reader(i))
         subscribers.append((client, pc))
 
     deadline = time.monotonic() + 60
@@ -113,26 +185,28 @@ async def run_worker(url: str, publication_id: str, count: int, first_index: int
         await asyncio.sleep(0.1)
     print("ready", flush=True)
 
-    async def packets_received() -> int:
-        total = 0
-        for _, pc in subscribers:
-            for transceiver in pc.getTransceivers():
-                stats = await transceiver.receiver.getStats()
-                total += sum(getattr(s, "packetsReceived", 0) or 0 for s in stats.values()
-                             if getattr(s, "type", "") == "inbound-rtp")
-        return total
-
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    await reader.readline()  # "start"
-    start_frames, start_packets, t0 = list(frames), await packets_received(), time.monotonic()
-    await reader.readline()  # "stop"
-    end_frames, end_packets, t1 = list(frames), await packets_received(), time.monotonic()
-    elapsed = t1 - t0
+    reader_pipe = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader_pipe), sys.stdin)
+    await reader_pipe.readline()  # "start"
+    # Packets and time taken at the same instant (nothing awaited between them).
+    start_packets, start_markers, t0 = packets[0], list(markers), time.monotonic()
+    for own in frames:
+        own.clear()
+    window = (await reader_pipe.readline()).split()  # "stop <first send ns> <end send ns>"
+    end_packets, end_markers, t1 = packets[0], list(markers), time.monotonic()
+    recording[0] = False
+    first, end = int(window[1]), int(window[2])
+    delivered, latencies_us = [], []
+    for own in frames:
+        mine = [(sent, arrived) for sent, arrived in own if first <= sent < end]
+        delivered.append(len(mine))
+        latencies_us += [(arrived - sent) // 1000 for sent, arrived in mine]
     print(json.dumps({
-        "fps": [(e - s) / elapsed for s, e in zip(start_frames, end_frames)],
-        "packets_per_s": (end_packets - start_packets) / elapsed,
+        "delivered": delivered,
+        "latencies_us": latencies_us,
+        "packets_per_s": (end_packets - start_packets) / (t1 - t0),
+        "any_fps": [(e - s) / (t1 - t0) for s, e in zip(start_markers, end_markers)],
     }), flush=True)
     for client, pc in subscribers:
         await pc.close()
@@ -140,6 +214,24 @@ async def run_worker(url: str, publication_id: str, count: int, first_index: int
 
 
 # -- one measurement: a server mode, a publisher, N subscribers ------------------------
+
+#: Seconds a frame sent inside the window may take to arrive and still count as delivered.
+GRACE = 2.0
+
+
+def _percentile(sorted_us: list[int], pct: float) -> float | None:
+    if not sorted_us:
+        return None
+    return round(sorted_us[min(len(sorted_us) - 1, int(len(sorted_us) * pct / 100))] / 1000, 2)
+
+
+def _removals(client: Any, publication_id: str) -> int:
+    """Removals of the publication announced to its publisher so far (events drained)."""
+    count = 0
+    while not client.events.empty():
+        event = client.events.get_nowait()
+        count += event.get("type") == "publication_removed" and event.get("publication_id") == publication_id
+    return count
 
 
 async def wait_healthy(port: int, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:
@@ -158,7 +250,8 @@ async def wait_healthy(port: int, proc: asyncio.subprocess.Process, timeout: flo
     raise RuntimeError("server did not become healthy")
 
 
-async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, packets: list[bytes]) -> dict[str, Any]:
+async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, packets: list[bytes],
+                  busy_cores: int = 0) -> dict[str, Any]:
     import tempfile
 
     import aiohttp
@@ -166,8 +259,6 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
     from bench.common import Host
     from dutycall.client import SignallingClient, publish, sign_in
     from dutycall.conference import aiortc_compat
-    from dutycall.synthetic import PreEncodedTrack
-
     aiortc_compat.set_host_addresses(["127.0.0.1"])
     port = free_port()
     data = tempfile.mkdtemp(prefix="dutycall-bench-")
@@ -181,13 +272,14 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
         env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": BENCH_PASSWORD},
     )
     workers: list[asyncio.subprocess.Process] = []
+    busy: list[asyncio.subprocess.Process] = []
     try:
         await wait_healthy(port, server)
         url = f"ws://127.0.0.1:{port}/ws"
         cookies = await sign_in(f"http://127.0.0.1:{port}", "admin", BENCH_PASSWORD)
         pub_client = await SignallingClient(url, cookies=cookies).connect()
         await pub_client.join(ROOM, "publisher")
-        track = PreEncodedTrack(packets, fps=30)
+        track = stamped_track(packets, fps=30)
         pub_pc, published = await publish(pub_client, video=track)
         # The publisher (an administrator) opened the free-form room: let one console per subscriber in.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
@@ -210,24 +302,39 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             line = await asyncio.wait_for(worker.stdout.readline(), 120)
             if line.strip() != b"ready":
                 raise RuntimeError(f"worker failed to start: {line!r}")
+        # K processes that each keep a core busy, beside the server for the whole run.
+        for _ in range(busy_cores):
+            busy.append(await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass"))
         await asyncio.sleep(2.0)  # let every stream settle before measuring
+        removed_before = _removals(pub_client, published["publication_id"])
 
         for worker in workers:
             worker.stdin.write(b"start\n")
             await worker.stdin.drain()
-        cpu0, t0 = process_cpu_seconds(server.pid), time.monotonic()
+        cpu0, t0, first_ns = process_cpu_seconds(server.pid), time.monotonic(), time.monotonic_ns()
         await asyncio.sleep(seconds)
-        cpu1, t1 = process_cpu_seconds(server.pid), time.monotonic()
+        cpu1, t1, end_ns = process_cpu_seconds(server.pid), time.monotonic(), time.monotonic_ns()
+        # The window is the frames *sent* in [first_ns, end_ns): the publisher's count and every
+        # subscriber's are over the same frames. Those still in flight get a grace to arrive.
+        sent = sum(1 for t in track.sent_ns if first_ns <= t < end_ns)
+        await asyncio.sleep(GRACE)
         for worker in workers:
-            worker.stdin.write(b"stop\n")
+            worker.stdin.write(f"stop {first_ns} {end_ns}\n".encode())
             await worker.stdin.drain()
-        fps: list[float] = []
+        delivered: list[int] = []
+        any_fps: list[float] = []
+        latencies: list[int] = []
         packets_per_s = 0.0
         for worker in workers:
-            result = json.loads(await asyncio.wait_for(worker.stdout.readline(), 60))
-            fps += result["fps"]
+            result = json.loads(await asyncio.wait_for(worker.stdout.readline(), 120))
+            delivered += result["delivered"]
+            any_fps += result["any_fps"]
+            latencies += result["latencies_us"]
             packets_per_s += result["packets_per_s"]
+        removed = removed_before + _removals(pub_client, published["publication_id"])
         server_cpu = (cpu1 - cpu0) / (t1 - t0)
+        window = (end_ns - first_ns) / 1e9
+        latencies.sort()
         await pub_pc.close()
         await pub_client.close()
         return {
@@ -235,11 +342,22 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             "server_cpu": server_cpu,
             "packets_out_per_s": packets_per_s,
             "us_per_packet": server_cpu / packets_per_s * 1e6 if packets_per_s else None,
-            "min_fps": min(fps) if fps else 0.0,
-            "mean_fps": sum(fps) / len(fps) if fps else 0.0,
-            "publisher_fps": track.frames_sent / max(1e-9, time.monotonic() - (track._epoch or time.monotonic())),
+            "publisher_fps": sent / window,
+            "min_fps": min(delivered) / window if delivered else 0.0,
+            # Frames whatever their content, over the worker's own start/stop (the baseline's
+            # re-encoded frames carry no stamp).
+            "min_any_fps": min(any_fps) if any_fps else 0.0,
+            "mean_fps": sum(delivered) / len(delivered) / window if delivered else 0.0,
+            "frames_delivered_pct": 100.0 * sum(delivered) / (sent * len(delivered)) if sent and delivered else 0.0,
+            "latency_p50_ms": _percentile(latencies, 50),
+            "latency_p99_ms": _percentile(latencies, 99),
+            "publications_removed": removed,
         }
     finally:
+        for process in busy:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
         await stop_processes(workers, server)
         import shutil
 
@@ -250,10 +368,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from dutycall.synthetic import PreEncodedTrack
 
     packets = PreEncodedTrack.encode("vp8", 640, 360, 30, args.bitrate, seconds=4.0)
-    sfu = await measure("passthrough", args.subscribers, args.per_worker, args.seconds, packets)
-    baseline = await measure("transcode", args.subscribers, args.per_worker, args.seconds, packets)
-    return {
+    sfu = await measure("passthrough", args.subscribers, args.per_worker, args.seconds, packets, args.busy_cores)
+    result = {
         "subscribers": args.subscribers,
+        "busy_cores": args.busy_cores,
+        "server_cpu": round(sfu["server_cpu"], 4),
+        "packets_out_per_s": round(sfu["packets_out_per_s"], 1),
+        "us_per_packet": round(sfu["us_per_packet"], 1) if sfu["us_per_packet"] else None,
+        "publisher_fps": round(sfu["publisher_fps"], 2),
+        "min_fps": round(sfu["min_fps"], 2),
+        "mean_fps": round(sfu["mean_fps"], 2),
+        "frames_delivered_pct": round(sfu["frames_delivered_pct"], 2),
+        "latency_p50_ms": sfu["latency_p50_ms"],
+        "latency_p99_ms": sfu["latency_p99_ms"],
+        "publications_removed": sfu["publications_removed"],
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+    }
+    if not args.baseline:
+        return result
+    baseline = await measure("transcode", args.subscribers, args.per_worker, args.seconds, packets, args.busy_cores)
+    return {
+        **result,
         "server_cpu": round(sfu["server_cpu"], 4),
         "baseline_server_cpu": round(baseline["server_cpu"], 4),
         "ratio": round(sfu["server_cpu"] / baseline["server_cpu"], 4) if baseline["server_cpu"] else None,
@@ -263,25 +399,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "mean_fps": round(sfu["mean_fps"], 2),
         "baseline_packets_out_per_s": round(baseline["packets_out_per_s"], 1),
         "baseline_us_per_packet": round(baseline["us_per_packet"], 1) if baseline["us_per_packet"] else None,
-        "baseline_min_fps": round(baseline["min_fps"], 2),
-        "seconds": args.seconds,
-        "cpus": os.cpu_count(),
+        "baseline_min_fps": round(baseline["min_any_fps"], 2),
     }
 
 
 def print_table(result: dict[str, Any]) -> None:
+    get = result.get
     rows = [
         ("subscribers", result["subscribers"], ""),
-        ("server CPU (core-s/s)", result["server_cpu"], result["baseline_server_cpu"]),
-        ("ratio SFU / baseline", result["ratio"], ""),
-        ("packets out per s", result["packets_out_per_s"], result["baseline_packets_out_per_s"]),
-        ("server µs per packet", result["us_per_packet"], result["baseline_us_per_packet"]),
-        ("worst subscriber fps", result["min_fps"], result["baseline_min_fps"]),
+        ("busy cores beside", result["busy_cores"], ""),
+        ("server CPU (core-s/s)", result["server_cpu"], get("baseline_server_cpu", "")),
+        ("ratio SFU / baseline", get("ratio", ""), ""),
+        ("packets out per s", result["packets_out_per_s"], get("baseline_packets_out_per_s", "")),
+        ("server µs per packet", result["us_per_packet"], get("baseline_us_per_packet", "")),
+        ("publisher fps", result["publisher_fps"], ""),
+        ("worst subscriber fps", result["min_fps"], get("baseline_min_fps", "")),
         ("mean subscriber fps", result["mean_fps"], ""),
+        ("frames delivered %", result["frames_delivered_pct"], ""),
+        ("latency p50 / p99 ms", f"{result['latency_p50_ms']} / {result['latency_p99_ms']}", ""),
+        ("publications removed", result["publications_removed"], ""),
     ]
-    print(f"{'':28}{'SFU':>12}{'baseline':>12}")
+    print(f"{'':28}{'SFU':>16}{'baseline':>12}")
     for name, sfu, base in rows:
-        print(f"{name:28}{sfu!s:>12}{base!s:>12}")
+        print(f"{name:28}{sfu!s:>16}{base!s:>12}")
 
 
 def main() -> None:
@@ -294,6 +434,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement window per mode")
     parser.add_argument("--per-worker", type=int, default=10, help="subscribers per worker process")
     parser.add_argument("--bitrate", type=int, default=700_000, help="publisher bitrate (bps)")
+    parser.add_argument("--busy-cores", type=int, default=0,
+                        help="busy-loop processes beside the server for the run (CPU contention)")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the transcoding baseline (no CPU ratio)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -275,9 +275,19 @@ def count_frames_only(pc: RTCPeerConnection, on_frame: Callable[[int], None]) ->
     connection is set up (its transports exist).
     """
 
-    async def handle(data: bytes, arrival_time_ms: int) -> None:
+    def handle(data: bytes) -> None:
         if len(data) >= 12 and data[1] & 0x80:
             on_frame(int.from_bytes(data[4:8], "big"))
+
+    read_rtp_only(pc, handle)
+
+
+def read_rtp_only(pc: RTCPeerConnection, on_packet: Callable[[bytes], None]) -> None:
+    """Hand every decrypted RTP packet ``pc`` receives, as bytes, to ``on_packet`` and nothing
+    else (see :func:`count_frames_only`; for load clients that read what the server sent)."""
+
+    async def handle(data: bytes, arrival_time_ms: int) -> None:
+        on_packet(data)
 
     for transceiver in pc.getTransceivers():
         transport = transceiver.receiver.transport
