@@ -33,6 +33,14 @@ upgraded, re-read the functions this module patches or calls:
   server's event loop. :class:`RateCounter` keeps the same arithmetic per packet.
 - ``aioice.ice.get_host_addresses``: aioice never offers loopback addresses; the
   server needs to choose the addresses it advertises.
+- ``aiortc.rtcdtlstransport.RTCCertificate._create_ssl_context``: builds each connection's
+  DTLS context with a cipher list of ECDHE-ECDSA suites only. In DTLS 1.2 a suite names the
+  *server's* certificate type, so when aiortc is the DTLS client (it answers an offer's
+  ``setup:actpass`` with ``setup:active``) a server with an RSA certificate finds "no shared
+  cipher" and the handshake fails. GStreamer's webrtcbin (1.22) is such a peer: a WHIP encoder
+  built on it could not publish. :func:`_create_ssl_context` adds the ECDHE-RSA equivalents
+  after the ECDSA ones; a peer with an ECDSA certificate (browsers, aiortc) still gets the
+  suite it got before, and aiortc's own certificate stays ECDSA.
 """
 
 from __future__ import annotations
@@ -49,7 +57,15 @@ import aioice
 import aioice.ice
 import aiortc
 import av
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, rate, rtcrtpreceiver
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    rate,
+    rtcdtlstransport,
+    rtcrtpreceiver,
+)
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -214,11 +230,26 @@ class RateCounter:
             self._value -= value
 
 
+#: DTLS 1.2 suites, aiortc's ECDSA ones first, then the same with RSA for peers with RSA certificates.
+DTLS_CIPHERS = (b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:"
+                b"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+                b"ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA")
+_stock_create_ssl_context = rtcdtlstransport.RTCCertificate._create_ssl_context
+
+
+def _create_ssl_context(self: rtcdtlstransport.RTCCertificate, srtp_profiles: list[Any]) -> Any:
+    """aiortc's DTLS context, accepting a DTLS server with an RSA certificate (module docstring)."""
+    ctx = _stock_create_ssl_context(self, srtp_profiles)
+    ctx.set_cipher_list(DTLS_CIPHERS)
+    return ctx
+
+
 def install() -> None:
     """Install the patches. Idempotent; harmless to connections that are not marked."""
     rtcrtpreceiver.get_decoder = _get_decoder
     aioice.ice.get_host_addresses = _get_host_addresses
     rate.RateCounter = RateCounter  # type: ignore[misc, assignment]
+    rtcdtlstransport.RTCCertificate._create_ssl_context = _create_ssl_context  # type: ignore[method-assign]
 
 
 def set_host_addresses(addresses: list[str] | None) -> None:
