@@ -1,0 +1,721 @@
+"""RTSP pull: the server pulls an IP camera's, a drone's or a CCTV platform's RTSP stream into an
+incident's footage room, H264 without re-encoding, and keeps pulling it until a host stops it.
+
+A host adds a source (``rtsp://`` or ``rtsps://`` URL and a label) to an incident; scope as ingest
+tokens (an account with ``incidents.manage`` whose subtree holds the incident). The URL may carry
+credentials (``rtsp://user:pass@camera/...``): they are stored, and used, but never returned,
+logged or shown: everything outside this module sees :func:`mask_url`'s ``rtsp://***@camera/...``.
+
+Each source has a task on the event loop and, while connected, a thread of its own (never the
+loop, never the default executor that ``asyncio.to_thread`` shares): PyAV opens the URL (RTSP over
+TCP, with open and read timeouts) and demuxes. The thread joins the demuxer's packets into access
+units (a multi-slice frame can come as several packets sharing one timestamp; a packet without a
+timestamp belongs to the next one's frame), gives a keyframe that lacks them the SPS/PPS the SDP
+announced (``sprop-parameter-sets``, the stream's extradata), and hands each frame to the loop.
+
+How the frames become a publication without changing the conference: an aiortc peer connection
+in this process publishes a :class:`PacketTrack` (whose ``recv`` returns the camera's
+``av.Packet``s, which ``RTCRtpSender`` packetizes without encoding) to the footage room exactly as a
+WHIP encoder would (``Room.join`` and ``Room.publish`` with its offer): forwarding, subscribers,
+the archive (``Archive.start`` as ``ingest.py``) and the room's rules then treat it like any
+other publication. The cost is one loopback DTLS/SRTP hop per stream.
+
+Each connection that delivers is a :class:`~dutycall.media.models.FootageSource` (kind "rtsp") with
+``footage_started`` / ``footage_stopped`` on the incident's timeline (reason "camera_lost" when the
+camera went away). When the camera drops (the connection closes, a read times out, the
+publication's media stops), the source retries with exponential back-off: 1 s doubling to 30 s,
+back to 1 s once a connection has delivered for a minute. States: "connecting", "live",
+"retrying" (with the next attempt's time), "stopped". Sources not stopped are started again when
+the server starts (:meth:`RtspPulls.resume`).
+
+Keyframes: a subscriber's keyframe request (PLI) cannot reach an RTSP camera, so a console that
+joins waits for the camera's next keyframe (its GOP: typically 1 to 4 s). Audio is not pulled
+(cameras send AAC or G.711, which WebRTC consoles and the WebM archive do not carry as they are).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import fractions
+import logging
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..conference import CloseReason, Conference, Participant, Publication, parse_offer
+from ..directory.base import DirectoryBase
+from ..directory.models import as_utc, utcnow
+from ..directory.principal import Principal
+from ..incidents.models import Incident, IncidentEvent
+from ..messages import CATALOGUE, EN, ZH
+from ..text import unsafe_reason
+from .errors import Forbidden, Invalid, NotFound, TooMany
+from .models import RtspSource
+from .naming import footage_room
+from .recording import Archive
+
+logger = logging.getLogger(__name__)
+
+MAX_LABEL = 64
+MAX_URL = 1024
+MAX_SOURCES = 32
+#: Back-off between attempts: from the first to the last, doubling; reset after a good minute.
+BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET_AFTER = 1.0, 30.0, 60.0
+#: PyAV's limits: opening the URL (RTSP DESCRIBE/SETUP/PLAY), then any one read.
+OPEN_TIMEOUT, READ_TIMEOUT = 10.0, 5.0
+#: How long an opened stream may take to deliver its first keyframe before the attempt fails.
+FIRST_KEYFRAME_TIMEOUT = 15.0
+#: Frames queued for the local sender; beyond that video skips to the next keyframe.
+QUEUE_FRAMES = 90
+VIDEO_CLOCK = 90000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+STATES = ("connecting", "live", "retrying", "stopped")
+#: NAL unit types: IDR slice, SPS, PPS, access unit delimiter.
+NAL_IDR, NAL_SPS, NAL_PPS, NAL_AUD = 5, 7, 8, 9
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "rtsp.no_right": {ZH: "您的角色不能为事件添加或停止 RTSP 视频源",
+                      EN: "Your role cannot add or stop RTSP video sources for incidents"},
+    "rtsp.url": {ZH: "地址应为 rtsp:// 或 rtsps:// 开头、含主机名的 URL（不超过 {max} 个字符）",
+                 EN: "The address must be an rtsp:// or rtsps:// URL with a host name (at most {max} characters)"},
+    "rtsp.label": {ZH: "名称应为 1 至 {max} 个字符，且不含控制字符",
+                   EN: "The label must be 1 to {max} characters without control characters"},
+    "rtsp.not_found": {ZH: "没有编号为 {id} 的 RTSP 视频源", EN: "There is no RTSP video source {id}"},
+    "rtsp.too_many": {ZH: "同时拉取的 RTSP 视频源已达上限（{max} 个）",
+                      EN: "Too many RTSP video sources at once (at most {max})"},
+}
+CATALOGUE.update(MESSAGES)
+
+
+class BadUrl(Invalid):
+    """Not an rtsp:// or rtsps:// URL with a host (the route answers 400)."""
+
+    code = "invalid_url"
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+
+
+def check_url(url: object) -> str:
+    """``url`` if it is an ``rtsp://`` or ``rtsps://`` URL with a host; BadUrl otherwise."""
+    if not isinstance(url, str) or not url or len(url) > MAX_URL or unsafe_reason(url, multiline=False) \
+            or any(c.isspace() for c in url):
+        raise BadUrl("rtsp.url", field="url", max=MAX_URL)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError when it is not a number in range
+    except ValueError:
+        raise BadUrl("rtsp.url", field="url", max=MAX_URL) from None
+    if parts.scheme.lower() not in ("rtsp", "rtsps") or not parts.hostname or not url.lower().startswith(
+            f"{parts.scheme.lower()}://") or (port is not None and port == 0):
+        raise BadUrl("rtsp.url", field="url", max=MAX_URL)
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be shown: credentials (user info) as ``***``, a query as ``?***`` (some
+    cameras take passwords there too)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "rtsp://***"
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` (an error's words) without the URL or its credentials in it."""
+    parts = urllib.parse.urlsplit(url)
+    for secret in (url, parts.netloc, parts.username, parts.password, parts.query):
+        if secret:
+            text = text.replace(secret, "***")
+    return text[:200]
+
+
+def _error_text(exc: BaseException, url: str) -> str:
+    words = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return _scrub(f"{type(exc).__name__}: {words}", url)
+
+
+# -- H264 access units ---------------------------------------------------------------------------
+
+
+def nal_types(data: bytes) -> list[int]:
+    """The NAL unit types of an Annex B buffer, in order."""
+    found = []
+    pos = data.find(b"\x00\x00\x01")
+    while pos != -1 and pos + 3 < len(data):
+        found.append(data[pos + 3] & 0x1F)
+        pos = data.find(b"\x00\x00\x01", pos + 3)
+    return found
+
+
+def annex_b_parameter_sets(extradata: bytes | None) -> bytes:
+    """The SPS/PPS of a stream's extradata as Annex B (RTSP's is Annex B already; an avcC record,
+    which some demuxers give, is converted)."""
+    if not extradata:
+        return b""
+    if extradata[:3] == b"\x00\x00\x01" or extradata[:4] == b"\x00\x00\x00\x01":
+        return extradata
+    if extradata[0] != 1 or len(extradata) < 7:
+        return b""
+    out, pos = b"", 5
+    try:
+        for count_mask in (0x1F, 0xFF):
+            count = extradata[pos] & count_mask
+            pos += 1
+            for _ in range(count):
+                size = int.from_bytes(extradata[pos:pos + 2], "big")
+                out += b"\x00\x00\x00\x01" + extradata[pos + 2:pos + 2 + size]
+                pos += 2 + size
+    except IndexError:
+        return out
+    return out
+
+
+@dataclass
+class Frame:
+    """One access unit for the sender: Annex B bytes, its 90 kHz timestamp, keyframe or not."""
+
+    data: bytes
+    pts: int
+    keyframe: bool
+
+
+class AccessUnits:
+    """Joins demuxed packets into whole frames (by timestamp) and completes keyframes."""
+
+    def __init__(self, parameter_sets: bytes) -> None:
+        self.parameter_sets = parameter_sets
+        self._parts: list[bytes] = []
+        self._pts: int | None = None
+
+    def add(self, data: bytes, pts: int | None) -> Frame | None:
+        """Take one packet; returns the frame it completed (the previous one), if any."""
+        done = None
+        if pts is not None and self._pts is not None and pts != self._pts and self._parts:
+            done = self._finish()
+        if pts is not None:
+            self._pts = pts
+        self._parts.append(data)
+        return done
+
+    def flush(self) -> Frame | None:
+        return self._finish() if self._parts and self._pts is not None else None
+
+    def _finish(self) -> Frame:
+        data = b"".join(self._parts)
+        self._parts = []
+        types = nal_types(data)
+        keyframe = NAL_IDR in types
+        if keyframe and NAL_SPS not in types and self.parameter_sets:
+            data = self.parameter_sets + data
+        assert self._pts is not None
+        return Frame(data, self._pts, keyframe)
+
+
+# -- the sending track ---------------------------------------------------------------------------
+
+
+class PacketTrack(MediaStreamTrack):
+    """A video track whose ``recv`` returns the camera's encoded frames as ``av.Packet``s (aiortc's
+    sender packetizes them as they are). Bounded: when the sender falls behind, frames are dropped
+    up to the next keyframe."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: deque[Frame] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._need_keyframe = True
+        self.frames = 0
+        self.keyframes = 0
+        self.dropped = 0
+        self.first_keyframe = asyncio.Event()
+
+    def push(self, frame: Frame) -> None:
+        """On the event loop: queue a frame (called from the puller thread via call_soon_threadsafe)."""
+        if self.readyState != "live":
+            return
+        if self._need_keyframe and not frame.keyframe:
+            self.dropped += 1
+            return
+        self._need_keyframe = False
+        if len(self._queue) >= QUEUE_FRAMES:
+            self.dropped += len(self._queue)
+            self._queue.clear()
+            if not frame.keyframe:
+                self.dropped += 1
+                self._need_keyframe = True
+                return
+        self._queue.append(frame)
+        self.frames += 1
+        if frame.keyframe:
+            self.keyframes += 1
+            self.first_keyframe.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def recv(self) -> av.Packet:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        frame = self._queue.popleft()
+        packet = av.Packet(frame.data)
+        packet.pts = packet.dts = frame.pts
+        packet.time_base = VIDEO_TIME_BASE
+        packet.is_keyframe = frame.keyframe
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+# -- the puller thread ---------------------------------------------------------------------------
+
+
+class NotH264(Exception):
+    """The URL's stream has no H264 video."""
+
+
+class Puller:
+    """One connection to the camera, in a thread of its own: open, then demux until the stream
+    ends, a read times out, or :meth:`stop`. Frames reach ``deliver`` on the event loop."""
+
+    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deliver: Callable[[Frame], None]) -> None:
+        self.url = url
+        self._loop = loop
+        self._deliver = deliver
+        self._stop = threading.Event()
+        self.opened: asyncio.Future[str] = loop.create_future()  # the codec's description
+        self.ended: asyncio.Future[str] = loop.create_future()  # why it ended
+        # Retrieved even when nobody waits for it any more (a stop while opening).
+        self.opened.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._thread = threading.Thread(target=self._run, name="rtsp-pull", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end; it does at its next packet, or when a read times out."""
+        self._stop.set()
+
+    def _post(self, callback: Callable[..., Any], *args: Any) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+            return True
+        except RuntimeError:  # the loop is closed: the server is gone
+            self._stop.set()
+            return False
+
+    @staticmethod
+    def _settle(future: asyncio.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def _run(self) -> None:
+        try:
+            container: Any = av.open(self.url, options={"rtsp_transport": "tcp", "rtsp_flags": "prefer_tcp",
+                                                        "timeout": str(int(READ_TIMEOUT * 1e6))},
+                                     timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
+        except Exception as exc:  # refused, unreachable, unauthorised, timed out, not RTSP
+            self._post(self._settle, self.opened, None, ConnectionError(_error_text(exc, self.url)))
+            self._post(self._settle, self.ended, "failed")
+            return
+        reason = "camera_lost"
+        try:
+            video = next((s for s in container.streams.video if s.codec_context.name == "h264"), None)
+            if video is None:
+                found = ", ".join(s.codec_context.name for s in container.streams) or "nothing"
+                self._post(self._settle, self.opened, None, NotH264(f"no H264 video (found {found})"))
+                reason = "failed"
+                return
+            size = f"{video.codec_context.width}x{video.codec_context.height}"
+            self._post(self._settle, self.opened, f"H264 {size}")
+            self._demux(container, video)
+            reason = "stopped" if self._stop.is_set() else "camera_lost"
+        except Exception as exc:
+            if not self._stop.is_set():
+                logger.info("RTSP %s: %s", mask_url(self.url), _error_text(exc, self.url))
+            reason = "stopped" if self._stop.is_set() else "camera_lost"
+        finally:
+            try:
+                container.close()
+            except Exception:
+                pass
+            self._post(self._settle, self.ended, reason)
+
+    def _demux(self, container: Any, video: Any) -> None:
+        units = AccessUnits(annex_b_parameter_sets(video.codec_context.extradata))
+        base = video.time_base or VIDEO_TIME_BASE
+        for packet in container.demux(video):
+            if self._stop.is_set():
+                return
+            if packet.size == 0:  # the demuxer's end-of-stream flush
+                continue
+            pts = packet.pts if packet.pts is not None else packet.dts
+            rtp = None if pts is None else int(pts * base * VIDEO_CLOCK)
+            frame = units.add(bytes(packet), rtp)
+            if frame is not None and not self._post(self._deliver, frame):
+                return
+        last = units.flush()
+        if last is not None:
+            self._post(self._deliver, last)
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pull:
+    """One RTSP source being pulled: its row's facts and where it stands now."""
+
+    id: int
+    incident_id: int
+    unit_path: str
+    label: str
+    url: str
+    state: str = "connecting"
+    next_attempt_at: dt.datetime | None = None
+    live_since: dt.datetime | None = None
+    last_error: str | None = None
+    attempts: int = 0
+    footage_source_id: int | None = None
+    publication: Publication | None = None
+    task: asyncio.Task[None] | None = None
+    stopping: bool = False
+    #: Why it is being halted ("stopped" by a host, "server_stopped").
+    stop_reason: str = "stopped"
+    #: Why the publication ended by itself, when it did.
+    end_reason: str = "camera_lost"
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set when the current connection should end (the publication ended by itself, a stop).
+    drop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RtspPulls:
+    """Every RTSP source of the server: the API's operations and the pulling tasks."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference, archive: Archive,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.sessionmaker = sessionmaker
+        self.conference = conference
+        self.archive = archive
+        self.clock = clock
+        self.pulls: dict[int, Pull] = {}
+        self.backoff = (BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET_AFTER)
+        conference.on_unpublished.append(self._unpublished)
+
+    # -- scope ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _host(who: Principal) -> None:
+        if who.kind != "account":
+            raise Forbidden("footage.consoles_no")
+        if not who.may("incidents.manage"):
+            raise Forbidden("rtsp.no_right")
+
+    @staticmethod
+    async def _incident(db: AsyncSession, who: Principal, incident_id: int) -> Incident:
+        incident = await db.get(Incident, incident_id)
+        if incident is None or not who.covers(incident.unit_path):
+            raise NotFound("footage.incident_not_found", id=incident_id)
+        return incident
+
+    def _json(self, row: RtspSource) -> dict[str, Any]:
+        pull = self.pulls.get(row.id)
+        state = pull.state if pull is not None else row.state
+        if pull is None and state != "stopped":
+            state = "connecting"  # about to be resumed
+        return {
+            "id": row.id, "incident_id": row.incident_id, "label": row.label, "url": mask_url(row.url),
+            "state": state,
+            "next_attempt_at": pull.next_attempt_at.isoformat() if pull and pull.next_attempt_at
+            and state == "retrying" else None,
+            "live_since": pull.live_since.isoformat() if pull and pull.live_since and state == "live" else None,
+            "last_error": pull.last_error if pull else None,
+            "attempts": pull.attempts if pull else 0,
+            "footage_source_id": pull.footage_source_id if pull and state == "live" else None,
+            "publication_id": pull.publication.id if pull and pull.publication and state == "live" else None,
+            "created_at": as_utc(row.created_at).isoformat(),
+            "stopped_at": as_utc(row.stopped_at).isoformat() if row.stopped_at else None,
+        }
+
+    # -- the API ---------------------------------------------------------------------------------------
+
+    async def add(self, who: Principal, incident_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Start pulling ``data["url"]`` into the incident's footage room. BadUrl (400) for anything
+        but an rtsp(s) URL with a host; Invalid (422) for a bad label."""
+        self._host(who)
+        url = check_url(data.get("url"))
+        label = data.get("label", "")
+        if not isinstance(label, str) or not label.strip() or len(label.strip()) > MAX_LABEL \
+                or unsafe_reason(label, multiline=False):
+            raise Invalid("rtsp.label", field="label", max=MAX_LABEL)
+        if len([p for p in self.pulls.values() if not p.stopping]) >= MAX_SOURCES:
+            raise TooMany("rtsp.too_many", max=MAX_SOURCES)
+        now = self.clock()
+        async with self.sessionmaker.begin() as db:
+            incident = await self._incident(db, who, incident_id)
+            if incident.status in ("closed", "merged"):
+                raise Forbidden("footage.incident_closed")
+            row = RtspSource(incident_id=incident.id, unit_path=incident.unit_path, label=label.strip(), url=url,
+                             state="connecting", created_by=who.id, created_at=now)
+            db.add(row)
+            await db.flush()
+            DirectoryBase.audit(db, who, "add", "rtsp_source", row.id, incident.unit_path,
+                                incident_id=incident.id, label=row.label, url=mask_url(url))
+        self._start(row)
+        return self._json(row)
+
+    async def sources(self, who: Principal, incident_id: int) -> list[dict[str, Any]]:
+        self._host(who)
+        async with self.sessionmaker() as db:
+            await self._incident(db, who, incident_id)
+            rows = (await db.execute(select(RtspSource).where(RtspSource.incident_id == incident_id)
+                                     .order_by(RtspSource.id))).scalars()
+            return [self._json(r) for r in rows]
+
+    async def stop(self, who: Principal, source_id: int) -> dict[str, Any]:
+        """Stop pulling: the live stream ends now and the source is not resumed."""
+        self._host(who)
+        async with self.sessionmaker.begin() as db:
+            row = await db.get(RtspSource, source_id)
+            if row is None or not who.covers(row.unit_path):
+                raise NotFound("rtsp.not_found", id=source_id)
+            if row.state != "stopped":
+                row.state, row.stopped_at, row.stopped_by = "stopped", self.clock(), who.id
+                DirectoryBase.audit(db, who, "stop", "rtsp_source", row.id, row.unit_path,
+                                    incident_id=row.incident_id)
+        pull = self.pulls.get(source_id)
+        if pull is not None:
+            await self._halt(pull, "stopped")
+        async with self.sessionmaker() as db:
+            row = await db.get(RtspSource, source_id)
+            assert row is not None
+            return self._json(row)
+
+    # -- lifetime --------------------------------------------------------------------------------------
+
+    async def resume(self) -> list[int]:
+        """At start: pull again every source that was not stopped (the server stopped or crashed)."""
+        async with self.sessionmaker() as db:
+            rows = list((await db.execute(select(RtspSource).where(RtspSource.state != "stopped")
+                                          .order_by(RtspSource.id))).scalars())
+        for row in rows:
+            if row.id not in self.pulls:
+                self._start(row)
+        if rows:
+            logger.info("RTSP sources %s resumed", [r.id for r in rows])
+        return [r.id for r in rows]
+
+    async def close(self) -> None:
+        """Server stop: every pull ends (its recording closed) but stays due to resume at the next start."""
+        await asyncio.gather(*(self._halt(p, "server_stopped") for p in list(self.pulls.values())),
+                             return_exceptions=True)
+
+    def _start(self, row: RtspSource) -> None:
+        pull = Pull(row.id, row.incident_id, row.unit_path, row.label, row.url)
+        self.pulls[row.id] = pull
+        pull.task = asyncio.ensure_future(self._run(pull))
+
+    async def _halt(self, pull: Pull, reason: str) -> None:
+        pull.stopping = True
+        pull.stop_reason = reason
+        pull.drop.set()
+        pull.wake.set()
+        if pull.task is not None:
+            await asyncio.gather(pull.task, return_exceptions=True)
+        if self.pulls.get(pull.id) is pull:
+            del self.pulls[pull.id]
+
+    async def _set_state(self, pull: Pull, state: str) -> None:
+        pull.state = state
+        if pull.stopping:
+            return
+        async with self.sessionmaker.begin() as db:
+            row = await db.get(RtspSource, pull.id)
+            if row is not None and row.state != "stopped":
+                row.state = state
+
+    async def _run(self, pull: Pull) -> None:
+        first, most, reset_after = self.backoff
+        delay = first
+        masked = mask_url(pull.url)
+        while not pull.stopping:
+            pull.attempts += 1
+            await self._set_state(pull, "connecting")
+            live_for = 0.0
+            try:
+                live_for = await self._connect(pull)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                pull.last_error = _error_text(exc, pull.url)
+                logger.info("RTSP source %s (%s): attempt %d failed: %s", pull.id, masked, pull.attempts,
+                            pull.last_error)
+            if pull.stopping:
+                break
+            if live_for >= reset_after:
+                delay = first
+            pull.next_attempt_at = self.clock() + dt.timedelta(seconds=delay)
+            await self._set_state(pull, "retrying")
+            pull.wake.clear()
+            try:
+                await asyncio.wait_for(pull.wake.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, most)
+        pull.state = "stopped"
+        pull.next_attempt_at = None
+
+    async def _connect(self, pull: Pull) -> float:
+        """One connection: open, publish and archive once the first keyframe is in, forward until
+        the camera goes; returns how many seconds it was live (0 if it never was)."""
+        loop = asyncio.get_running_loop()
+        track = PacketTrack()
+        puller = Puller(pull.url, loop, track.push)
+        pull.drop.clear()
+        puller.start()
+        try:
+            stop_wait = asyncio.ensure_future(pull.drop.wait())
+            try:
+                opening: list[asyncio.Future[Any]] = [puller.opened, stop_wait]
+                await asyncio.wait(opening, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop_wait.cancel()
+            if pull.stopping:
+                return 0.0
+            description = await puller.opened
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(track.first_keyframe.wait()),
+                                                asyncio.ensure_future(pull.drop.wait())]
+            try:
+                await asyncio.wait([*waits, puller.ended], timeout=FIRST_KEYFRAME_TIMEOUT,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            if pull.stopping:
+                return 0.0
+            if not track.first_keyframe.is_set():
+                raise ConnectionError("the camera sent no keyframe" if not puller.ended.done()
+                                      else "the stream ended before its first keyframe")
+            return await self._live(pull, puller, track, description)
+        finally:
+            puller.stop()
+            track.stop()
+
+    async def _live(self, pull: Pull, puller: Puller, track: PacketTrack, description: str) -> float:
+        await asyncio.to_thread(self.archive.check_space)
+        room_name = footage_room(pull.incident_id)
+        source_id = await self.archive.new_source(pull.incident_id, "rtsp", pull.label, room_name)
+        room = self.conference.room(room_name)
+        participant = room.join(pull.label, lambda message: None,
+                                identity={"kind": "rtsp", "rtsp_source_id": pull.id},
+                                tag=f"footage_source:{source_id}", shown={"footage_source_id": source_id})
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        reason = "failed"
+        started_at = self.clock()
+        live_at: float | None = None
+        try:
+            publication = await self._publish(pc, track, participant, pull.label)
+            pull.publication = publication
+            await self.archive.start(publication, source_id, pull.incident_id)
+            async with self.sessionmaker.begin() as db:
+                db.add(IncidentEvent(incident_id=pull.incident_id, at=started_at, kind="footage_started",
+                                     actor=pull.label, detail={
+                                         "source_id": source_id, "source_kind": "rtsp", "rtsp_source_id": pull.id,
+                                         "video": publication.codec_name("video"), "audio": None}))
+            pull.footage_source_id, pull.live_since, pull.last_error = source_id, started_at, None
+            live_at = time.monotonic()
+            await self._set_state(pull, "live")
+            logger.info("RTSP source %s (%s) live for incident %s as footage source %s: %s", pull.id,
+                        mask_url(pull.url), pull.incident_id, source_id, description)
+            drop: asyncio.Future[Any] = asyncio.ensure_future(pull.drop.wait())
+            try:
+                ending: list[asyncio.Future[Any]] = [drop, puller.ended]
+                await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                drop.cancel()
+            if pull.stopping:
+                reason = pull.stop_reason
+            elif puller.ended.done():
+                reason = "camera_lost"
+            else:
+                reason = pull.end_reason
+            if reason == "camera_lost":
+                pull.last_error = "camera_lost"
+            return time.monotonic() - live_at
+        finally:
+            pull.publication = None
+            pull.footage_source_id = None
+            pull.live_since = None
+            puller.stop()
+            track.stop()
+            await self._end(pull, source_id, participant, pc, reason, started_at, live_at is not None)
+
+    async def _publish(self, pc: RTCPeerConnection, track: PacketTrack, participant: Participant,
+                       label: str) -> Publication:
+        """Publish ``track`` into the participant's room from a peer connection in this process."""
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        caps = RTCRtpSender.getCapabilities("video").codecs
+        transceiver.setCodecPreferences([c for c in caps if c.name.lower() in ("h264", "rtx")])
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = parse_offer(pc.localDescription.sdp, "publish")
+        publication, answer = await participant.room.publish(participant, offer, label, "H264")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        return publication
+
+    async def _end(self, pull: Pull, source_id: int, participant: Participant, pc: RTCPeerConnection,
+                   reason: str, started_at: dt.datetime, was_live: bool) -> None:
+        try:
+            await self.archive.end_source(source_id, reason)
+        except Exception:
+            logger.exception("RTSP source %s: closing footage source %s failed", pull.id, source_id)
+        room = participant.room
+        await room.leave(participant, CloseReason.LEFT)
+        self.conference.forget_if_empty(room)
+        await pc.close()
+        if was_live:
+            now = self.clock()
+            async with self.sessionmaker.begin() as db:
+                db.add(IncidentEvent(incident_id=pull.incident_id, at=now, kind="footage_stopped",
+                                     actor=pull.label, detail={
+                                         "source_id": source_id, "source_kind": "rtsp", "rtsp_source_id": pull.id,
+                                         "reason": reason, "seconds": round((now - started_at).total_seconds(), 1)}))
+        logger.info("RTSP source %s: footage source %s ended (%s)", pull.id, source_id, reason)
+
+    def _unpublished(self, publication: Publication, reason: CloseReason) -> None:
+        """A pull's publication ended by itself (its media stopped): end the connection and retry."""
+        for pull in self.pulls.values():
+            if pull.publication is publication and not pull.stopping:
+                pull.end_reason = "media_timeout" if reason == CloseReason.MEDIA_TIMEOUT else "camera_lost"
+                pull.drop.set()
+
