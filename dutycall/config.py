@@ -61,6 +61,8 @@ class Config:
     recordings_dir: str = "data/recordings"
     recording_segment_seconds: float = 60.0
     recording_min_free_bytes: int = 1024 * 1024 * 1024
+    #: Days after which a closed incident's footage files are deleted (rows and hashes kept); 0: never.
+    recording_retention_days: float = 0.0
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
@@ -138,8 +140,9 @@ def from_args(args: argparse.Namespace) -> Config:
 
 
 def _recordings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """DUTYCALL_RECORDINGS_DIR, DUTYCALL_RECORDING_SEGMENT_SECONDS (5-3600) and
-    DUTYCALL_RECORDING_MIN_FREE_MB, checked at start."""
+    """DUTYCALL_RECORDINGS_DIR, DUTYCALL_RECORDING_SEGMENT_SECONDS (5-3600),
+    DUTYCALL_RECORDING_MIN_FREE_MB and DUTYCALL_RECORDING_RETENTION_DAYS (0: keep forever),
+    checked at start."""
     found: dict[str, Any] = {}
     if environ.get("DUTYCALL_RECORDINGS_DIR", "").strip():
         found["recordings_dir"] = environ["DUTYCALL_RECORDINGS_DIR"].strip()
@@ -152,6 +155,10 @@ def _recordings(environ: Mapping[str, str]) -> dict[str, Any]:
             found["recording_min_free_bytes"] = int(environ["DUTYCALL_RECORDING_MIN_FREE_MB"]) * 1024 * 1024
             if found["recording_min_free_bytes"] < 0:
                 raise ValueError("not negative")
+        if environ.get("DUTYCALL_RECORDING_RETENTION_DAYS", "").strip():
+            found["recording_retention_days"] = float(environ["DUTYCALL_RECORDING_RETENTION_DAYS"])
+            if not 0 <= found["recording_retention_days"] <= 100 * 365:
+                raise ValueError("retention days between 0 (keep forever) and 36500")
     except ValueError as exc:
         raise SystemExit(f"recording settings: {exc}") from exc
     return found

@@ -6,12 +6,34 @@ through a bounded queue; nothing else happens on the event loop that forwards me
 queue is full the packet is dropped and the drop logged; video then skips to the next keyframe
 (and asks for one), since a picture after a gap would only show garbage.
 
-The writer thread muxes the packets with PyAV (libavformat) into WebM (Matroska: VP8 video,
-Opus audio) segments of bounded length, each starting at a keyframe (one is asked for when a
-segment is due to end). Clusters are closed every ``cluster_ms`` (500 ms) and every write is
-flushed to the file, so a process killed with SIGKILL loses at most the open cluster: about
-half a second, and every file stays readable. A closed segment gets its Cues and duration; the
-thread then hashes it (SHA-256) and reports its size and end.
+The writer thread muxes the packets with PyAV (libavformat) into segments of bounded length,
+each starting at a keyframe (one is asked for when a segment is due to end):
+
+- VP8 (and audio-only) sources: WebM (Matroska: VP8 video, Opus audio). Clusters are closed
+  every ``cluster_ms`` (500 ms) and every write is flushed to the file, so a process killed
+  with SIGKILL loses at most the open cluster: about half a second.
+- H264 sources: fragmented MP4 (``empty_moov``, a ``moof``/``mdat`` fragment every
+  ``fragment_ms``, 1 s, and at each keyframe; ``default_base_moof`` as browsers' MSE wants), Opus
+  audio in MP4 (``dOps``). The packets are the Annex-B access units aiortc's depacketiser
+  reassembles (one per RTP timestamp, however many slices share it); the SPS/PPS of the first
+  keyframe become the stream's ``avcC`` (libavformat converts the Annex-B units to length
+  prefixes), width and height are read from the SPS (:func:`h264_sps_size`). A keyframe that
+  comes without its SPS/PPS gets the last ones seen. A SIGKILL loses at most the open fragment.
+
+Either way every file stays readable after a kill. A closed segment gets its index (Cues) and
+duration; the thread then hashes it (SHA-256) and reports its size and end.
+
+Disk space: no recording starts below ``min_free_bytes`` (:meth:`Archive.ensure_space`: the
+refusal goes on the incident's timeline, ``footage_recording_refused``), and the writer checks
+the free space every ``space_check_seconds`` while it records: below the minimum it closes the
+segment cleanly and stops writing (the live stream goes on), which goes on the timeline as
+``footage_recording_stopped`` with reason ``low_disk``.
+
+Retention: with ``retention_days`` > 0 a daily sweep (:meth:`Archive.sweep`, an asyncio task of
+the archive, the file work in a thread) deletes the files of segments that ended longer ago
+than that and whose incident is closed; each row keeps its hash and becomes "expired", and
+each incident gets one ``footage_expired`` line on its timeline (at the time of the sweep).
+A segment still recording is never touched.
 
 Rows: a :class:`~dutycall.media.models.FootageSegment` per file, "recording" while written,
 "complete" once closed and hashed. At the next start :meth:`Archive.recover` finds the
@@ -48,6 +70,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..conference import Publication
 from ..directory.models import as_utc, utcnow
+from ..incidents.models import Incident, IncidentEvent
 from .errors import NoSpace
 from .models import FootageSegment, FootageSource
 
@@ -61,7 +84,11 @@ MAX_CLOCK_SKEW = 5.0
 #: While a segment is due to end, a keyframe is asked for this often.
 KEYFRAME_ASK = 1.0
 #: Containers by video codec (audio only: WebM).
-CONTAINERS = {"VP8": "webm", None: "webm"}
+CONTAINERS = {"VP8": "webm", "H264": "mp4", None: "webm"}
+#: How often the retention sweep runs.
+SWEEP_INTERVAL = 24 * 3600.0
+#: Segment statuses whose file the retention sweep may delete.
+FINISHED = ("complete", "recovered")
 SEGMENT_NAME = re.compile(r"(\d+)-(\d{4,})\.(webm|mp4)")
 
 
@@ -74,7 +101,20 @@ class RecordingSettings:
     min_free_bytes: int = 1024 * 1024 * 1024
     #: Matroska cluster length: what a SIGKILL can lose at most (plus what is queued).
     cluster_ms: int = 500
+    #: Fragmented MP4 (H264): the longest fragment, what a SIGKILL can lose at most.
+    fragment_ms: int = 1000
     queue_packets: int = QUEUE_PACKETS
+    #: While recording, the free space is checked this often (below the minimum: stop writing).
+    space_check_seconds: float = 2.0
+    #: Segments of closed incidents are deleted this many days after they ended (0: kept forever).
+    retention_days: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> RecordingSettings:
+        """The archive's settings from the server's :class:`~dutycall.config.Config`."""
+        return cls(pathlib.Path(config.recordings_dir), config.recording_segment_seconds,
+                   config.recording_min_free_bytes,
+                   retention_days=float(getattr(config, "recording_retention_days", 0) or 0))
 
 
 def free_bytes(directory: pathlib.Path) -> int:
@@ -88,6 +128,123 @@ def vp8_size(data: bytes) -> tuple[int, int] | None:
     if len(data) < 10 or data[0] & 0x01 or data[3:6] != b"\x9d\x01\x2a":
         return None
     return (data[6] | data[7] << 8) & 0x3FFF, (data[8] | data[9] << 8) & 0x3FFF
+
+
+# -- H264 (Annex B) -------------------------------------------------------------------------------
+
+_START = re.compile(b"\x00\x00\x01")
+
+
+def h264_nal_units(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex-B access unit (start codes removed, trailing zeros kept off)."""
+    starts = [m.end() for m in _START.finditer(data)]
+    units = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(data)
+        unit = data[start:end].rstrip(b"\x00") if i + 1 < len(starts) else data[start:end]
+        if unit:
+            units.append(unit)
+    return units
+
+
+class _Bits:
+    """An RBSP read bit by bit (Exp-Golomb codes of H.264 section 9.1)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def bit(self) -> int:
+        if self.pos >> 3 >= len(self.data):
+            raise ValueError("SPS ends early")
+        value = self.data[self.pos >> 3] >> (7 - (self.pos & 7)) & 1
+        self.pos += 1
+        return value
+
+    def bits(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            value = value << 1 | self.bit()
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad Exp-Golomb code")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k & 1 else -(k // 2)
+
+
+def h264_sps_size(sps: bytes) -> tuple[int, int] | None:
+    """Width and height (after cropping) from an SPS NAL unit (H.264 section 7.3.2.1.1); None
+    if it cannot be read."""
+    if len(sps) < 4 or sps[0] & 0x1F != 7:
+        return None
+    rbsp = re.sub(b"\x00\x00\x03", b"\x00\x00", sps[1:])  # emulation prevention bytes
+    bits = _Bits(rbsp[3:])
+    profile = rbsp[0]
+    try:
+        bits.ue()  # seq_parameter_set_id
+        chroma = 1
+        separate_planes = 0
+        if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+            chroma = bits.ue()
+            if chroma == 3:
+                separate_planes = bits.bit()
+            bits.ue()  # bit_depth_luma_minus8
+            bits.ue()  # bit_depth_chroma_minus8
+            bits.bit()  # qpprime_y_zero_transform_bypass_flag
+            if bits.bit():  # seq_scaling_matrix_present_flag
+                for i in range(8 if chroma != 3 else 12):
+                    if bits.bit():
+                        last = following = 8
+                        for _ in range(16 if i < 6 else 64):
+                            if following:
+                                following = (last + bits.se() + 256) % 256
+                            last = following or last
+        bits.ue()  # log2_max_frame_num_minus4
+        poc_type = bits.ue()
+        if poc_type == 0:
+            bits.ue()
+        elif poc_type == 1:
+            bits.bit()
+            bits.se()
+            bits.se()
+            for _ in range(bits.ue()):
+                bits.se()
+        bits.ue()  # max_num_ref_frames
+        bits.bit()  # gaps_in_frame_num_value_allowed_flag
+        width_mbs = bits.ue() + 1
+        height_units = bits.ue() + 1
+        frame_mbs_only = bits.bit()
+        if not frame_mbs_only:
+            bits.bit()  # mb_adaptive_frame_field_flag
+        bits.bit()  # direct_8x8_inference_flag
+        left = right = top = bottom = 0
+        if bits.bit():  # frame_cropping_flag
+            left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
+    except ValueError:
+        return None
+    if chroma == 0 or separate_planes:
+        crop_x, crop_y = 1, 2 - frame_mbs_only
+    else:
+        crop_x, crop_y = (2 if chroma in (1, 2) else 1), (2 if chroma == 1 else 1) * (2 - frame_mbs_only)
+    width = width_mbs * 16 - crop_x * (left + right)
+    height = (2 - frame_mbs_only) * height_units * 16 - crop_y * (top + bottom)
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def h264_parameter_sets(data: bytes) -> bytes | None:
+    """The SPS and PPS units of an access unit, in Annex B; None if it has no SPS."""
+    units = h264_nal_units(data)
+    if not any(u[0] & 0x1F == 7 for u in units):
+        return None
+    return b"".join(b"\x00\x00\x00\x01" + u for u in units if u[0] & 0x1F in (7, 8))
 
 
 def sha256_of(path: pathlib.Path) -> tuple[str, int]:
@@ -175,7 +332,10 @@ class SegmentClosed:
 
 @dataclass
 class WriterStopped:
+    #: "stopped", "ended", "low_disk", "no_media", ...
     reason: str
+    #: With "low_disk": the free space found, in MB.
+    free_mb: int | None = None
 
 
 Report = SegmentOpened | SegmentClosed | WriterStopped
@@ -191,8 +351,10 @@ class SegmentWriter:
 
     def __init__(self, settings: RecordingSettings, relative_dir: str, source_id: int,
                  video_codec: str | None, audio_codec: str | None,
-                 report: Callable[[Report], None], want_keyframe: Callable[[], None]) -> None:
+                 report: Callable[[Report], None], want_keyframe: Callable[[], None],
+                 free_space: Callable[[pathlib.Path], int] = free_bytes) -> None:
         self.settings = settings
+        self._free_space = free_space
         self.relative_dir = relative_dir
         self.source_id = source_id
         self.video_codec = video_codec.upper() if video_codec else None
@@ -217,6 +379,10 @@ class SegmentWriter:
         self._last_ms: dict[str, int] = {}
         self._last_end = 0.0
         self._asked_at = 0.0
+        self._space_checked_at = time.monotonic()
+        self._low_free: int | None = None
+        #: H264: the last SPS and PPS seen (Annex B), for a keyframe that comes without them.
+        self._parameter_sets: bytes | None = None
         self._thread = threading.Thread(target=self._run, name=f"recorder-{source_id}", daemon=True)
 
     # -- on the event loop --------------------------------------------------------------------
@@ -263,7 +429,7 @@ class SegmentWriter:
             while (item := self.queue.get()) is not None:
                 try:
                     if self._write(*item) is False:
-                        reason = "no_space"
+                        reason = "low_disk"
                         break
                 except Exception:  # one bad packet must not end the archive
                     logger.exception("recording of source %s: a packet could not be written", self.source_id)
@@ -274,11 +440,31 @@ class SegmentWriter:
                 self._close_segment()
             except Exception:
                 logger.exception("recording of source %s: closing the last segment failed", self.source_id)
-            self._report(WriterStopped(reason))
+            self._report(WriterStopped(reason, self._low_free // 2**20 if self._low_free is not None else None))
+
+    def _enough_space(self) -> bool:
+        free = self._free_space(self.settings.directory)
+        if free < self.settings.min_free_bytes:
+            self._low_free = free
+            logger.warning("recording of source %s stopped: %d MB free on the recordings disk, %d MB required",
+                           self.source_id, free // 2**20, self.settings.min_free_bytes // 2**20)
+            return False
+        return True
 
     def _write(self, kind: str, data: bytes, rtp: int, keyframe: bool, arrived: float) -> bool:
         t = self._clocks[kind].time(rtp, arrived)
         has_video = self.video_codec is not None
+        now = time.monotonic()
+        if self._container is not None and now - self._space_checked_at >= self.settings.space_check_seconds:
+            self._space_checked_at = now
+            if not self._enough_space():
+                return False
+        if keyframe and kind == "video" and self.video_codec == "H264":
+            found = h264_parameter_sets(data)
+            if found is not None:
+                self._parameter_sets = found
+            elif self._parameter_sets is not None:
+                data = self._parameter_sets + data
         if self._container is None:
             # A segment starts at a video keyframe (audio before the first picture is dropped).
             if has_video and not (kind == "video" and keyframe):
@@ -314,26 +500,46 @@ class SegmentWriter:
         return True
 
     def _open_segment(self, t: float, keyframe: bytes | None) -> bool:
-        free = free_bytes(self.settings.directory)
-        if free < self.settings.min_free_bytes:
-            logger.error("recording of source %s stopped: %d MB free on the recordings disk, %d MB required",
-                         self.source_id, free // 2**20, self.settings.min_free_bytes // 2**20)
+        self._space_checked_at = time.monotonic()
+        if not self._enough_space():
             return False
         self._number += 1
         container_kind = CONTAINERS.get(self.video_codec, "webm")
         relative = f"{self.relative_dir}/{self.source_id}-{self._number:04d}.{container_kind}"
         path = self.settings.directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        size = vp8_size(keyframe) if keyframe is not None and self.video_codec == "VP8" else None
-        container: Any = av.open(str(path), "w", format=container_kind, options={
-            "cluster_time_limit": str(self.settings.cluster_ms),  # Matroska: close clusters often
+        size = None
+        if keyframe is not None and self.video_codec == "VP8":
+            size = vp8_size(keyframe)
+        elif keyframe is not None and self.video_codec == "H264":
+            sps = next((u for u in h264_nal_units(keyframe) if u[0] & 0x1F == 7), None)
+            size = h264_sps_size(sps) if sps is not None else None
+        options = {
             "flush_packets": "1",  # every packet reaches the file at once
             "max_interleave_delta": "300000",  # never hold one stream for the other > 0.3 s
-        })
+        }
+        if container_kind == "mp4":
+            options.update({
+                # Fragmented: a moof/mdat every fragment_ms and at each keyframe, the moov (empty)
+                # at the start: a file cut short by a kill stays readable up to its last fragment.
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "frag_duration": str(self.settings.fragment_ms * 1000),
+            })
+        else:
+            options["cluster_time_limit"] = str(self.settings.cluster_ms)  # Matroska: close clusters often
+        container: Any = av.open(str(path), "w", format=container_kind, options=options)
         self._streams = {}
         if self.video_codec == "VP8":
             width, height = size or (640, 480)
             video = container.add_stream("libvpx", rate=30, width=width, height=height)
+            video.time_base = MS
+            self._streams["video"] = video
+        elif self.video_codec == "H264":
+            # No codec opened: the packets are muxed as they came; PyAV takes the stream's
+            # extradata (SPS/PPS) from the first packet, this keyframe, and the MP4 muxer
+            # writes it as avcC.
+            width, height = size or (0, 0)
+            video = container.add_mux_stream("h264", rate=30, width=width, height=height)
             video.time_base = MS
             self._streams["video"] = video
         if self.audio_codec == "opus":
@@ -384,13 +590,13 @@ class Recorder:
         video = publication.codec_name("video") if "video" in kinds else None
         audio = publication.codec_name("audio") if "audio" in kinds else None
         if video is not None and video.upper() not in CONTAINERS:
-            logger.warning("source %s: %s video is not archived yet (VP8 only); recording its audio",
+            logger.warning("source %s: %s video is not archived (VP8 and H264 are); recording its audio",
                            source_id, video)
             video = None
         if audio is not None and audio.lower() != "opus":
             audio = None
         self.writer = SegmentWriter(archive.settings, f"{incident_id}/{source_id}", source_id, video, audio,
-                                    self._from_thread, self._ask_keyframe)
+                                    self._from_thread, self._ask_keyframe, archive.free_space)
         wanted = {"video": video, "audio": audio}
         self._taps: dict[str, Any] = {k: publication.tap(k) for k in kinds if wanted[k]}
         self._need_keyframe = False
@@ -454,8 +660,11 @@ class Recorder:
             except Exception:
                 logger.exception("recording of source %s: writing %s failed", self.source_id, report)
             if isinstance(report, WriterStopped):
-                if report.reason == "no_space":
-                    logger.error("recording of source %s stopped for lack of disk space", self.source_id)
+                if report.reason == "low_disk":
+                    try:
+                        await self.archive.low_disk(self.source_id, self.incident_id, report.free_mb)
+                    except Exception:
+                        logger.exception("recording of source %s: the low-disk event was not written", self.source_id)
                 self.stopped.set()
                 for tap in self._taps.values():
                     if tap is not None:
@@ -479,10 +688,16 @@ class Recorder:
 class Archive:
     """Every recording of the server, the segment rows, and recovery after a crash."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: RecordingSettings) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: RecordingSettings,
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 free_space: Callable[[pathlib.Path], int] = free_bytes) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
+        self.clock = clock
+        #: Free bytes on the recordings disk (tests replace it); called in threads.
+        self.free_space = free_space
         self.recorders: dict[int, Recorder] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def new_source(self, incident_id: int, kind: str, label: str, room: str,
                          ingest_token_id: int | None = None) -> int:
@@ -504,14 +719,41 @@ class Archive:
 
     def check_space(self) -> None:
         """Raise :class:`NoSpace` if the recordings disk is below its minimum free space."""
-        free = free_bytes(self.settings.directory)
+        free = self.free_space(self.settings.directory)
         if free < self.settings.min_free_bytes:
             raise NoSpace("footage.no_space", free_mb=free // 2**20, min_mb=self.settings.min_free_bytes // 2**20)
 
+    async def ensure_space(self, incident_id: int, actor: str = "system", source_id: int | None = None) -> None:
+        """:meth:`check_space` (in a thread); a refusal is logged and put on the incident's
+        timeline (``footage_recording_refused``) before :class:`NoSpace` is raised."""
+        try:
+            await asyncio.to_thread(self.check_space)
+        except NoSpace as refused:
+            params = dict(refused.msg.params)
+            logger.warning("recording for incident %s refused: %s MB free on the recordings disk, %s MB required",
+                           incident_id, params.get("free_mb"), params.get("min_mb"))
+            await self._event(incident_id, "footage_recording_refused", actor, {
+                "reason": "low_disk", "source_id": source_id, "free_mb": params.get("free_mb"),
+                "min_mb": params.get("min_mb")})
+            raise
+
+    async def low_disk(self, source_id: int, incident_id: int, free_mb: int | None) -> None:
+        """A recording stopped itself below the minimum free space: log it, and put it on the
+        incident's timeline (the live stream goes on)."""
+        logger.warning("recording of source %s (incident %s) stopped: the recordings disk is low (%s MB free); "
+                       "the stream stays live", source_id, incident_id, free_mb)
+        await self._event(incident_id, "footage_recording_stopped", "system", {
+            "reason": "low_disk", "source_id": source_id, "free_mb": free_mb,
+            "min_mb": self.settings.min_free_bytes // 2**20})
+
+    async def _event(self, incident_id: int, kind: str, actor: str, detail: dict[str, Any]) -> None:
+        async with self.sessionmaker.begin() as db:
+            db.add(IncidentEvent(incident_id=incident_id, at=self.clock(), kind=kind, actor=actor, detail=detail))
+
     async def start(self, publication: Publication, source_id: int, incident_id: int) -> Recorder:
         """Archive ``publication`` as source ``source_id`` (its row exists) until it ends or
-        :meth:`stop`; refuses (:class:`NoSpace`) when the disk is below its minimum."""
-        await asyncio.to_thread(self.check_space)
+        :meth:`stop`; refuses (:class:`NoSpace`, on the timeline) when the disk is below its minimum."""
+        await self.ensure_space(incident_id, source_id=source_id)
         recorder = Recorder(self, publication, source_id, incident_id)
         self.recorders[source_id] = recorder
         recorder.start()
@@ -529,7 +771,12 @@ class Archive:
             await recorder.stop(reason)
 
     async def close(self) -> None:
-        """Stop every recording (server stop): each open segment is closed and hashed."""
+        """Stop every recording (server stop): each open segment is closed and hashed; the
+        retention sweep ends."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         await asyncio.gather(*(r.stop("server_stopped") for r in list(self.recorders.values())),
                              return_exceptions=True)
 
@@ -548,6 +795,81 @@ class Archive:
                 FootageSegment.source_id == source_id, FootageSegment.number == report.number))).scalar_one()
             segment.ended_at, segment.duration = report.ended_at, report.duration
             segment.size, segment.sha256, segment.status = report.size, report.sha256, "complete"
+
+    # -- retention -------------------------------------------------------------------------------
+
+    def start_retention(self, interval: float = SWEEP_INTERVAL) -> None:
+        """Run :meth:`sweep` now and then every ``interval`` seconds (daily) until :meth:`close`;
+        nothing with ``retention_days`` 0 (kept forever). Idempotent."""
+        if self.settings.retention_days > 0 and self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep_daily(interval))
+
+    async def _sweep_daily(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("the footage retention sweep failed; next try in %.0f s", interval)
+            await asyncio.sleep(interval)
+
+    async def sweep(self) -> dict[int, list[int]]:
+        """Delete the files of finished segments that ended more than ``retention_days`` ago and
+        whose incident is closed; their rows stay (with their hashes) as "expired", and each
+        incident gets one ``footage_expired`` timeline line. Returns {incident id: segment ids}."""
+        days = self.settings.retention_days
+        if days <= 0:
+            return {}
+        now = self.clock()
+        cutoff = now - dt.timedelta(days=days)
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(
+                select(FootageSegment.id, FootageSegment.incident_id, FootageSegment.source_id, FootageSegment.path,
+                       FootageSegment.ended_at, FootageSegment.size)
+                .join(Incident, Incident.id == FootageSegment.incident_id)
+                .where(FootageSegment.status.in_(FINISHED), Incident.status == "closed")
+                .order_by(FootageSegment.id))).all()
+        recording = set(self.recorders)
+        due = [r for r in rows if r.ended_at is not None and as_utc(r.ended_at) <= cutoff
+               and r.source_id not in recording]
+        if not due:
+            return {}
+        await asyncio.to_thread(self._delete_files, [r.path for r in due])
+        expired: dict[int, list[int]] = {}
+        async with self.sessionmaker.begin() as db:
+            for r in due:
+                segment = await db.get(FootageSegment, r.id)
+                if segment is None or segment.status not in FINISHED:
+                    continue
+                segment.status = "expired"
+                expired.setdefault(r.incident_id, []).append(r.id)
+            sizes = {r.id: r.size or 0 for r in due}
+            for incident_id, ids in expired.items():
+                db.add(IncidentEvent(incident_id=incident_id, at=now, kind="footage_expired", actor="system", detail={
+                    "segments": len(ids), "segment_ids": ids, "days": days,
+                    "bytes": sum(sizes[i] for i in ids)}))
+        for incident_id, ids in expired.items():
+            logger.info("footage retention: %d segments of incident %s expired (files deleted, hashes kept)",
+                        len(ids), incident_id)
+        return expired
+
+    def _delete_files(self, paths: list[str]) -> None:
+        """In a thread: the files go (one already gone is fine), then any folder left empty."""
+        root = self.settings.directory.resolve()
+        for relative in paths:
+            path = (self.settings.directory / relative).resolve()
+            if root not in path.parents:
+                logger.error("footage retention: %s is outside the recordings directory; not deleted", relative)
+                continue
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                logger.exception("footage retention: %s could not be deleted", relative)
+                continue
+            for folder in (path.parent, path.parent.parent):
+                try:
+                    folder.rmdir()  # only if empty
+                except OSError:
+                    break
 
     async def segments(self, source_id: int) -> list[FootageSegment]:
         async with self.sessionmaker() as db:
@@ -606,6 +928,7 @@ class Archive:
                     lost = await db.get(FootageSource, source.id)
                     if lost is not None and lost.ended_at is None:
                         lost.ended_at, lost.end_reason = utcnow(), "lost"
+        self.start_retention()
         return recovered
 
     @staticmethod
@@ -629,9 +952,10 @@ class Archive:
         return {"sha256": sha256, "size": size, "duration": media_duration(path), "streams": streams}
 
 
-def settings_from(directory: str | os.PathLike[str], segment_seconds: float, min_free_bytes: int) -> RecordingSettings:
-    return RecordingSettings(pathlib.Path(directory), segment_seconds, min_free_bytes)
+def settings_from(directory: str | os.PathLike[str], segment_seconds: float, min_free_bytes: int,
+                  retention_days: float = 0.0) -> RecordingSettings:
+    return RecordingSettings(pathlib.Path(directory), segment_seconds, min_free_bytes, retention_days=retention_days)
 
 
-__all__ = ["Archive", "Recorder", "RecordingSettings", "SegmentWriter", "media_duration", "settings_from",
-           "sha256_of", "vp8_size"]
+__all__ = ["Archive", "Recorder", "RecordingSettings", "SegmentWriter", "h264_nal_units", "h264_parameter_sets",
+           "h264_sps_size", "media_duration", "settings_from", "sha256_of", "vp8_size"]
