@@ -480,6 +480,11 @@ function timelineText(event, incident) {
     case "closed": return t("inc_tl_closed");
     case "footage_started": return fill("inc_tl_footage_started", { video: event.video || "—" });
     case "footage_stopped": return fill("inc_tl_footage_stopped", { seconds: event.seconds ?? "—" });
+    case "footage_recording_stopped":
+      return fill("inc_tl_footage_recording_stopped", { free: event.free_mb ?? "—", min: event.min_mb ?? "—" });
+    case "footage_recording_refused":
+      return fill("inc_tl_footage_recording_refused", { free: event.free_mb ?? "—", min: event.min_mb ?? "—" });
+    case "footage_expired": return fill("inc_tl_footage_expired", { count: event.segments ?? "—", days: event.days ?? "—" });
     case "alert_acknowledged":
       return t(event.alert_kind === "instruction" ? "inc_tl_alert_ack_instruction" : "inc_tl_alert_ack_report");
     default: return event.kind;
