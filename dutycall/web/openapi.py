@@ -280,6 +280,34 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      "End a WHIP session (the Location of its POST), with the same bearer token", None, None),
     ("patch", "/api/whip/sessions/{session}", "footage",
      "ICE trickle and restarts are not supported: always 405 (RFC 9725 allows it)", None, None),
+    # -- live relay, playback, footage access (media/relay.py, media/playback.py, media/audit.py) ---------
+    ("post", "/api/incidents/{id}/relays", "footage",
+     "Relay a live source of the incident to chosen duty rooms' consoles and leaders (hosts in its scope; rooms "
+     "and leaders in your scope or up the incident's chain). The connected ones get footage_relay over /ws "
+     "(title, level, relay_id) and watch it with relay_watch {relay_id, sdp}; reached: how many were connected",
+     {"type": "object", "required": ["source_id"], "properties": {
+         "source_id": ID, "rooms": {"type": "array", "items": ID}, "accounts": {"type": "array", "items": ID}}},
+     {"type": "object"}),
+    ("get", "/api/incidents/{id}/relays", "footage",
+     "The incident's relays, live and past: to whom, who is watching, when and why each stopped", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("delete", "/api/relays/{id}", "footage",
+     "Stop a relay: its consoles get footage_relay_ended and close the panel", None, {"type": "object"}),
+    ("get", "/api/relays", "footage",
+     "The live relays sent to you (a console or leader): asked on connecting, as footage_relay events", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("get", "/api/incidents/{id}/footage", "footage",
+     "The incident's footage sources, each with its archive segments (times, codec, size, SHA-256, media url)",
+     None, {"type": "array", "items": {"type": "object"}}),
+    ("get", "/api/footage/segments/{id}/media", "footage",
+     "A segment's file (video/webm or video/mp4) with HTTP Range (206, Content-Range) for players; "
+     "?download=1 as an attachment. Accounts whose scope holds the incident", None, None),
+    ("get", "/api/footage/sources/{id}/download", "footage",
+     "A source's time range (?from=&to=, ISO 8601 with offset, at most 6 h) as one file, joined without "
+     "re-encoding from the last keyframe at or before from", None, None),
+    ("get", "/api/incidents/{id}/footage-access", "footage",
+     "Who watched live, relayed, played or downloaded the incident's footage, when and from which address "
+     "(hosts in its scope), newest first", None, {"type": "array", "items": {"type": "object"}}),
     # -- field streaming links (media/field.py, web/field.py) -------------------------------------------
     ("post", "/api/incidents/{id}/field-links", "footage",
      "A one-time field video link for an incident (hosts in its unit's scope): a label and its validity in "

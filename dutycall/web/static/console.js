@@ -34,10 +34,12 @@ class DutyConsole {
       onOpen: (ws) => {
         this.join(ws);
         alerts.load(); // alerts raised while this console was away
+        relays.load(); // footage relayed to it that is still on
       },
       onEvent: (msg) => this.onEvent(msg),
       onDown: () => {
         this.teardown();
+        relays.disconnected();
         if (this.wanted) setStatus("reconnecting");
       },
       stillSignedIn: () => this.stillSignedIn(),
@@ -139,6 +141,7 @@ class DutyConsole {
       const holder = joined.floor && this.participants.get(joined.floor.participant_id);
       if (holder && holder.duty_room_id !== undefined) this.floorRoomId = holder.duty_room_id;
       this.peers.iceServers = joined.ice_servers || [];
+      relays.iceServers = this.peers.iceServers;
       setStatus("connected");
       showError("");
       if (this.stream) await this.peers.publish();
@@ -203,6 +206,15 @@ class DutyConsole {
       case "incident_alert":
         alerts.show(msg);
         break;
+      case "footage_relay":
+        relays.show(msg);
+        break;
+      case "footage_relay_ended":
+        relays.close(msg.relay_id);
+        break;
+      case "footage_relay_watch_ended":
+        relays.watchEnded(msg);
+        break;
       case "rollcall_floor":
         // Kept: the floor tile may not exist yet (we are still publishing) and shows it when made.
         this.floorRoomId = msg.duty_room_id;
@@ -262,6 +274,7 @@ class DutyConsole {
 
 const alerts = new IncidentAlerts();
 const dutyConsole = new DutyConsole();
+const relays = new RelayPanels((type, fields) => dutyConsole.signalling.request(type, fields));
 window.dutyConsole = dutyConsole;
 // For tests and for whoever debugs a console from the browser's developer tools.
 window.dutycallDebug = {

@@ -56,6 +56,7 @@ function drawIncident(incident) {
     incident.merged.length ? section("inc_merged", mergedList(incident.merged)) : "",
     (incident.alerts || []).length ? section("inc_alerts", alertsView(incident)) : "",
     fieldLinksSection(incident),
+    footageSection(incident),
     section("inc_timeline", timelineView(incident)));
 }
 
@@ -485,6 +486,11 @@ function timelineText(event, incident) {
     case "footage_recording_refused":
       return fill("inc_tl_footage_recording_refused", { free: event.free_mb ?? "—", min: event.min_mb ?? "—" });
     case "footage_expired": return fill("inc_tl_footage_expired", { count: event.segments ?? "—", days: event.days ?? "—" });
+    case "relay_started":
+      return fill("inc_tl_relay_started", { source: event.source || "", to: [...(event.rooms || []), ...(event.accounts || [])].join("、") });
+    case "relay_stopped": return fill("inc_tl_relay_stopped", { reason: t("inc_relay_end_" + event.reason) || event.reason || "" });
+    case "relay_watch_joined": return t("inc_tl_relay_watch_joined");
+    case "relay_watch_left": return fill("inc_tl_relay_watch_left", { seconds: event.seconds ?? "—" });
     case "alert_acknowledged":
       return t(event.alert_kind === "instruction" ? "inc_tl_alert_ack_instruction" : "inc_tl_alert_ack_report");
     default: return event.kind;
@@ -587,4 +593,180 @@ function fieldLinkRow(incidentId, link, list) {
   item.dataset.linkId = link.id;
   item.dataset.state = link.revoked_at ? "revoked" : !link.valid ? "expired" : link.live ? "live" : "open";
   return item;
+}
+
+// -- 现场视频: each source's segments on the incident's time line, a player (HTTP Range, seeking),
+// download of a segment or of a time range (joined without re-encoding), each segment's SHA-256 so a
+// copy can be checked; live relay to duty rooms and leaders (hosts); who accessed the footage. --
+
+const FOOTAGE_HOSTS = ["admin", "host"];
+
+function footageSection(incident) {
+  if (!me || me.kind !== "account") return "";
+  const player = el("video", { className: "inc-footage-player", controls: true, preload: "metadata", hidden: true });
+  Object.assign(player.style, { width: "100%", maxWidth: "40em", background: "#000", display: "block" });
+  const playing = el("p", { className: "meta inc-footage-playing" });
+  const sources = el("div", { className: "inc-footage-sources", textContent: t("inc_footage_loading") });
+  const relays = el("ul", { className: "inc-relays" });
+  const access = el("div", { className: "inc-footage-access" });
+  const node = section("inc_footage", player, playing, sources, relays, access);
+  loadFootage(incident, { player, playing, sources, relays, access });
+  return node;
+}
+
+async function loadFootage(incident, parts) {
+  let sources;
+  try {
+    sources = await api("GET", `/api/incidents/${incident.id}/footage`);
+  } catch (err) {
+    parts.sources.textContent = err.message;
+    return;
+  }
+  if (INCIDENT !== incident) return; // another incident is on screen now
+  parts.sources.replaceChildren(...(sources.length ? sources.map((source) => sourceView(incident, source, parts))
+    : [el("p", { className: "meta", textContent: t("inc_footage_none") })]));
+  if (FOOTAGE_HOSTS.includes(me.role)) {
+    loadRelays(incident, parts.relays);
+    loadFootageAccess(incident, parts.access);
+  }
+}
+
+function sourceView(incident, source, parts) {
+  const start = Date.parse(source.started_at);
+  const segments = source.segments;
+  const lastEnd = segments.reduce((end, s) => Math.max(end, Date.parse(s.ended_at || s.started_at)), Date.parse(source.ended_at || source.started_at));
+  const span = Math.max(1, lastEnd - start);
+  // The segments on the source's stretch of the incident's time line.
+  const bar = el("div", { className: "inc-footage-bar", title: `${localTime(source.started_at)} – ${localTime(source.ended_at)}` });
+  Object.assign(bar.style, { position: "relative", height: "14px", background: "#ddd", maxWidth: "40em", margin: "4px 0" });
+  for (const segment of segments) {
+    const from = (Date.parse(segment.started_at) - start) / span;
+    const to = (Date.parse(segment.ended_at || segment.started_at) - start) / span;
+    const piece = el("span", { title: `#${segment.number} ${localTime(segment.started_at)}` });
+    Object.assign(piece.style, { position: "absolute", top: 0, bottom: 0, left: `${from * 100}%`,
+      width: `${Math.max(0.5, (to - from) * 100)}%`, background: "#3a7", borderRight: "1px solid #fff", cursor: "pointer" });
+    piece.addEventListener("click", () => play(parts, source, segment));
+    bar.append(piece);
+  }
+  const state = source.live ? t("inc_footage_live") : fill("inc_footage_ended", { at: localTime(source.ended_at) });
+  const rows = segments.map((segment) => {
+    const playButton = el("button", { type: "button", className: "play", textContent: t("inc_footage_play") });
+    playButton.addEventListener("click", () => play(parts, source, segment));
+    const download = el("a", { className: "download", href: `${segment.url}?download=1`, textContent: t("inc_footage_download") });
+    const item = el("li", {},
+      el("span", { textContent: `#${segment.number} ${localTime(segment.started_at)} · ${segment.duration ?? "—"} s · ${segment.size ? Math.ceil(segment.size / 1024) + " KB" : "—"} ` }),
+      playButton, " ", download,
+      el("div", { className: "meta" }, "SHA-256: ", el("code", { className: "sha256", textContent: segment.sha256 || t("inc_footage_hashing") })));
+    item.dataset.segment = segment.id;
+    return item;
+  });
+  const node = el("div", { className: "inc-footage-source" },
+    el("h4", { textContent: `${source.label} · ${state}` }), bar,
+    el("ol", { className: "inc-footage-segments" }, ...rows),
+    segments.length ? rangeForm(source, start, lastEnd) : "",
+    source.live && FOOTAGE_HOSTS.includes(me.role) ? relayForm(incident, source, parts) : "");
+  node.dataset.source = source.id;
+  return node;
+}
+
+function play(parts, source, segment) {
+  parts.player.hidden = false;
+  parts.player.src = segment.url;
+  parts.playing.textContent = `${source.label} #${segment.number} · ${localTime(segment.started_at)} · SHA-256 ${segment.sha256 || "—"}`;
+  parts.player.play().catch(() => {});
+}
+
+// A datetime-local value with seconds, in this computer's zone.
+function localInput(ms) {
+  const at = new Date(ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${p(at.getMonth() + 1)}-${p(at.getDate())}T${p(at.getHours())}:${p(at.getMinutes())}:${p(at.getSeconds())}`;
+}
+
+function rangeForm(source, start, end) {
+  const from = el("input", { type: "datetime-local", step: 1, name: "from", value: localInput(start) });
+  const to = el("input", { type: "datetime-local", step: 1, name: "to", value: localInput(end) });
+  const link = el("a", { className: "range-download", textContent: t("inc_footage_range_download") });
+  const update = () => {
+    const a = new Date(from.value), b = new Date(to.value);
+    if (isNaN(a) || isNaN(b)) { link.removeAttribute("href"); return; }
+    link.href = `/api/footage/sources/${source.id}/download?from=${encodeURIComponent(a.toISOString())}&to=${encodeURIComponent(b.toISOString())}`;
+  };
+  from.addEventListener("input", update);
+  to.addEventListener("input", update);
+  update();
+  return el("p", { className: "inc-footage-range" },
+    el("label", {}, t("inc_footage_from"), " ", from), " ", el("label", {}, t("inc_footage_to"), " ", to), " ", link);
+}
+
+// -- live relay (hosts) ------------------------------------------------------------------------------
+
+function relayForm(incident, source, parts) {
+  const rooms = el("select", { multiple: true, name: "rooms", size: 4 });
+  const leaders = el("select", { multiple: true, name: "accounts", size: 4 });
+  api("GET", "/api/rooms").then((list) => rooms.replaceChildren(...list.filter((r) => r.active !== false)
+    .map((r) => el("option", { value: r.id, textContent: r.name })))).catch(() => {});
+  api("GET", "/api/accounts").then((list) => leaders.replaceChildren(...list.filter((a) => a.role === "leader" && a.active !== false)
+    .map((a) => el("option", { value: a.id, textContent: a.display_name || a.username })))).catch(() => {});
+  const form = el("form", { className: "inc-form inc-relay-form", noValidate: true },
+    el("label", {}, t("inc_relay_rooms"), rooms), el("label", {}, t("inc_relay_leaders"), leaders),
+    el("div", { className: "inc-actions" }, el("button", { type: "submit", textContent: t("inc_relay_start") })));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const chosen = (select) => [...select.selectedOptions].map((o) => Number(o.value));
+    try {
+      await api("POST", `/api/incidents/${incident.id}/relays`, { source_id: source.id, rooms: chosen(rooms), accounts: chosen(leaders) });
+      showError("");
+      loadRelays(incident, parts.relays);
+    } catch (err) {
+      showError(err.message);
+    }
+  });
+  return form;
+}
+
+async function loadRelays(incident, list) {
+  let relays;
+  try {
+    relays = await api("GET", `/api/incidents/${incident.id}/relays`);
+  } catch (err) {
+    return;
+  }
+  list.replaceChildren(...relays.map((relay) => {
+    const to = [...relay.rooms, ...relay.accounts].map((x) => x.name).join("、");
+    const text = relay.live ? fill("inc_relay_live", { to, watching: relay.watching.join("、") || "—" })
+      : fill("inc_relay_ended", { to, at: localTime(relay.ended_at) });
+    const item = el("li", { className: relay.live ? "live" : "ended" }, el("span", { textContent: `${localTime(relay.started_at)} ${text} ` }));
+    if (relay.live) {
+      const stop = el("button", { type: "button", className: "relay-stop", textContent: t("inc_relay_stop") });
+      stop.addEventListener("click", async () => {
+        stop.disabled = true;
+        try { await api("DELETE", `/api/relays/${relay.id}`); } catch (err) { showError(err.message); }
+        loadRelays(incident, list);
+      });
+      item.append(stop);
+    }
+    item.dataset.relay = relay.id;
+    return item;
+  }));
+}
+
+async function loadFootageAccess(incident, holder) {
+  let rows;
+  try {
+    rows = await api("GET", `/api/incidents/${incident.id}/footage-access`);
+  } catch (err) {
+    return;
+  }
+  if (!rows.length) return;
+  const body = rows.map((row) => {
+    const what = row.range_from ? fill("inc_access_range", { from: localTime(row.range_from), to: localTime(row.range_to) })
+      : row.segment_id ? fill("inc_access_segment", { id: row.segment_id }) : row.source_id ? fill("inc_access_source", { id: row.source_id }) : "";
+    return el("tr", {}, el("td", { textContent: localTime(row.at) }), el("td", { textContent: row.who }),
+      el("td", { textContent: t("inc_access_" + row.action) || row.action }), el("td", { textContent: what }),
+      el("td", { textContent: row.client_address || "—" }));
+  });
+  holder.replaceChildren(el("h4", { textContent: t("inc_footage_access") }), el("table", { className: "inc-access" },
+    el("thead", {}, el("tr", {}, ...["inc_access_at", "inc_access_who", "inc_access_action", "inc_access_what", "inc_access_address"]
+      .map((k) => el("th", { textContent: t(k) })))), el("tbody", {}, ...body)));
 }

@@ -1,0 +1,223 @@
+"""Playback of the archive (media/playback.py, web/footage_views.py): footage published through
+WHIP is listed with each segment's SHA-256; a segment is served with HTTP Range (206, the right
+bytes) and Chromium plays and seeks it; a time range downloads as one file joined without
+re-encoding whose duration (ffprobe) is the range's within a keyframe interval; every route is
+refused out of scope; each play and download is in the footage access record."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from aiortc import RTCSessionDescription
+from playwright.async_api import async_playwright
+
+from dutycall.client import sign_in
+from dutycall.web import create_app
+from dutycall.web.footage import ARCHIVE, INGEST
+from dutycall.web.keys import DIRECTORY, INCIDENTS
+
+from .browser import launch
+from .conftest import ADMIN_PASSWORD, make_config
+from .test_recording import ffprobe, incident_report
+from .test_whip import Api, issue, publisher, whip_post
+from .utils import wait_for
+
+#: The test publisher's clip loops every 2 s, a keyframe at each loop (and when asked).
+KEYFRAME_INTERVAL = 2.0
+SEGMENT_SECONDS = 3.0
+
+
+@dataclass
+class Recorded:
+    app: Any
+    base: str
+    incident_id: int
+    host: Api
+    tokens: dict[str, str]
+    sources: list[dict[str, Any]]
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        return self.sources[0]["segments"]
+
+
+@pytest.fixture
+async def recorded(aiohttp_server, tmp_path):
+    """An incident of D1 with ~9 s of WHIP footage archived in 3 s segments; a host of D1, a host of
+    D2 (out of scope), a console of D1."""
+    app = create_app(make_config(f"sqlite:///{tmp_path}/dutycall.sqlite3", recordings_dir=str(tmp_path / "rec"),
+                                 recording_min_free_bytes=0, recording_segment_seconds=SEGMENT_SECONDS,
+                                 incident_interval=3600))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.port}"
+    directory = app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    ids = {}
+    for code in ("D1", "D2"):
+        ids[code] = (await directory.create_unit(admin, {"code": code, "name": code, "parent_id": admin.unit_id,
+                                                         "kind": "district"}))["id"]
+        await directory.create_account(admin, {"username": f"host{code}", "display_name": f"host{code}",
+                                               "role": "host", "password": "password-1", "unit_id": ids[code]})
+    room = await directory.create_room(admin, {"unit_id": ids["D1"], "name": "D1值班室"})
+    tokens = {"console": (await directory.create_device_credential(admin, room["id"], "console"))["token"]}
+    _, host_d1 = await directory.sign_in("hostD1", "password-1")
+    incident = await app[INCIDENTS].create(host_d1, incident_report())
+    host = await Api(base).sign_in("hostD1", "password-1")
+    token = (await issue(host, incident["id"], label="无人机 1"))["token"]
+    pc, _ = publisher()
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        async with aiohttp.ClientSession() as http:
+            resp = await whip_post(http, base, token, pc.localDescription.sdp)
+            assert resp.status == 201
+            location = resp.headers["Location"]
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=await resp.text(), type="answer"))
+            session = next(iter(app[INGEST].sessions.values()))
+            recorder = await wait_for(lambda: app[ARCHIVE].recorders.get(session.source_id))
+            first_at = await wait_for(lambda: recorder.writer.first_written_at, what="the first packet archived")
+            await wait_for(lambda: time.monotonic() - first_at >= 9.0, timeout=40, what="9 s archived")
+            await http.delete(f"{base}{location}", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        await pc.close()
+    status, sources = await host.call("GET", f"/api/incidents/{incident['id']}/footage")
+    assert status == 200, sources
+    yield Recorded(app, base, incident["id"], host, tokens, sources)
+    await host.close()
+
+
+async def test_segments_are_listed_with_their_hash_and_served_with_range(recorded):
+    assert len(recorded.sources) == 1 and recorded.sources[0]["label"] == "无人机 1"
+    segments = recorded.segments
+    assert len(segments) >= 3 and all(s["status"] == "complete" and len(s["sha256"]) == 64 for s in segments)
+    first = segments[0]
+    session = recorded.host.session
+    resp = await session.get(f"{recorded.base}{first['url']}")
+    whole = await resp.read()
+    assert resp.status == 200 and resp.headers["Accept-Ranges"] == "bytes"
+    assert resp.headers["Content-Type"] == "video/webm"
+    assert hashlib.sha256(whole).hexdigest() == first["sha256"] and len(whole) == first["size"]
+    disposition = resp.headers["Content-Disposition"]
+    assert disposition.startswith("inline; filename=\"incident-") and disposition.isascii()
+    assert "filename*=UTF-8''" + quote("无人机 1", safe="") in disposition
+
+    resp = await session.get(f"{recorded.base}{first['url']}", headers={"Range": "bytes=100-1099"})
+    assert resp.status == 206
+    assert resp.headers["Content-Range"] == f"bytes 100-1099/{len(whole)}"
+    assert await resp.read() == whole[100:1100]
+    resp = await session.get(f"{recorded.base}{first['url']}", headers={"Range": "bytes=-500"})
+    assert resp.status == 206 and await resp.read() == whole[-500:]
+    resp = await session.get(f"{recorded.base}{first['url']}?download=1")
+    assert resp.status == 200 and resp.headers["Content-Disposition"].startswith("attachment;")
+    await resp.read()
+
+
+async def test_a_time_range_downloads_joined_without_reencoding(recorded, tmp_path):
+    segments = recorded.segments
+    start = dt.datetime.fromisoformat(segments[0]["started_at"]) + dt.timedelta(seconds=1.5)
+    end = start + dt.timedelta(seconds=5.0)  # across a segment boundary
+    assert end < dt.datetime.fromisoformat(segments[-1]["ended_at"])
+    query = f"from={quote(start.isoformat())}&to={quote(end.isoformat())}"
+    resp = await recorded.host.session.get(
+        f"{recorded.base}/api/footage/sources/{recorded.sources[0]['id']}/download?{query}")
+    body = await resp.read()
+    assert resp.status == 200, body[:300]
+    assert resp.headers["Content-Type"] == "video/webm" and resp.headers["Content-Disposition"].startswith(
+        "attachment; filename=\"incident-")
+    path = tmp_path / "range.webm"
+    path.write_bytes(body)
+    probe = await asyncio.to_thread(ffprobe, path)
+    video = probe["streams"]["video"]
+    print(f"range download: asked 5.000 s, got {probe['duration']:.3f} s")
+    assert probe["errors"] == "" and int(video["nb_read_frames"]) == int(video["nb_read_packets"]) > 100
+    assert video["codec_name"] == "vp8" and probe["streams"]["audio"]["codec_name"] == "opus"
+    assert 5.0 - 0.2 <= probe["duration"] <= 5.0 + KEYFRAME_INTERVAL + 0.2
+    assert list(tmp_path.parent.glob("**/footage-*")) == [], "the temporary file is gone"
+
+    for bad in ("from=x&to=y", f"from={quote(end.isoformat())}&to={quote(start.isoformat())}",
+                "from=2026-01-01T00:00:00&to=2026-01-01T00:01:00"):
+        resp = await recorded.host.session.get(
+            f"{recorded.base}/api/footage/sources/{recorded.sources[0]['id']}/download?{bad}")
+        assert resp.status == 422, bad
+    far = "from=2020-01-01T00:00:00%2B00:00&to=2020-01-01T00:01:00%2B00:00"
+    resp = await recorded.host.session.get(
+        f"{recorded.base}/api/footage/sources/{recorded.sources[0]['id']}/download?{far}")
+    assert resp.status == 404
+
+    status, access = await recorded.host.call("GET", f"/api/incidents/{recorded.incident_id}/footage-access")
+    ranged = [a for a in access if a["action"] == "downloaded" and a["range_from"]]
+    assert len(ranged) == 1 and dt.datetime.fromisoformat(ranged[0]["range_from"]) == start
+    assert ranged[0]["who"] == "hostD1" and ranged[0]["client_address"] == "127.0.0.1"
+
+
+async def test_every_footage_route_is_refused_out_of_scope(recorded):
+    segment, source = recorded.segments[0], recorded.sources[0]
+    now = dt.datetime.now(dt.UTC)
+    query = f"from={quote((now - dt.timedelta(minutes=5)).isoformat())}&to={quote(now.isoformat())}"
+    paths = [f"/api/incidents/{recorded.incident_id}/footage", segment["url"], f"{segment['url']}?download=1",
+             f"/api/footage/sources/{source['id']}/download?{query}",
+             f"/api/incidents/{recorded.incident_id}/footage-access", f"/api/incidents/{recorded.incident_id}/relays"]
+    other = await Api(recorded.base).sign_in("hostD2", "password-1")
+    try:
+        for path in paths:
+            resp = await other.session.get(f"{recorded.base}{path}")
+            assert resp.status == 404, path
+    finally:
+        await other.close()
+    cookies = await sign_in(recorded.base, device_token=recorded.tokens["console"])
+    async with aiohttp.ClientSession(cookies=cookies) as console:
+        for path in paths:
+            resp = await console.get(f"{recorded.base}{path}")
+            assert resp.status == 403, path
+    async with aiohttp.ClientSession() as anonymous:
+        for path in paths:
+            assert (await anonymous.get(f"{recorded.base}{path}")).status == 401, path
+    status, access = await recorded.host.call("GET", f"/api/incidents/{recorded.incident_id}/footage-access")
+    assert status == 200 and access == [], "refused requests are not access"
+
+
+async def test_chromium_plays_a_segment_and_seeks_with_range(recorded, tmp_path):
+    segment = recorded.segments[1]
+    async with async_playwright() as pw:
+        browser = await launch(pw, tmp_path / "chromium")
+        try:
+            context = await browser.new_context(timezone_id="Asia/Shanghai")
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(f"{recorded.base}/incidents?id={recorded.incident_id}")
+            await page.fill("#username", "hostD1")
+            await page.fill("#password", "password-1")
+            await page.click("#sign-in")
+            section = page.locator("[data-section='inc_footage']")
+            await section.wait_for(timeout=30000)
+            assert segment["sha256"] in await section.inner_text()
+            await section.locator(f"[data-segment='{segment['id']}'] button.play").click()
+            video = section.locator("video")
+            await video.wait_for(timeout=30000)
+            await wait_for(lambda: page.evaluate(
+                "() => { const v = document.querySelector('[data-section=inc_footage] video');"
+                " return v && v.readyState >= 1 && v.duration > 2; }"), timeout=30, what="metadata loaded")
+            seeked = await page.evaluate("""() => new Promise((resolve) => {
+                const v = document.querySelector('[data-section=inc_footage] video');
+                v.addEventListener('seeked', () => resolve(v.currentTime), { once: true });
+                v.currentTime = 2.0;
+            })""")
+            assert abs(seeked - 2.0) < 0.5
+            await wait_for(lambda: page.evaluate(
+                "() => document.querySelector('[data-section=inc_footage] video').readyState >= 2"),
+                what="a picture at the seek target")
+            await page.screenshot(path="/tmp/footage-playback.png", full_page=True)
+            status, access = await recorded.host.call("GET",
+                                                      f"/api/incidents/{recorded.incident_id}/footage-access")
+            assert [(a["action"], a["segment_id"]) for a in access] == [("played", segment["id"])]
+            assert errors == []
+        finally:
+            await browser.close()
