@@ -5,9 +5,9 @@ Run with Debian's Python, which has ``gi`` (the venv has not)::
 
     /usr/bin/python3 tests/gst_rtsp_server.py --port 8554 --path cam [--audio] [--user u --password p]
 
-The picture is like a real camera's: four slices per frame (several RTP packets share one
-timestamp), no B-frames, and an irregular GOP (x264's scene cut may add keyframes between the
-fixed maximum interval, which is an odd number of frames). It prints ``READY <port>`` once
+The picture is like a real camera's: several slices per frame (x264 ``slices=4``: several RTP
+packets share one timestamp), no B-frames, and an irregular GOP (keyframes forced at uneven
+intervals, besides x264's maximum interval, an odd number of frames). It prints ``READY <port>`` once
 listening and runs until killed (SIGTERM or SIGKILL: the camera going away).
 """
 
@@ -21,7 +21,28 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+gi.require_version("GstVideo", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer, GstVideo  # noqa: E402
+
+#: Extra keyframes at these intervals (ms, in turn), as a camera's scene-change detection adds them
+#: between its fixed interval: the GOP is irregular.
+EXTRA_KEYFRAMES_MS = (700, 1300, 450, 1900, 950)
+
+
+def force_keyframes(enc: Gst.Element) -> None:
+    """Ask ``enc`` for a keyframe now and then, at irregular intervals, while it lives."""
+    turn = [0]
+
+    def ask() -> bool:
+        if enc.get_parent() is None:
+            return False
+        enc.get_static_pad("src").send_event(
+            GstVideo.video_event_new_upstream_force_key_unit(Gst.CLOCK_TIME_NONE, True, 0))
+        turn[0] += 1
+        GLib.timeout_add(EXTRA_KEYFRAMES_MS[turn[0] % len(EXTRA_KEYFRAMES_MS)], ask)
+        return False
+
+    GLib.timeout_add(EXTRA_KEYFRAMES_MS[0], ask)
 
 
 def main() -> None:
@@ -40,7 +61,7 @@ def main() -> None:
     Gst.init(None)
     video = (f"videotestsrc is-live=true pattern=ball ! "
              f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1 ! "
-             f"x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={args.keyint} "
+             f"x264enc name=enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={args.keyint} "
              f'option-string="slices=4:scenecut=40:min-keyint=5" ! '
              f"video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=-1")
     launch = f"( {video} "
@@ -55,6 +76,8 @@ def main() -> None:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)
+    factory.connect("media-configure", lambda _factory, media: force_keyframes(
+        media.get_element().get_by_name("enc")))
     if args.user:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()

@@ -280,6 +280,20 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      "End a WHIP session (the Location of its POST), with the same bearer token", None, None),
     ("patch", "/api/whip/sessions/{session}", "footage",
      "ICE trickle and restarts are not supported: always 405 (RFC 9725 allows it)", None, None),
+    # -- RTSP pull (media/rtsp.py, web/rtsp.py) --------------------------------------------------------
+    ("post", "/api/incidents/{id}/rtsp-sources", "footage",
+     "Pull an RTSP camera into the incident's footage room (hosts in its unit's scope): url (rtsp:// or "
+     "rtsps:// with a host, else 400; credentials in it are used but never returned: shown as rtsp://***@host) "
+     "and label. H264 forwarded and archived without re-encoding; retried with back-off (1 s doubling to 30 s) "
+     "while the camera is away; resumed after a server restart",
+     {"type": "object", "required": ["url", "label"], "properties": {"url": TEXT, "label": TEXT}},
+     {"type": "object"}),
+    ("get", "/api/incidents/{id}/rtsp-sources", "footage",
+     "The incident's RTSP sources (URLs masked): state connecting, live (publication_id, footage_source_id, "
+     "live_since), retrying (next_attempt_at, last_error) or stopped", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("delete", "/api/rtsp-sources/{id}", "footage",
+     "Stop pulling an RTSP source: its live stream ends now and it is not resumed", None, {"type": "object"}),
     # -- live relay, playback, footage access (media/relay.py, media/playback.py, media/audit.py) ---------
     ("post", "/api/incidents/{id}/relays", "footage",
      "Relay a live source of the incident to chosen duty rooms' consoles and leaders (hosts in its scope; rooms "
