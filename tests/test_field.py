@@ -153,6 +153,10 @@ async def test_one_device_claims_a_link_and_others_are_refused_in_their_language
     assert status == 200 and state["live"] is False
     stored = (await rows(app, FieldLink, incident_id=iid))[0]
     assert stored.claim_sha256 == hashlib.sha256(first["claim"].encode()).hexdigest()
+    # Two phones opening a fresh link at the same moment: one claims it.
+    racing = secret_of((await make(host, iid, label="另一部手机"))["url"])
+    answers = await asyncio.gather(*(phone_call(http, base, "POST", "/api/field/claim", racing) for _ in range(4)))
+    assert sorted(status for status, _ in answers) == [200, 409, 409, 409]
     # Unknown links: 404; expired and revoked: 410, each saying why.
     assert (await phone_call(http, base, "POST", "/api/field/claim", "nope"))[0] == 404
     assert (await phone_call(http, base, "POST", "/api/field/claim", ""))[0] == 404
@@ -255,6 +259,12 @@ async def test_a_phone_streams_through_a_link_made_on_the_incident_page(field, c
     await wait_for(lambda: elapsed_at_least(page, "00:02"), timeout=30, what="the elapsed time counting")
     await no_sideways_scroll(page)
     await shot(page, "live")
+    # The other camera: the same publication goes on (the track is replaced, nothing renegotiated).
+    written = app[ARCHIVE].recorders[first_source].writer.written
+    await page.click("#switch")
+    await wait_for(lambda: app[ARCHIVE].recorders[first_source].writer.written > written + 30,
+                   what="media after switching cameras")
+    assert app[FIELD].sessions[session.link_id] is session
     await host.reload()
     await host.wait_for_selector(f'{section} li[data-state="live"]', timeout=WAIT)
 
@@ -277,7 +287,7 @@ async def test_a_phone_streams_through_a_link_made_on_the_incident_page(field, c
     # Revoked on the incident page: the stream ends at once and the phone says so.
     await host.click(f'{section} li[data-state="live"] button.revoke')
     await wait_for(lambda: not app[FIELD].sessions, what="the revoked link's stream ended")
-    assert app[FIELD].conference.find_room(footage_room(iid)) is None
+    await wait_for(lambda: app[FIELD].conference.find_room(footage_room(iid)) is None, what="the footage room closed")
     await page.wait_for_selector("#refused:not([hidden])", timeout=WAIT)
     assert "撤销" in await page.text_content("#refused")
     assert await page.is_hidden("#live")

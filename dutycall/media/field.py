@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .. import errors
@@ -86,6 +86,10 @@ class LinkGone(MediaError, errors.Forbidden):
     """An expired or revoked link, or one whose incident is closed: the web edge answers 410."""
 
     code = "link_gone"
+
+    def __init__(self, key: str, link_id: int, reason: str) -> None:
+        super().__init__(key)
+        self.link_id, self.reason = link_id, reason
 
 
 class LinkClaimed(MediaError, errors.Conflict):
@@ -236,12 +240,12 @@ class FieldLinks:
         if link is None:
             raise NotFound("field.unknown")
         if link.revoked_at is not None:
-            raise LinkGone("field.revoked")
+            raise LinkGone("field.revoked", link.id, "revoked")
         if as_utc(link.expires_at) <= self.clock():
-            raise LinkGone("field.expired")
+            raise LinkGone("field.expired", link.id, "expired")
         incident = await db.get(Incident, link.incident_id)
         if incident is None or incident.status in ("closed", "merged"):
-            raise LinkGone("field.closed")
+            raise LinkGone("field.closed", link.id, "incident_closed")
         return link, incident
 
     @staticmethod
@@ -257,13 +261,20 @@ class FieldLinks:
                 "expires_at": as_utc(link.expires_at).isoformat(), "live": live is not None,
                 "live_since": live.started_at.isoformat() if live is not None else None}
 
-    async def status(self, secret: str | None) -> dict[str, Any]:
-        """What a link's page shows before it claims it (or is refused): no claim needed."""
-        async with self.sessionmaker() as db:
-            link, _ = await self._usable(db, secret)
-            return {"claimed": link.claim_sha256 is not None}
+    async def _ending_if_gone(self, exc: LinkGone) -> None:
+        """A phone found its link gone: its stream (if any) ends now, not at the next sweep."""
+        session = self.sessions.get(exc.link_id)
+        if session is not None:
+            await self._end(session, exc.reason)
 
     async def claim(self, secret: str | None, claim: str | None) -> dict[str, Any]:
+        try:
+            return await self._claim(secret, claim)
+        except LinkGone as exc:
+            await self._ending_if_gone(exc)
+            raise
+
+    async def _claim(self, secret: str | None, claim: str | None) -> dict[str, Any]:
         """The page opens the link: the first one claims it (its claim secret is returned, once);
         the page holding that claim may come back; any other is refused (LinkClaimed)."""
         now = self.clock()
@@ -272,7 +283,12 @@ class FieldLinks:
             new: str | None = None
             if link.claim_sha256 is None:
                 new = secrets.token_urlsafe(32)
-                link.claim_sha256, link.claimed_at = secret_hash(new), now
+                # Only if still unclaimed: of two phones opening it at once, one wins.
+                claimed: CursorResult[Any] = await db.execute(update(FieldLink).where(  # type: ignore[assignment]
+                    FieldLink.id == link.id, FieldLink.claim_sha256.is_(None)).values(
+                    claim_sha256=secret_hash(new), claimed_at=now))
+                if claimed.rowcount != 1:
+                    raise LinkClaimed("field.claimed")
             else:
                 self._check_claim(link, claim)
             found = self._phone_json(link, incident)
@@ -283,10 +299,14 @@ class FieldLinks:
 
     async def phone_status(self, secret: str | None, claim: str | None) -> dict[str, Any]:
         """The claiming page's view of its link (it polls this while open)."""
-        async with self.sessionmaker() as db:
-            link, incident = await self._usable(db, secret)
-            self._check_claim(link, claim)
-            return self._phone_json(link, incident)
+        try:
+            async with self.sessionmaker() as db:
+                link, incident = await self._usable(db, secret)
+                self._check_claim(link, claim)
+                return self._phone_json(link, incident)
+        except LinkGone as exc:
+            await self._ending_if_gone(exc)
+            raise
 
     def _lock(self, link_id: int) -> asyncio.Lock:
         return self._locks.setdefault(link_id, asyncio.Lock())
@@ -294,10 +314,14 @@ class FieldLinks:
     async def publish(self, secret: str | None, claim: str | None, sdp: str) -> tuple[FieldSession, str]:
         """Answer the claiming page's offer with a publication in the incident's footage room,
         archived; a previous publication of the same link ends ("replaced")."""
-        async with self.sessionmaker() as db:
-            link, incident = await self._usable(db, secret)
-            self._check_claim(link, claim)
-            link_id, incident_id, label = link.id, incident.id, link.label
+        try:
+            async with self.sessionmaker() as db:
+                link, incident = await self._usable(db, secret)
+                self._check_claim(link, claim)
+                link_id, incident_id, label = link.id, incident.id, link.label
+        except LinkGone as exc:
+            await self._ending_if_gone(exc)
+            raise
         offer = parse_offer(sdp, "publish")
         await asyncio.to_thread(self.archive.check_space)
         async with self._lock(link_id):
