@@ -20,11 +20,12 @@ import pytest
 from aiortc.mediastreams import MediaStreamError
 
 from dutycall.client import subscribe
+from dutycall.incidents.models import Incident
 from dutycall.media.models import FootageSegment, FootageSource, RtspSource
 from dutycall.media.naming import footage_room
 from dutycall.media.rtsp import AccessUnits, BadUrl, RtspPulls, check_url, mask_url, nal_types
 from dutycall.web.footage import ARCHIVE
-from dutycall.web.keys import DIRECTORY, INCIDENTS
+from dutycall.web.keys import DIRECTORY, INCIDENTS, SERVICES
 from dutycall.web.rtsp import RTSP
 
 from .conftest import ADMIN_PASSWORD
@@ -321,3 +322,19 @@ async def test_back_off_doubles_to_its_limit_and_the_url_never_reaches_the_log(r
     assert delays[0] <= 0.25 and 0.3 <= delays[2] <= 0.85 and all(d <= 0.85 for d in delays), delays
     assert (await host.call("DELETE", f"/api/rtsp-sources/{added['id']}"))[0] == 200
     assert PASSWORD not in caplog.text and "who:" not in caplog.text
+
+
+async def test_closing_the_incident_stops_its_sources(rtsp):
+    app, host, iid = rtsp["app"], rtsp["host"], rtsp["incident_id"]
+    app[RTSP].backoff = (0.2, 0.4, 60.0)
+    status, added = await host.call("POST", f"/api/incidents/{iid}/rtsp-sources",
+                                    {"url": f"rtsp://127.0.0.1:{free_port()}/x", "label": "x"})
+    assert status == 201
+    await wait_for(lambda: state_of(host, iid, added["id"], "retrying"), timeout=60)
+    async with app[SERVICES].sessionmaker.begin() as db:  # closed (its final report and close are the incidents' tests)
+        (await db.get(Incident, iid)).status = "closed"
+    await wait_for(lambda: state_of(host, iid, added["id"], "stopped"), timeout=60, what="stopped by the close")
+    assert not app[RTSP].pulls
+    status, _ = await host.call("POST", f"/api/incidents/{iid}/rtsp-sources",
+                                {"url": "rtsp://127.0.0.1:9/x", "label": "y"})
+    assert status == 403

@@ -78,6 +78,8 @@ OPEN_TIMEOUT, READ_TIMEOUT = 10.0, 5.0
 FIRST_KEYFRAME_TIMEOUT = 15.0
 #: Frames queued for the local sender; beyond that video skips to the next keyframe.
 QUEUE_FRAMES = 90
+#: While live, how often the incident is checked (a closed or merged one stops its sources).
+INCIDENT_CHECK = 30.0
 VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 STATES = ("connecting", "live", "retrying", "stopped")
@@ -570,6 +572,8 @@ class RtspPulls:
         delay = first
         masked = mask_url(pull.url)
         while not pull.stopping:
+            if await self._incident_over(pull):
+                break
             pull.attempts += 1
             await self._set_state(pull, "connecting")
             live_for = 0.0
@@ -595,6 +599,21 @@ class RtspPulls:
             delay = min(delay * 2, most)
         pull.state = "stopped"
         pull.next_attempt_at = None
+
+    async def _incident_over(self, pull: Pull) -> bool:
+        """A closed or merged incident takes no more footage: the source stops for good."""
+        async with self.sessionmaker.begin() as db:
+            incident = await db.get(Incident, pull.incident_id)
+            if incident is not None and incident.status not in ("closed", "merged"):
+                return False
+            row = await db.get(RtspSource, pull.id)
+            if row is not None and row.state != "stopped":
+                row.state, row.stopped_at = "stopped", self.clock()
+        logger.info("RTSP source %s stopped: its incident %s is closed", pull.id, pull.incident_id)
+        pull.stopping = True
+        if self.pulls.get(pull.id) is pull:
+            del self.pulls[pull.id]
+        return True
 
     async def _connect(self, pull: Pull) -> float:
         """One connection: open, publish and archive once the first keyframe is in, forward until
@@ -661,7 +680,11 @@ class RtspPulls:
             drop: asyncio.Future[Any] = asyncio.ensure_future(pull.drop.wait())
             try:
                 ending: list[asyncio.Future[Any]] = [drop, puller.ended]
-                await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
+                while not (await asyncio.wait(ending, timeout=INCIDENT_CHECK,
+                                              return_when=asyncio.FIRST_COMPLETED))[0]:
+                    if await self._incident_over(pull):
+                        pull.stop_reason = "incident_closed"
+                        break
             finally:
                 drop.cancel()
             if pull.stopping:
