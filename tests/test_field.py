@@ -19,6 +19,8 @@ import re
 from typing import Any
 
 import aiohttp
+import cv2
+import numpy as np
 import pytest
 from playwright.async_api import async_playwright
 
@@ -151,6 +153,14 @@ async def test_one_device_claims_a_link_and_others_are_refused_in_their_language
     assert status == 409
     status, state = await phone_call(http, base, "GET", "/api/field/state", secret, first["claim"])
     assert status == 200 and state["live"] is False
+    # The claiming phone's mistakes: not an offer, not SDP, nothing to stop.
+    for body, kind, expected in ((b"v=0\r\nnot sdp", "application/sdp", 400), (b"{}", "application/json", 415),
+                                 (b"\xff\xfe", "application/sdp", 400)):
+        status, answer = await phone_call(http, base, "POST", "/api/field/publish", secret, first["claim"], data=body,
+                                          headers={"Content-Type": kind})
+        assert status == expected, (body, answer)
+    assert (await phone_call(http, base, "DELETE", "/api/field/publish", secret, first["claim"]))[0] == 404
+    assert not app[FIELD].sessions and await rows(app, FootageSource, incident_id=iid) == []
     stored = (await rows(app, FieldLink, incident_id=iid))[0]
     assert stored.claim_sha256 == hashlib.sha256(first["claim"].encode()).hexdigest()
     # Two phones opening a fresh link at the same moment: one claims it.
@@ -241,7 +251,10 @@ async def test_a_phone_streams_through_a_link_made_on_the_incident_page(field, c
     await host.wait_for_selector(f"{section} img.inc-field-qr", timeout=WAIT)
     url = await host.input_value(f"{section} input.inc-field-url")
     assert "/field#" in url
-    assert await host.evaluate(f"document.querySelector('{section} img.inc-field-qr').naturalWidth") > 50
+    # The QR code on the page reads back as the link.
+    png = await host.locator(f"{section} img.inc-field-qr").screenshot()
+    image = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_COLOR)
+    assert cv2.QRCodeDetector().detectAndDecode(image)[0] == url
     await host.wait_for_selector(f'{section} li[data-state="open"]', timeout=WAIT)
     await shot(host, "incident-section")
 
