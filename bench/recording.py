@@ -1,0 +1,314 @@
+"""Archive benchmark: N streams published over WHIP into the real server and archived.
+
+One run measures, in separate processes:
+
+1. the server (``dutycall.server``, a fresh database and recordings directory) idle, for the
+   window's length, before anything is published;
+2. the same server while N publishers (lean aiortc clients in worker processes, ``--per-worker``
+   each) stream a 1 Mbps 30 fps 640x360 video (VP8, or H264 with ``--codec h264``) with Opus
+   audio to it over WHIP (RFC 9725, one ingest token each), each stream archived without
+   re-encoding (WebM or fragmented MP4);
+3. the baseline: decoding and re-encoding the same stream (video and audio) with PyAV, as a
+   recorder that transcodes would, in a process of its own.
+
+The publishers' media is encoded once (``PreEncodedTrack``: a 4 s loop, a keyframe at each
+start) and only packetised by the clients, so they stay cheap. CPU is core-seconds per second:
+the server process with all its threads and children (from /proc), the baseline's own process
+time per second of stream.
+
+    python bench/recording.py --streams 10
+    python bench/recording.py --streams 10 --codec h264 --json
+
+``server_cpu_per_stream`` is the loaded server minus the idle one, per stream;
+``server_cpu_per_stream_gross`` does not subtract. Target: ``server_cpu_per_stream`` <= 0.02
+(one core archives 50 feeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+PASSWORD = "bench-password-1"
+BITRATE = 1_000_000
+WIDTH, HEIGHT, FPS = 640, 360, 30
+LOOP_SECONDS = 4.0
+
+
+# -- the stream, encoded once -------------------------------------------------------------------
+
+
+def encode_stream(codec: str) -> dict[str, list[str]]:
+    """The publishers' video (``codec``, 1 Mbps, 640x360, 30 fps, a 4 s loop) and Opus audio
+    (20 ms packets of a tone with noise), hex-encoded for the workers."""
+    import av
+    import numpy as np
+
+    from dutycall.synthetic import PreEncodedTrack
+
+    video = PreEncodedTrack.encode(codec, WIDTH, HEIGHT, FPS, BITRATE, LOOP_SECONDS)
+    encoder: Any = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format, encoder.bit_rate = 48000, "stereo", "s16", 32000
+    encoder.open()
+    rng = np.random.default_rng(1)
+    audio: list[bytes] = []
+    for i in range(int(LOOP_SECONDS * 50)):
+        t = (np.arange(960) + i * 960) / 48000
+        tone = (3000 * np.sin(2 * np.pi * 440 * t) + rng.normal(0, 300, 960)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, i * 960
+        audio += [bytes(p) for p in encoder.encode(frame)]
+    return {"video": [p.hex() for p in video], "audio": [p.hex() for p in audio]}
+
+
+# -- worker: N WHIP publishers in one process ---------------------------------------------------
+
+
+async def run_worker(base: str, encoded_path: str, codec: str) -> None:
+    import aiohttp
+    import av
+    from aiortc import MediaStreamTrack, RTCRtpSender, RTCSessionDescription
+
+    from dutycall.client import new_peer_connection
+    from dutycall.conference import aiortc_compat
+    from dutycall.synthetic import PreEncodedTrack
+
+    aiortc_compat.set_host_addresses(["127.0.0.1"])
+    tokens = json.loads(os.environ["DUTYCALL_BENCH_TOKENS"])
+    with open(encoded_path) as f:
+        encoded = json.load(f)
+    video_packets = [bytes.fromhex(p) for p in encoded["video"]]
+    audio_packets = [bytes.fromhex(p) for p in encoded["audio"]]
+
+    class PreEncodedAudio(MediaStreamTrack):
+        """Opus packets encoded once, every 20 ms."""
+
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._n = 0
+            self._start: float | None = None
+
+        async def recv(self) -> av.Packet:
+            if self._start is None:
+                self._start = time.monotonic()
+            delay = self._start + self._n * 0.02 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            packet = av.Packet(audio_packets[self._n % len(audio_packets)])
+            packet.pts, packet.time_base = self._n * 960, fractions.Fraction(1, 48000)
+            self._n += 1
+            return packet
+
+    peers = []
+    async with aiohttp.ClientSession() as http:
+        for token in tokens:
+            pc = new_peer_connection()
+            video = PreEncodedTrack(video_packets, fps=FPS)
+            transceiver = pc.addTransceiver(video, direction="sendonly")
+            transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                             if c.name.lower() in (codec, "rtx")])
+            aiortc_compat.on_keyframe_request(transceiver.sender, video.request_keyframe)
+            pc.addTransceiver(PreEncodedAudio(), direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            async with http.post(f"{base}/api/whip", data=pc.localDescription.sdp.encode(),
+                                 headers={"Content-Type": "application/sdp",
+                                          "Authorization": f"Bearer {token}"}) as resp:
+                answer = await resp.text()
+                if resp.status != 201:
+                    raise RuntimeError(f"WHIP: {resp.status} {answer[:200]}")
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            peers.append(pc)
+    print("ready", flush=True)
+    await asyncio.Event().wait()  # until killed
+
+
+# -- the baseline: decode and re-encode the same stream -----------------------------------------
+
+
+def run_baseline(encoded_path: str, codec: str, seconds: float) -> None:
+    """Decode ``seconds`` of the stream (video and audio) and encode it again, as fast as it
+    goes; prints the process's CPU per second of stream."""
+    import av
+
+    from dutycall.synthetic import make_encoder
+
+    with open(encoded_path) as f:
+        encoded = json.load(f)
+    video_packets = [bytes.fromhex(p) for p in encoded["video"]]
+    audio_packets = [bytes.fromhex(p) for p in encoded["audio"]]
+    frames = int(seconds * FPS)
+    started = time.process_time()
+    decoder: Any = av.CodecContext.create({"vp8": "vp8", "h264": "h264"}[codec], "r")
+    encoder = make_encoder(codec, WIDTH, HEIGHT, FPS, BITRATE)
+    encoder.gop_size = int(LOOP_SECONDS * FPS)
+    out = 0
+    for i in range(frames):
+        for picture in decoder.decode(av.Packet(video_packets[i % len(video_packets)])):
+            picture.pts, picture.time_base = i, encoder.time_base
+            picture.pict_type = av.video.frame.PictureType.NONE
+            out += sum(p.size for p in encoder.encode(picture))
+    audio_decoder: Any = av.CodecContext.create("opus", "r")
+    audio_encoder: Any = av.CodecContext.create("libopus", "w")
+    audio_encoder.sample_rate, audio_encoder.layout, audio_encoder.format = 48000, "stereo", "s16"
+    audio_encoder.bit_rate = 32000
+    audio_encoder.open()
+    for i in range(int(seconds * 50)):
+        for sound in audio_decoder.decode(av.Packet(audio_packets[i % len(audio_packets)])):
+            sound.pts = None
+            out += sum(p.size for p in audio_encoder.encode(sound))
+    cpu = time.process_time() - started
+    print(json.dumps({"cpu_per_stream": cpu / seconds, "encoded_kbps": out * 8 / seconds / 1000}), flush=True)
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def recordings_bytes(directory: pathlib.Path) -> tuple[int, int]:
+    """Bytes in the recordings directory, and how many segment files."""
+    files = [p for p in directory.rglob("*") if p.suffix in (".webm", ".mp4")]
+    return sum(p.stat().st_size for p in files if p.exists()), len(files)
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+
+    from bench.common import Host
+    from bench.fanout import free_port, process_cpu_seconds, stop_processes, wait_healthy
+
+    data = pathlib.Path(tempfile.mkdtemp(prefix="dutycall-bench-recording-"))
+    recordings = data / "recordings"
+    encoded_path = data / "encoded.json"
+    encoded_path.write_text(json.dumps(encode_stream(args.codec)))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(data / "server.log", "wb")
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
+        "--ice-addresses", "127.0.0.1", "--log-level", "WARNING", "--database-url", f"sqlite:///{data}/bench.sqlite3",
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": PASSWORD, "DUTYCALL_RECORDINGS_DIR": str(recordings),
+             "DUTYCALL_RECORDING_MIN_FREE_MB": "0", "DUTYCALL_RECORDING_SEGMENT_SECONDS": str(args.segment_seconds)})
+    workers: list[asyncio.subprocess.Process] = []
+    result: dict[str, Any] = {"streams": args.streams, "codec": args.codec, "seconds": args.seconds,
+                              "cores": os.cpu_count(), "load_average_before": os.getloadavg()[0]}
+    try:
+        await wait_healthy(port, server)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            host = await Host(http, base).sign_in()
+            import datetime as dt
+            now = dt.datetime.now(dt.UTC)
+            incident = await host.post("/api/incidents", {
+                "title": "基准测试：现场视频归档", "occurred_at": (now - dt.timedelta(minutes=15)).isoformat(),
+                "learned_at": (now - dt.timedelta(minutes=10)).isoformat(), "source": "110 转警",
+                "category": "accident", "subtype": "public_facility", "level": "III", "place": "东湖路 12 号",
+                "course": "基准测试", "deaths": 0, "injured": 0, "missing": 0, "trapped": 0, "measures": "无",
+                "contact_name": "王五", "contact_phone": "139 0000 0000", "reporter": "张三"})
+            tokens = [(await host.post(f"/api/incidents/{incident['id']}/ingest-tokens",
+                                       {"label": f"摄像机 {i + 1}", "minutes": 60}))["token"]
+                      for i in range(args.streams)]
+
+        # 1. Idle, the window's length.
+        await asyncio.sleep(2.0)
+        cpu0, t0 = process_cpu_seconds(server.pid), time.monotonic()
+        await asyncio.sleep(args.seconds)
+        idle = (process_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+
+        # 2. N publishers over WHIP, archived.
+        for index in range(0, args.streams, args.per_worker):
+            mine = tokens[index:index + args.per_worker]
+            workers.append(await asyncio.create_subprocess_exec(
+                sys.executable, os.path.abspath(__file__), "--worker", base, str(encoded_path), args.codec, cwd=ROOT,
+                env={**os.environ, "DUTYCALL_BENCH_TOKENS": json.dumps(mine)},
+                stdout=asyncio.subprocess.PIPE))
+        for worker in workers:
+            assert worker.stdout is not None
+            line = await asyncio.wait_for(worker.stdout.readline(), 120)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"worker failed to start: {line!r}")
+        deadline = time.monotonic() + 60
+        while recordings_bytes(recordings)[1] < args.streams and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(args.warmup)
+        bytes0, _ = recordings_bytes(recordings)
+        cpu0, t0 = process_cpu_seconds(server.pid), time.monotonic()
+        await asyncio.sleep(args.seconds)
+        cpu1, t1 = process_cpu_seconds(server.pid), time.monotonic()
+        bytes1, files = recordings_bytes(recordings)
+        loaded = (cpu1 - cpu0) / (t1 - t0)
+        result.update({
+            "server_idle_cpu": round(idle, 4),
+            "server_cpu": round(loaded, 4),
+            "server_cpu_per_stream": round((loaded - idle) / args.streams, 4),
+            "server_cpu_per_stream_gross": round(loaded / args.streams, 4),
+            "archived_kbps_per_stream": round((bytes1 - bytes0) * 8 / (t1 - t0) / 1000 / args.streams, 1),
+            "segment_files": files,
+            "load_average_during": os.getloadavg()[0],
+        })
+    finally:
+        await stop_processes(workers, server)
+        log.close()
+    server_log = (data / "server.log").read_text(errors="replace")
+    result["writer_behind_warnings"] = server_log.count("writer behind")
+    result["server_errors"] = server_log.count(" ERROR ") + server_log.count("Traceback")
+
+    # 3. The baseline, in a process of its own.
+    baseline = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.abspath(__file__), "--baseline", str(encoded_path), args.codec,
+        str(args.baseline_seconds), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    out, _ = await baseline.communicate()
+    measured = json.loads(out.decode().strip().splitlines()[-1])
+    result["baseline_cpu_per_stream"] = round(measured["cpu_per_stream"], 4)
+    result["baseline_encoded_kbps"] = round(measured["encoded_kbps"], 1)
+    result["baseline_over_server"] = (round(result["baseline_cpu_per_stream"] / result["server_cpu_per_stream"], 1)
+                                      if result["server_cpu_per_stream"] > 0 else None)
+    result["data"] = str(data)
+    if not args.keep:
+        import shutil
+        shutil.rmtree(data, ignore_errors=True)
+        result.pop("data")
+    return result
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        asyncio.run(run_worker(sys.argv[2], sys.argv[3], sys.argv[4]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--baseline":
+        run_baseline(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=10, help="publishers (at most 32: the WHIP session limit)")
+    parser.add_argument("--codec", choices=("vp8", "h264"), default="vp8")
+    parser.add_argument("--seconds", type=float, default=20.0, help="each measuring window (idle, loaded)")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--per-worker", type=int, default=5)
+    parser.add_argument("--segment-seconds", type=float, default=60.0)
+    parser.add_argument("--baseline-seconds", type=float, default=10.0, help="stream seconds the baseline transcodes")
+    parser.add_argument("--keep", action="store_true", help="keep the recordings and the server log")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(measure(args))
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:32} {value}")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
