@@ -14,11 +14,14 @@ from typing import Any
 import aiohttp
 import pytest
 from aiortc import RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
 from playwright.async_api import async_playwright
 
 from dutycall.client import SignallingClient, SignallingError, new_peer_connection, sign_in
+from dutycall.conference import aiortc_compat
 from dutycall.media.naming import footage_room
 from dutycall.rollcall.naming import standby_room
+from dutycall.synthetic import PreEncodedTrack
 from dutycall.web import create_app
 from dutycall.web.footage import INGEST
 from dutycall.web.footage_views import RELAYS
@@ -27,7 +30,7 @@ from dutycall.web.keys import DIRECTORY, INCIDENTS
 from .browser import launch
 from .conftest import ADMIN_PASSWORD, make_config
 from .test_recording import incident_report
-from .test_whip import Api, issue, publisher, whip_post
+from .test_whip import Api, issue, whip_post
 from .utils import wait_for
 
 SCREENSHOT = pathlib.Path("/tmp/relay-console.png")
@@ -86,16 +89,29 @@ async def city(aiohttp_server, tmp_path):
     await host.close()
 
 
-async def start_source(city: City) -> tuple[Any, int]:
-    token = (await issue(city.host, city.incident_id, label="无人机 1"))["token"]
-    pc, _ = publisher()
+def clip_publisher(clip: list[bytes]) -> Any:
+    """An aiortc WHIP publisher (as test_whip's) of a clip encoded beforehand, off the event loop."""
+    pc = new_peer_connection()
+    video = PreEncodedTrack(clip)
+    transceiver = pc.addTransceiver(video, direction="sendonly")
+    aiortc_compat.on_keyframe_request(transceiver.sender, video.request_keyframe)
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    return pc
+
+
+async def start_source(city: City, label: str = "无人机 1", clip: list[bytes] | None = None) -> tuple[Any, int]:
+    token = (await issue(city.host, city.incident_id, label=label))["token"]
+    if clip is None:
+        clip = await asyncio.to_thread(PreEncodedTrack.encode, "vp8", 640, 360, 30, 700_000, 2.0)
+    pc = clip_publisher(clip)
     await pc.setLocalDescription(await pc.createOffer())
     async with aiohttp.ClientSession() as http:
         resp = await whip_post(http, city.base, token, pc.localDescription.sdp)
         assert resp.status == 201, await resp.text()
+        location = resp.headers["Location"]
         await pc.setRemoteDescription(RTCSessionDescription(sdp=await resp.text(), type="answer"))
     ingest = city.app[INGEST]
-    session = await wait_for(lambda: next(iter(ingest.sessions.values()), None))
+    session = ingest.sessions[location.rsplit("/", 1)[-1]]
     await wait_for(lambda: session.publication.is_live("video"), what="the source live")
     return pc, session.source_id
 
@@ -253,3 +269,51 @@ async def test_a_console_in_chromium_shows_the_relayed_feed_with_title_and_level
         finally:
             await browser.close()
             await source_pc.close()
+
+
+async def test_several_relays_at_once_reach_a_console_and_a_leader(city):
+    """Two sources relayed at once: the console watches both (two panels' worth); the second also
+    goes to a leader's account, whose socket gets it wherever it is."""
+    clip = await asyncio.to_thread(PreEncodedTrack.encode, "vp8", 640, 360, 30, 700_000, 2.0)
+    first_pc, first = await start_source(city, clip=clip)
+    second_pc, second = await start_source(city, "执法记录仪", clip)
+    console = await city.console("D1")
+    leader = await SignallingClient(city.ws, cookies=await sign_in(city.base, "leader", "password-1")).connect()
+    await leader.join("leaders-meeting", "leader")
+    watchers = []
+    try:
+        relays = []
+        for source_id, body in ((first, {"rooms": [city.rooms["D1"]]}),
+                                (second, {"rooms": [city.rooms["D1"]], "accounts": [city.accounts["leader"]]})):
+            status, relay = await city.host.call("POST", f"/api/incidents/{city.incident_id}/relays",
+                                                 {"source_id": source_id, **body})
+            assert status == 201, relay
+            relays.append(relay)
+        for relay in relays:
+            await console.wait_event("footage_relay", relay_id=relay["id"])
+        told = await leader.wait_event("footage_relay")
+        assert told["relay_id"] == relays[1]["id"] and told["source_label"] == "执法记录仪"
+        with pytest.raises(SignallingError):  # the leader was not sent the first
+            await watch(leader, relays[0]["id"])
+        for client, relay in ((console, relays[0]), (console, relays[1]), (leader, relays[1])):
+            pc, track = await watch(client, relay["id"])
+            watchers.append(pc)
+            frame = await asyncio.wait_for(track.recv(), 20)
+            assert frame.width == 640
+        assert {len(city.app[RELAYS].live[r["id"]].watches) for r in relays} == {1, 2}
+        status, listed = await city.host.call("GET", f"/api/incidents/{city.incident_id}/relays")
+        assert [sorted(r["watching"]) for r in listed] == [["D1值班室"], ["D1值班室", "leader名"]]
+        # The console stops watching one itself; the other goes on.
+        await console.request("relay_unwatch", relay_id=relays[0]["id"])
+        assert not city.app[RELAYS].live[relays[0]["id"]].watches
+        assert len(city.app[RELAYS].live[relays[1]["id"]].watches) == 2
+        # The leader's socket closes: its watch ends with it.
+        await leader.close()
+        await wait_for(lambda: len(city.app[RELAYS].live[relays[1]["id"]].watches) == 1, what="the leader's watch ended")
+    finally:
+        for pc in watchers:
+            await pc.close()
+        await console.close()
+        await leader.close()
+        await first_pc.close()
+        await second_pc.close()
