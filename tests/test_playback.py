@@ -218,6 +218,11 @@ async def test_chromium_plays_a_segment_and_seeks_with_range(recorded, tmp_path)
             status, access = await recorded.host.call("GET",
                                                       f"/api/incidents/{recorded.incident_id}/footage-access")
             assert [(a["action"], a["segment_id"]) for a in access] == [("played", segment["id"])]
+            # The incident page shows the access record to its host.
+            await page.reload()
+            row = page.locator(".inc-access tbody tr", has_text="回放")
+            await row.wait_for(timeout=30000)
+            assert "hostD1" in await row.inner_text() and "127.0.0.1" in await row.inner_text()
             assert errors == []
         finally:
             await browser.close()
