@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--keyint", type=int, default=37, help="the longest GOP, in frames (odd on purpose)")
+    parser.add_argument("--bitrate", type=int, default=1000, help="kbit/s")
     parser.add_argument("--audio", action="store_true", help="also an audio stream (Opus)")
     parser.add_argument("--user", default=None)
     parser.add_argument("--password", default=None)
@@ -62,6 +63,7 @@ def main() -> None:
     video = (f"videotestsrc is-live=true pattern=ball ! "
              f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1 ! "
              f"x264enc name=enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={args.keyint} "
+             f"bitrate={args.bitrate} "
              f'option-string="slices=4:scenecut=40:min-keyint=5" ! '
              f"video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=-1")
     launch = f"( {video} "

@@ -621,7 +621,8 @@ class RtspPulls:
         loop = asyncio.get_running_loop()
         track = PacketTrack()
         puller = Puller(pull.url, loop, track.push)
-        pull.drop.clear()
+        if not pull.stopping:
+            pull.drop.clear()
         puller.start()
         try:
             stop_wait = asyncio.ensure_future(pull.drop.wait())
