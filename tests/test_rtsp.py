@@ -47,16 +47,17 @@ def free_port() -> int:
 class Camera:
     """The GStreamer RTSP server in a subprocess; killed and started again on the same port."""
 
-    def __init__(self, port: int, path: str = "cam") -> None:
+    def __init__(self, port: int, path: str = "cam", audio: bool = True) -> None:
         self.port = port
         self.path = path
+        self.audio = audio  # a camera with a microphone: its audio is not pulled, and must not get in the way
         self.process: subprocess.Popen[str] | None = None
 
     async def start(self) -> None:
         assert os.path.exists(GST_PYTHON), "Debian's python3 with gi (GStreamer) is required"
         self.process = subprocess.Popen(
             [GST_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--path", self.path,
-             "--user", USER, "--password", PASSWORD],
+             "--user", USER, "--password", PASSWORD, *(["--audio"] if self.audio else [])],
             stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
         assert self.process.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), 60)
