@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from aiortc import RTCSessionDescription
 from playwright.async_api import async_playwright
 
 from dutycall.client import sign_in
+from dutycall.media.playback import remux_range
 from dutycall.web import create_app
 from dutycall.web.footage import ARCHIVE, INGEST
 from dutycall.web.keys import DIRECTORY, INCIDENTS
@@ -226,3 +228,23 @@ async def test_chromium_plays_a_segment_and_seeks_with_range(recorded, tmp_path)
             assert errors == []
         finally:
             await browser.close()
+
+
+def test_h264_fragmented_mp4_segments_join_at_keyframes_without_reencoding(tmp_path):
+    """The archive's H264 segments are fragmented MP4: two made by ffmpeg (1 s GOP) are joined from
+    the keyframe before the start to the end, stream copy, every frame decoding."""
+    segment = tmp_path / "h264.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "3",
+                    "-c:v", "libx264", "-g", "30", "-bf", "0", "-movflags",
+                    "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", str(segment)], check=True, timeout=60)
+    t0 = dt.datetime(2026, 12, 3, 2, 0, tzinfo=dt.UTC)
+    path, kind = remux_range([(segment, t0, "mp4"), (segment, t0 + dt.timedelta(seconds=3), "mp4")],
+                             t0 + dt.timedelta(seconds=1.5), t0 + dt.timedelta(seconds=4.5), tmp_path)
+    try:
+        probe = ffprobe(path)
+        video = probe["streams"]["video"]
+        assert kind == "mp4" and video["codec_name"] == "h264" and probe["errors"] == ""
+        assert int(video["nb_read_frames"]) == int(video["nb_read_packets"]) == 105  # 1.0 s (keyframe) to 4.5 s
+        assert abs(probe["duration"] - 3.5) < 0.05
+    finally:
+        path.unlink()

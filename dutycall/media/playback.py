@@ -194,9 +194,11 @@ def remux_range(segments: list[tuple[pathlib.Path, dt.datetime, str]], start: dt
                         if previous is not None and ms <= previous:
                             ms = previous + 1
                         last[packet.stream.type] = ms
+                        duration = round(float((packet.duration or 0) * packet.time_base) * 1000)
                         packet.stream = out_stream
                         packet.time_base = MS
                         packet.pts = packet.dts = ms
+                        packet.duration = duration
                         output.mux(packet)
     except BaseException:
         out_path.unlink(missing_ok=True)
