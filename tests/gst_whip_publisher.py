@@ -14,10 +14,12 @@ frame is several NAL units, so several RTP packets share a timestamp, as real ca
 VP8 is libvpx. Audio is Opus from a sine wave in both.
 
 Progress goes to stdout as JSON lines, one object each: ``{"event": "posted", "status": 201,
-"location": ...}``, ``{"event": "connected"}`` (DTLS up: the ICE and peer connection states),
-``{"event": "done", "frames": N, "seconds": S, "delete_status": 200}``, or ``{"event":
-"error", ...}`` then exit status 1. ``frames`` counts the encoded video frames sent after the
-connection was up (what a receiver could have had).
+"location": ...}``, ``{"event": "connected"}`` (ICE and DTLS up), ``{"event": "progress", "frames": N}`` every
+quarter of a second,
+``{"event": "done", "frames": N, "seconds": S, "media_seconds": M, "delete_status": 200}``, or ``{"event":
+"error", ...}`` then exit status 1. ``frames`` counts the encoded video frames sent once the
+connection was up (what a receiver could have had); ``media_seconds`` is the span of their
+timestamps (what an archive of them lasts: at startup an encoder can lag the wall clock).
 """
 
 from __future__ import annotations
@@ -36,16 +38,18 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstSdp", "1.0")
+gi.require_version("GstVideo", "1.0")
 gi.require_version("GstWebRTC", "1.0")
-from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+from gi.repository import GLib, Gst, GstSdp, GstVideo, GstWebRTC  # noqa: E402
 
+FRAME_NS = 1_000_000_000 // 30
 VIDEO = {
     "h264": ("x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate=1000 key-int-max=37 "
              "option-string=slices=4 ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream "
-             "! rtph264pay config-interval=-1 aggregate-mode=zero-latency pt=102 mtu=1200 "
+             "! rtph264pay name=videopay config-interval=-1 aggregate-mode=zero-latency pt=102 mtu=1200 "
              "! application/x-rtp,media=video,encoding-name=H264,payload=102"),
     "vp8": ("vp8enc name=encoder deadline=1 cpu-used=8 target-bitrate=1000000 keyframe-max-dist=37 error-resilient=1 "
-            "! rtpvp8pay pt=96 mtu=1200 ! application/x-rtp,media=video,encoding-name=VP8,payload=96"),
+            "! rtpvp8pay name=videopay pt=96 mtu=1200 ! application/x-rtp,media=video,encoding-name=VP8,payload=96"),
 }
 
 
@@ -91,31 +95,49 @@ class Publisher:
         self.failed: str | None = None
         self.location: str | None = None
         self.connected_at: float | None = None
+        self.connected_running: int | None = None
+        #: The first and last timestamps of the video sent (running time, ns).
+        self.video_pts: tuple[int, int] | None = None
         self.frames = 0
         self.frames_lock = threading.Lock()
         self.pipeline = Gst.parse_launch(
             "webrtcbin name=send bundle-policy=max-bundle "
             f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1 "
-            f"! videoconvert ! queue ! {VIDEO[codec]} ! send. "
-            "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! queue "
-            "! opusenc ! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! send.")
+            f"! videoconvert ! queue leaky=downstream max-size-buffers=1 ! {VIDEO[codec]} ! send. "
+            "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! queue leaky=downstream max-size-buffers=2 "
+            "! opusenc ! rtpopuspay name=audiopay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! send.")
         self.webrtc = self.pipeline.get_by_name("send")
         for address in ice_addresses:
             add_local_address(self.webrtc, address)
         self.webrtc.connect("on-negotiation-needed", self._negotiate)
         self.webrtc.connect("notify::ice-gathering-state", self._gathering)
         self.webrtc.connect("notify::connection-state", self._connection)
-        self.pipeline.get_by_name("encoder").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self._count)
+        # webrtcbin holds media until DTLS is up: what is made before then is dropped (here and by
+        # the leaky queues), as a live camera would, rather than sent late in a burst (a jump in the
+        # RTP timestamps).
+        for name in ("videopay", "audiopay"):
+            self.pipeline.get_by_name(name).get_static_pad("src").add_probe(
+                Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST, self._hold, name)
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
         bus.connect("message::error", self._bus_error)
 
-    # -- GStreamer callbacks (the GLib main loop's thread, or a streaming thread for _count) ---------
+    # -- GStreamer callbacks (the GLib main loop's thread, or a streaming thread for _hold) ----------
 
-    def _count(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        if self.connected_at is not None:
-            with self.frames_lock:
-                self.frames += 1
+    def _hold(self, pad: Gst.Pad, info: Gst.PadProbeInfo, name: str) -> Gst.PadProbeReturn:
+        # Live sources stamp buffers with running time: a buffer made before the connection was up
+        # (one an element still held) is stale too.
+        # Payloaders push lists of packets (one frame's) as often as single ones.
+        buffer = info.get_buffer() if info.type & Gst.PadProbeType.BUFFER else info.get_buffer_list().get(0)
+        pts = buffer.pts
+        if self.connected_running is None or pts < self.connected_running:
+            return Gst.PadProbeReturn.DROP
+        if name == "videopay":
+            if self.video_pts is None or pts > self.video_pts[1]:  # a new frame (not its next packets)
+                with self.frames_lock:
+                    self.frames += 1
+            self.video_pts = (pts if self.video_pts is None else min(self.video_pts[0], pts),
+                              pts if self.video_pts is None else max(self.video_pts[1], pts))
         return Gst.PadProbeReturn.OK
 
     def _bus_error(self, bus: Gst.Bus, message: Gst.Message) -> None:
@@ -152,11 +174,24 @@ class Publisher:
     def _connection(self, element: Gst.Element, _: object) -> None:
         state = element.get_property("connection-state")
         if state == GstWebRTC.WebRTCPeerConnectionState.CONNECTED and self.connected_at is None:
+            self.connected_running = self.pipeline.get_clock().get_time() - self.pipeline.get_base_time()
+            # The first frame sent is a keyframe (the one before it was stale and dropped).
+            self.pipeline.get_by_name("encoder").get_static_pad("src").send_event(
+                GstVideo.video_event_new_upstream_force_key_unit(Gst.CLOCK_TIME_NONE, True, 0))
             self.connected_at = time.monotonic()
             emit(event="connected", ice=element.get_property("ice-connection-state").value_nick)
             GLib.timeout_add(int(self.seconds * 1000), self._finish)
+            GLib.timeout_add(250, self._progress)
         elif state == GstWebRTC.WebRTCPeerConnectionState.FAILED:
             self.fail("the peer connection failed (ICE or DTLS)")
+
+    def _progress(self) -> bool:
+        if self.loop.is_running() and self.failed is None:
+            with self.frames_lock:
+                frames = self.frames
+            emit(event="progress", frames=frames, seconds=round(time.monotonic() - (self.connected_at or 0), 3))
+            return True
+        return False
 
     # -- WHIP ------------------------------------------------------------------------------------------
 
@@ -199,7 +234,9 @@ class Publisher:
         if self.location:
             target = urllib.parse.urljoin(self.url, self.location)
             status = self._request("DELETE", target)[0]
-        emit(event="done", frames=frames, seconds=round(seconds, 3), delete_status=status)
+        first, last = self.video_pts or (0, -FRAME_NS)
+        emit(event="done", frames=frames, seconds=round(seconds, 3), delete_status=status,
+             media_seconds=round((last - first + FRAME_NS) / 1e9, 3))
         self.loop.quit()
         return False
 
