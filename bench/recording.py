@@ -144,8 +144,6 @@ def run_baseline(encoded_path: str, codec: str, seconds: float) -> None:
     goes; prints the process's CPU per second of stream."""
     import av
 
-    from dutycall.synthetic import make_encoder
-
     with open(encoded_path) as f:
         encoded = json.load(f)
     video_packets = [bytes.fromhex(p) for p in encoded["video"]]
@@ -153,8 +151,11 @@ def run_baseline(encoded_path: str, codec: str, seconds: float) -> None:
     frames = int(seconds * FPS)
     started = time.process_time()
     decoder: Any = av.CodecContext.create({"vp8": "vp8", "h264": "h264"}[codec], "r")
-    encoder = make_encoder(codec, WIDTH, HEIGHT, FPS, BITRATE)
-    encoder.gop_size = int(LOOP_SECONDS * FPS)
+    decoder.thread_count = 1
+    # The synthetic publisher's encoder (libvpx realtime cpu-used 8, or libx264 ultrafast
+    # zerolatency: the cheapest settings), on one thread: libvpx's worker threads spin when the
+    # machine is busy, which made the figure swing 0.2-1.3 core between runs.
+    encoder = make_encoder(codec, WIDTH, HEIGHT, FPS, BITRATE, threads=1)
     out = 0
     for i in range(frames):
         for picture in decoder.decode(av.Packet(video_packets[i % len(video_packets)])):
@@ -172,6 +173,26 @@ def run_baseline(encoded_path: str, codec: str, seconds: float) -> None:
             out += sum(p.size for p in audio_encoder.encode(sound))
     cpu = time.process_time() - started
     print(json.dumps({"cpu_per_stream": cpu / seconds, "encoded_kbps": out * 8 / seconds / 1000}), flush=True)
+
+
+def make_encoder(codec: str, width: int, height: int, fps: int, bitrate: int, threads: int = 0) -> Any:
+    """``dutycall.synthetic.make_encoder``'s settings, with a thread count."""
+    import av
+
+    name = {"vp8": "libvpx", "h264": "libx264"}[codec]
+    ctx: Any = av.CodecContext.create(name, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base, ctx.framerate = fractions.Fraction(1, fps), fractions.Fraction(fps, 1)
+    ctx.bit_rate, ctx.gop_size = bitrate, int(LOOP_SECONDS * fps)
+    if threads:
+        ctx.thread_count = threads
+    if name == "libvpx":
+        ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "auto-alt-ref": "0"}
+    else:
+        ctx.profile = "Baseline"
+        ctx.options = {"tune": "zerolatency", "preset": "ultrafast", "scenecut": "0", "repeat-headers": "1"}
+    ctx.open()
+    return ctx
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -196,8 +217,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(data / "server.log", "wb")
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, *profile, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
         "--ice-addresses", "127.0.0.1", "--log-level", "WARNING", "--database-url", f"sqlite:///{data}/bench.sqlite3",
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log,
         env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": PASSWORD, "DUTYCALL_RECORDINGS_DIR": str(recordings),
@@ -299,6 +321,8 @@ def main() -> None:
     parser.add_argument("--segment-seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=float, default=10.0, help="stream seconds the baseline transcodes")
     parser.add_argument("--keep", action="store_true", help="keep the recordings and the server log")
+    parser.add_argument("--profile", metavar="PATH", help="run the server under cProfile (its event loop's thread), "
+                        "stats written to PATH when it stops")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(measure(args))

@@ -1,10 +1,12 @@
 """The archive: a publication's encoded packets written to disk without re-encoding.
 
 A :class:`Recorder` taps a publication's forwarders exactly like one more subscriber (video
-keyframe-gated, a keyframe asked for at once) and hands every packet to a writer thread
-through a bounded queue; nothing else happens on the event loop that forwards media. When the
-queue is full the packet is dropped and the drop logged; video then skips to the next keyframe
-(and asks for one), since a picture after a gap would only show garbage.
+keyframe-gated, a keyframe asked for at once) and hands the packets to a writer thread in
+batches (every ``batch_ms``, 200 ms: waking a thread for each packet cost the event loop more
+than all the muxing, through the handover of the GIL), bounded to ``queue_packets`` in
+flight; nothing else happens on the event loop that forwards media. When the bound is reached
+the packet is dropped and the drop logged; video then skips to the next keyframe (and asks for
+one), since a picture after a gap would only show garbage.
 
 The writer thread muxes the packets with PyAV (libavformat) into segments of bounded length,
 each starting at a keyframe (one is asked for when a segment is due to end):
@@ -104,6 +106,8 @@ class RecordingSettings:
     #: Fragmented MP4 (H264): the longest fragment, what a SIGKILL can lose at most.
     fragment_ms: int = 1000
     queue_packets: int = QUEUE_PACKETS
+    #: Packets are handed to the writer thread in batches this long (added to what a kill loses).
+    batch_ms: int = 200
     #: While recording, the free space is checked this often (below the minimum: stop writing).
     space_check_seconds: float = 2.0
     #: Segments of closed incidents are deleted this many days after they ended (0: kept forever).
@@ -361,7 +365,12 @@ class SegmentWriter:
         self.audio_codec = audio_codec.lower() if audio_codec else None
         self._report = report
         self._want_keyframe = want_keyframe
-        self.queue: queue.Queue[tuple[str, bytes, int, bool, float] | None] = queue.Queue(settings.queue_packets)
+        self.queue: queue.Queue[list[tuple[str, bytes, int, bool, float]] | None] = queue.Queue()
+        #: Packets handed to the thread (written on the loop) and done with (written in the thread).
+        self._handed = 0
+        self._done = 0
+        self._batch: list[tuple[str, bytes, int, bool, float]] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
         self.dropped = 0
         self._dropped_logged_at = 0.0
         self.written = 0
@@ -391,12 +400,9 @@ class SegmentWriter:
         self._thread.start()
 
     def put(self, kind: str, packet: av.Packet) -> bool:
-        """Queue a packet for the thread; False (dropped, logged) when the queue is full."""
-        item = (kind, bytes(packet), int(packet.pts or 0), bool(packet.is_keyframe), time.monotonic() - self._t0)
-        try:
-            self.queue.put_nowait(item)
-            return True
-        except queue.Full:
+        """Queue a packet for the thread (it gets it with the next batch); False (dropped,
+        logged) when ``queue_packets`` are already waiting."""
+        if self._handed - self._done + len(self._batch) >= self.settings.queue_packets:
             self.dropped += 1
             now = time.monotonic()
             if now - self._dropped_logged_at > 5.0:
@@ -404,19 +410,27 @@ class SegmentWriter:
                 logger.warning("recording of source %s: writer behind, %d packets dropped so far",
                                self.source_id, self.dropped)
             return False
+        self._batch.append((kind, bytes(packet), int(packet.pts or 0), bool(packet.is_keyframe),
+                            time.monotonic() - self._t0))
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(self.settings.batch_ms / 1000, self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Hand the batch to the thread now (on the loop)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._handed += len(batch)
+            self.queue.put_nowait(batch)
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask the thread to finish the open segment and end (after what is queued)."""
         self._stop_reason = reason
-        while True:
-            try:
-                self.queue.put(None, timeout=0.2)
-                return
-            except queue.Full:  # make room: the newest packets matter least at the end
-                try:
-                    self.queue.get_nowait()
-                except queue.Empty:
-                    pass
+        self.flush()
+        self.queue.put_nowait(None)
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -426,13 +440,10 @@ class SegmentWriter:
     def _run(self) -> None:
         reason = "stopped"
         try:
-            while (item := self.queue.get()) is not None:
-                try:
-                    if self._write(*item) is False:
-                        reason = "low_disk"
-                        break
-                except Exception:  # one bad packet must not end the archive
-                    logger.exception("recording of source %s: a packet could not be written", self.source_id)
+            while (batch := self.queue.get()) is not None:
+                if not self._write_batch(batch):
+                    reason = "low_disk"
+                    break
             else:
                 reason = self._stop_reason
         finally:
@@ -441,6 +452,18 @@ class SegmentWriter:
             except Exception:
                 logger.exception("recording of source %s: closing the last segment failed", self.source_id)
             self._report(WriterStopped(reason, self._low_free // 2**20 if self._low_free is not None else None))
+
+    def _write_batch(self, batch: list[tuple[str, bytes, int, bool, float]]) -> bool:
+        try:
+            for item in batch:
+                try:
+                    if self._write(*item) is False:
+                        return False
+                except Exception:  # one bad packet must not end the archive
+                    logger.exception("recording of source %s: a packet could not be written", self.source_id)
+            return True
+        finally:
+            self._done += len(batch)
 
     def _enough_space(self) -> bool:
         free = self._free_space(self.settings.directory)
