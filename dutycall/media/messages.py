@@ -60,6 +60,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "footage.range": _m("时间段应为开始早于结束，且不超过 {hours} 小时",
                         "The range must start before it ends and span at most {hours} hours"),
     "footage.range_empty": _m("该时间段内没有录像", "There is no footage in that range"),
+    # WHEP viewing (whep.py)
+    "footage.no_watch_right": _m("您的角色不能观看事件影像", "Your role cannot watch incident footage"),
+    "footage.whep_not_live": _m("影像源 {id} 当前不在直播", "Footage source {id} is not live"),
+    "footage.whep_session_not_found": _m("没有这个观看会话（可能已结束）",
+                                         "There is no such viewing session (it may have ended)"),
+    "footage.too_many_viewings": _m("同时观看的会话已达上限（每个账号 {max} 个）",
+                                    "Too many viewing sessions at once (at most {max} an account)"),
     "footage.instant": _m("时间应为带时区的 ISO 8601 格式，如 2026-12-03T10:00:00+08:00",
                           "Times must be ISO 8601 with an offset, e.g. 2026-12-03T10:00:00+08:00"),
 }

@@ -8,6 +8,11 @@ WHIP: ``POST /api/whip`` with ``Authorization: Bearer <token>`` and an ``applica
 offer → 201, the answer, ``Location: /api/whip/sessions/<id>`` and an ETag; ``DELETE`` on the
 Location (with the same token) ends it; ``PATCH`` (trickle, ICE restart) answers 405. A wrong,
 expired or revoked token → 401 with ``WWW-Authenticate: Bearer``; a bad offer → 400.
+
+WHEP (``media/whep.py``): ``POST /api/whep/<source id>`` by a signed-in account (session cookie
+and CSRF token) with a recvonly ``application/sdp`` offer → 201, the answer and
+``Location: /api/whep/sessions/<id>``; ``DELETE`` on it (the same account) ends the viewing;
+``PATCH`` 405. A source outside the account's scope, unknown or not live → 404; a bad offer → 400.
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ from ..conference import ConferenceError
 from ..media.errors import BadToken
 from ..media.ingest import Ingest
 from ..media.recording import Archive, RecordingSettings
+from ..media.whep import Whep
 from ..messages import Msg
 from .auth import error_response, json_body, path_int, principal_of, status_of
+from .clients import client_address
 from .keys import CONFIG, SERVICES
 
 logger = logging.getLogger(__name__)
 
 ARCHIVE = web.AppKey("footage_archive", Archive)
 INGEST = web.AppKey("footage_ingest", Ingest)
+WHEP = web.AppKey("footage_whep", Whep)
 SESSION_PATH = "/api/whip/sessions/{session}"
+WHEP_SESSION_PATH = "/api/whep/sessions/{session}"
 routes = web.RouteTableDef()
 
 
@@ -42,6 +51,7 @@ def setup(app: web.Application) -> None:
         pathlib.Path(config.recordings_dir), config.recording_segment_seconds, config.recording_min_free_bytes))
     app[ARCHIVE] = archive
     app[INGEST] = Ingest(services.sessionmaker, services.conference, archive)
+    app[WHEP] = Whep(services.sessionmaker, services.conference)
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_footage)
 
@@ -51,6 +61,7 @@ async def _footage(app: web.Application) -> AsyncIterator[None]:
     if recovered:
         logger.warning("footage segments %s were cut short by the last stop: recovered", recovered)
     yield
+    await app[WHEP].close()
     await app[INGEST].close()
 
 
@@ -126,6 +137,44 @@ async def whip_delete(request: web.Request) -> web.Response:
 @routes.patch(SESSION_PATH)
 async def whip_patch(request: web.Request) -> web.Response:
     """No trickle and no ICE restart: RFC 9725 lets a server answer 405."""
+    response = error_response(request, 405, "method_not_allowed", Msg("footage.no_trickle"))
+    response.headers["Allow"] = "DELETE"
+    return response
+
+
+# -- WHEP (players) --------------------------------------------------------------------------------
+
+
+@routes.post("/api/whep/{source}")
+async def whep_watch(request: web.Request) -> web.Response:
+    who = principal_of(request)  # 401 unsigned
+    source_id = path_int(request, "source")
+    if request.content_type != "application/sdp":
+        return error_response(request, 415, "unsupported_media_type", Msg("footage.sdp_type"))
+    try:
+        sdp = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        return error_response(request, 400, "invalid_sdp", Msg("footage.sdp_encoding"))
+    try:
+        viewing, answer = await request.app[WHEP].watch(who, source_id, sdp, client_address(request))
+    except ConferenceError as exc:
+        if isinstance(exc, errors.Invalid):  # the offer: malformed, wrong direction, no common codec
+            return error_response(request, 400, exc.code, Msg("footage.bad_offer", reason=exc.msg))
+        return error_response(request, status_of(exc), exc.code, exc.msg)
+    location = WHEP_SESSION_PATH.replace("{session}", viewing.id)
+    return web.Response(status=201, body=answer.encode("utf-8"), content_type="application/sdp", headers={
+        "Location": location, "ETag": f'"{viewing.id}"', "Cache-Control": "no-store"})
+
+
+@routes.delete(WHEP_SESSION_PATH)
+async def whep_delete(request: web.Request) -> web.Response:
+    await request.app[WHEP].stop(principal_of(request), request.match_info["session"])
+    return web.Response(status=200)
+
+
+@routes.patch(WHEP_SESSION_PATH)
+async def whep_patch(request: web.Request) -> web.Response:
+    """No trickle and no ICE restart, as for WHIP."""
     response = error_response(request, 405, "method_not_allowed", Msg("footage.no_trickle"))
     response.headers["Allow"] = "DELETE"
     return response

@@ -280,6 +280,16 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      "End a WHIP session (the Location of its POST), with the same bearer token", None, None),
     ("patch", "/api/whip/sessions/{session}", "footage",
      "ICE trickle and restarts are not supported: always 405 (RFC 9725 allows it)", None, None),
+    ("post", "/api/whep/{source}", "footage",
+     "WHEP: watch a live footage source (media/whep.py). A signed-in account (session cookie and X-CSRF-Token) "
+     "whose scope holds the source's incident; body a recvonly application/sdp offer; 201 with the SDP answer "
+     "and Location (the viewing), the source's media forwarded without re-encoding. Audited: watched_live in "
+     "the footage access record, footage_watched on the timeline when it ends. 404 unknown, out of scope or "
+     "not live; 400 bad offer; 415 not application/sdp", None, None),
+    ("delete", "/api/whep/sessions/{session}", "footage",
+     "End a WHEP viewing (the Location of its POST): only the account that started it", None, None),
+    ("patch", "/api/whep/sessions/{session}", "footage",
+     "ICE trickle and restarts are not supported: always 405", None, None),
     # -- RTSP pull (media/rtsp.py, web/rtsp.py) --------------------------------------------------------
     ("post", "/api/incidents/{id}/rtsp-sources", "footage",
      "Pull an RTSP camera into the incident's footage room (hosts in its unit's scope): url (rtsp:// or "
