@@ -149,11 +149,11 @@ def parse_instant(value: str | None, name: str) -> dt.datetime:
     """An ISO 8601 instant with its offset (a query parameter)."""
     try:
         parsed = dt.datetime.fromisoformat(value or "")
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise Invalid("footage.instant", field=name)
-    return parsed.astimezone(dt.UTC)
+        if parsed.tzinfo is None:
+            raise ValueError("no offset")
+        return parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # not ISO 8601, no offset, out of range in UTC
+        raise Invalid("footage.instant", field=name) from None
 
 
 def remux_range(segments: list[tuple[pathlib.Path, dt.datetime, str]], start: dt.datetime, end: dt.datetime,
