@@ -9,7 +9,9 @@ session. Each source's start and stop go on the incident's timeline (``footage_s
 ``footage_stopped``) in the same transaction as its row.
 
 The answer carries every candidate (aiortc gathers before answering), so no trickle: PATCH is
-refused (405), as RFC 9725 allows.
+refused (405), as RFC 9725 allows. The answer takes the DTLS client role (``setup:active``); an
+encoder whose certificate is RSA (GStreamer's webrtcbin) gets through because
+``aiortc_compat`` lets aiortc offer ECDHE-RSA suites (tests/test_gst_whip.py).
 """
 
 from __future__ import annotations
