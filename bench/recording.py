@@ -204,34 +204,41 @@ def recordings_bytes(directory: pathlib.Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files if p.exists()), len(files)
 
 
-async def measure(args: argparse.Namespace) -> dict[str, Any]:
+async def server_phase(args: argparse.Namespace, data: pathlib.Path, encoded_path: pathlib.Path,
+                       archive: bool = True) -> dict[str, Any]:
+    """One server: idle for the window, then loaded with ``args.streams`` WHIP publishers (archived,
+    or with ``archive`` False only ingested and forwarded: the archive's share is the difference)."""
+    import datetime as dt
+
     import aiohttp
 
     from bench.common import Host
     from bench.fanout import free_port, process_cpu_seconds, stop_processes, wait_healthy
 
-    data = pathlib.Path(tempfile.mkdtemp(prefix="dutycall-bench-recording-"))
-    recordings = data / "recordings"
-    encoded_path = data / "encoded.json"
-    encoded_path.write_text(json.dumps(encode_stream(args.codec)))
+    name = "archive" if archive else "ingest_only"
+    recordings = data / f"recordings-{name}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = open(data / "server.log", "wb")
-    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    log = open(data / f"server-{name}.log", "wb")
+    if not archive:
+        entry = [os.path.abspath(__file__), "--serve-without-archive"]
+    elif args.profile:
+        entry = ["-m", "cProfile", "-o", args.profile, "-m", args.server_module]
+    else:
+        entry = ["-m", args.server_module]
     server = await asyncio.create_subprocess_exec(
-        sys.executable, *profile, "-m", "dutycall.server", "--host", "127.0.0.1", "--port", str(port),
-        "--ice-addresses", "127.0.0.1", "--log-level", "WARNING", "--database-url", f"sqlite:///{data}/bench.sqlite3",
+        sys.executable, *entry, "--host", "127.0.0.1", "--port", str(port),
+        "--ice-addresses", "127.0.0.1", "--log-level", "WARNING",
+        "--database-url", f"sqlite:///{data}/bench-{name}.sqlite3",
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log,
         env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": PASSWORD, "DUTYCALL_RECORDINGS_DIR": str(recordings),
              "DUTYCALL_RECORDING_MIN_FREE_MB": "0", "DUTYCALL_RECORDING_SEGMENT_SECONDS": str(args.segment_seconds)})
     workers: list[asyncio.subprocess.Process] = []
-    result: dict[str, Any] = {"streams": args.streams, "codec": args.codec, "seconds": args.seconds,
-                              "cores": os.cpu_count(), "load_average_before": os.getloadavg()[0]}
+    result: dict[str, Any] = {}
     try:
         await wait_healthy(port, server)
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             host = await Host(http, base).sign_in()
-            import datetime as dt
             now = dt.datetime.now(dt.UTC)
             incident = await host.post("/api/incidents", {
                 "title": "基准测试：现场视频归档", "occurred_at": (now - dt.timedelta(minutes=15)).isoformat(),
@@ -243,13 +250,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                                        {"label": f"摄像机 {i + 1}", "minutes": 60}))["token"]
                       for i in range(args.streams)]
 
-        # 1. Idle, the window's length.
+        # Idle, the window's length.
         await asyncio.sleep(2.0)
         cpu0, t0 = process_cpu_seconds(server.pid), time.monotonic()
         await asyncio.sleep(args.seconds)
         idle = (process_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
 
-        # 2. N publishers over WHIP, archived.
+        # N publishers over WHIP.
         for index in range(0, args.streams, args.per_worker):
             mine = tokens[index:index + args.per_worker]
             workers.append(await asyncio.create_subprocess_exec(
@@ -262,7 +269,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             if line.strip() != b"ready":
                 raise RuntimeError(f"worker failed to start: {line!r}")
         deadline = time.monotonic() + 60
-        while recordings_bytes(recordings)[1] < args.streams and time.monotonic() < deadline:
+        while archive and recordings_bytes(recordings)[1] < args.streams and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         await asyncio.sleep(args.warmup)
         bytes0, _ = recordings_bytes(recordings)
@@ -271,23 +278,41 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         cpu1, t1 = process_cpu_seconds(server.pid), time.monotonic()
         bytes1, files = recordings_bytes(recordings)
         loaded = (cpu1 - cpu0) / (t1 - t0)
-        result.update({
-            "server_idle_cpu": round(idle, 4),
-            "server_cpu": round(loaded, 4),
-            "server_cpu_per_stream": round((loaded - idle) / args.streams, 4),
-            "server_cpu_per_stream_gross": round(loaded / args.streams, 4),
-            "archived_kbps_per_stream": round((bytes1 - bytes0) * 8 / (t1 - t0) / 1000 / args.streams, 1),
-            "segment_files": files,
-            "load_average_during": os.getloadavg()[0],
-        })
+        result.update({"idle": idle, "loaded": loaded, "per_stream": (loaded - idle) / args.streams,
+                       "kbps_per_stream": (bytes1 - bytes0) * 8 / (t1 - t0) / 1000 / args.streams, "files": files})
     finally:
         await stop_processes(workers, server)
         log.close()
-    server_log = (data / "server.log").read_text(errors="replace")
+    server_log = (data / f"server-{name}.log").read_text(errors="replace")
     result["writer_behind_warnings"] = server_log.count("writer behind")
     result["server_errors"] = server_log.count(" ERROR ") + server_log.count("Traceback")
+    return result
 
-    # 3. The baseline, in a process of its own.
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    data = pathlib.Path(tempfile.mkdtemp(prefix="dutycall-bench-recording-"))
+    encoded_path = data / "encoded.json"
+    encoded_path.write_text(json.dumps(encode_stream(args.codec)))
+    result: dict[str, Any] = {"streams": args.streams, "codec": args.codec, "seconds": args.seconds,
+                              "cores": os.cpu_count(), "load_average_before": round(os.getloadavg()[0], 2)}
+    archived = await server_phase(args, data, encoded_path)
+    result.update({
+        "server_idle_cpu": round(archived["idle"], 4),
+        "server_cpu": round(archived["loaded"], 4),
+        "server_cpu_per_stream": round(archived["per_stream"], 4),
+        "server_cpu_per_stream_gross": round(archived["loaded"] / args.streams, 4),
+        "archived_kbps_per_stream": round(archived["kbps_per_stream"], 1),
+        "segment_files": archived["files"],
+        "writer_behind_warnings": archived["writer_behind_warnings"],
+        "server_errors": archived["server_errors"],
+    })
+    if args.ingest_only:
+        ingested = await server_phase(args, data, encoded_path, archive=False)
+        result["ingest_only_cpu_per_stream"] = round(ingested["per_stream"], 4)
+        result["archive_share_per_stream"] = round(archived["per_stream"] - ingested["per_stream"], 4)
+    result["load_average_after"] = round(os.getloadavg()[0], 2)
+
+    # The baseline, in a process of its own.
     baseline = await asyncio.create_subprocess_exec(
         sys.executable, os.path.abspath(__file__), "--baseline", str(encoded_path), args.codec,
         str(args.baseline_seconds), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
@@ -297,17 +322,33 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     result["baseline_encoded_kbps"] = round(measured["encoded_kbps"], 1)
     result["baseline_over_server"] = (round(result["baseline_cpu_per_stream"] / result["server_cpu_per_stream"], 1)
                                       if result["server_cpu_per_stream"] > 0 else None)
-    result["data"] = str(data)
-    if not args.keep:
+    if args.keep:
+        result["data"] = str(data)
+    else:
         import shutil
         shutil.rmtree(data, ignore_errors=True)
-        result.pop("data")
     return result
+
+
+def serve_without_archive(argv: list[str]) -> None:
+    """The server with the archive's recording turned into a no-op (WHIP ingest, forwarding and
+    the source rows as usual): what ingest alone costs."""
+    from dutycall.media import recording
+    from dutycall.server import main as serve
+
+    async def no_recording(self: Any, publication: Any, source_id: int, incident_id: int) -> None:
+        return None
+
+    recording.Archive.start = no_recording  # type: ignore[assignment,method-assign]
+    serve(argv)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         asyncio.run(run_worker(sys.argv[2], sys.argv[3], sys.argv[4]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-without-archive":
+        serve_without_archive(sys.argv[2:])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--baseline":
         run_baseline(sys.argv[2], sys.argv[3], float(sys.argv[4]))
@@ -320,9 +361,13 @@ def main() -> None:
     parser.add_argument("--per-worker", type=int, default=5)
     parser.add_argument("--segment-seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=float, default=10.0, help="stream seconds the baseline transcodes")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="also measure a server that ingests without archiving (the archive's share)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings and the server log")
     parser.add_argument("--profile", metavar="PATH", help="run the server under cProfile (its event loop's thread), "
                         "stats written to PATH when it stops")
+    parser.add_argument("--server-module", default="dutycall.server",
+                        help="what runs the server (an experiment's wrapper that patches it, then serves)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(measure(args))
