@@ -32,6 +32,7 @@ from dutycall.media.models import FootageSegment, FootageSource
 from dutycall.media.recording import (
     Archive,
     RecordingSettings,
+    SegmentWriter,
     h264_nal_units,
     h264_sps_size,
     media_duration,
@@ -476,3 +477,59 @@ async def test_retention_deletes_old_files_of_closed_incidents_keeping_rows_and_
     finally:
         await archive.close()
     assert (await footage.rows(FootageSegment, id=still_recording.id))[0].status == "recording"
+
+
+async def test_an_h264_segment_plays_and_seeks_in_chromium(tmp_path):
+    """The fragmented MP4 (avc1 + Opus) as the writer thread makes it: Debian's Chromium loads it,
+    plays it and seeks into it, the picture at its size, nothing dropped."""
+    from playwright.async_api import async_playwright
+
+    from .browser import launch
+
+    video = camera_h264()
+    silence: Any = av.CodecContext.create("libopus", "w")
+    silence.sample_rate, silence.layout, silence.format = 48000, "stereo", "s16"
+    silence.open()
+    audio = []
+    for i in range(50):
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate, frame.pts = 48000, i * 960
+        audio += [bytes(p) for p in silence.encode(frame)]
+    reports: list[Any] = []
+    writer = SegmentWriter(RecordingSettings(tmp_path / "recordings", 60.0, 0), "1/1", 1, "H264", "opus",
+                           reports.append, lambda: None)
+    writer.start()
+    batch = []
+    for i in range(8 * 50):  # 8 s: two loops of the camera
+        batch.append(("audio", audio[i % len(audio)], i * 960, True, i * 0.02))
+        for f in range(int(i * 0.02 * 30), int((i + 1) * 0.02 * 30)):
+            batch.append(("video", video[f % len(video)], f * 3000, f % len(video) in H264_KEYFRAMES, f / 30))
+    writer.queue.put(batch)
+    writer.queue.put(None)
+    await asyncio.to_thread(writer.join)
+    (path,) = (tmp_path / "recordings").rglob("*.mp4")
+    (tmp_path / "index.html").write_text(f'<video id="v" src="{path.as_uri()}" muted></video>')
+    async with async_playwright() as playwright:
+        browser = await launch(playwright, tmp_path / "profile")
+        try:
+            page = await browser.new_page()
+            await page.goto((tmp_path / "index.html").as_uri())
+            await page.wait_for_function("document.getElementById('v').readyState >= 1 || document.getElementById('v').error",
+                                         timeout=30000)
+            loaded = await page.evaluate("(() => { const v = document.getElementById('v'); return "
+                                         "{error: v.error && v.error.message, width: v.videoWidth, "
+                                         "height: v.videoHeight, duration: v.duration}; })()")
+            assert (loaded["error"], loaded["width"], loaded["height"]) == (None, 640, 360)
+            assert abs(loaded["duration"] - 8.0) < 0.2
+            await page.evaluate("document.getElementById('v').play()")
+            await page.wait_for_function("document.getElementById('v').currentTime > 1.0", timeout=30000)
+            await page.evaluate("document.getElementById('v').currentTime = 6")
+            await page.wait_for_function("document.getElementById('v').currentTime > 6.3", timeout=30000)
+            played = await page.evaluate("(() => { const v = document.getElementById('v'); "
+                                         "const q = v.getVideoPlaybackQuality(); return {error: v.error && "
+                                         "v.error.message, decoded: q.totalVideoFrames}; })()")
+            assert played["error"] is None and played["decoded"] > 30
+        finally:
+            await browser.close()
