@@ -74,7 +74,7 @@ class TranscodingForwarder:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self) -> MediaStreamTrack:
+    def subscribe(self, drop_stale: bool = True) -> MediaStreamTrack:
         sub = self._relay.subscribe(self._tap, buffered=False)
         self._subscribers.add(sub)
         return sub

@@ -33,9 +33,52 @@ from . import aiortc_compat
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_FRAMES = {"video": 60, "audio": 50}
+#: A frame still queued for a subscriber this long after the server received it is not sent:
+#: under CPU contention the subscriber skips to fresh media (video: to a keyframe) instead of
+#: falling further behind. A browser plays 0.4 s late video as a freeze anyway.
+STALE_AFTER = {"video": 0.4, "audio": 0.3}
 #: While a subscriber waits for a keyframe, ask again this often: a PLI can be lost or
 #: ignored by the publisher's encoder, and the subscriber sees nothing until one arrives.
 KEYFRAME_RETRY = 0.5
+
+
+class Lateness:
+    """How late each frame of one source reached the server, from its RTP timestamp.
+
+    ``transit = arrival - timestamp / clock`` is constant (plus network jitter) while the
+    publisher sends in real time; the least transit seen over the last 10-20 s is taken as "on
+    time", and a frame's lateness is how far its transit exceeds that. So frames the server
+    read from its socket only after a stall of its own loop count as late as they are, although
+    they were just processed. A jump of more than :data:`CLOCK_JUMP` (an encoder restarted, a
+    wrapped clock) starts again from that frame.
+    """
+
+    WINDOW = 10.0
+    CLOCK_JUMP = 5.0
+
+    def __init__(self) -> None:
+        self._last_ts: int | None = None
+        self._unwrapped = 0
+        self._current = self._previous = float("inf")
+        self._rotate_at = 0.0
+
+    def of(self, packet: av.Packet, now: float) -> float:
+        """Seconds ``packet`` (arriving ``now``) is behind the source's real time (>= 0)."""
+        ts, time_base = packet.pts, packet.time_base
+        if ts is None or not time_base:
+            return 0.0
+        last = self._last_ts
+        self._unwrapped += 0 if last is None else ((ts - last + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        self._last_ts = ts
+        transit = now - self._unwrapped * float(time_base)
+        if now >= self._rotate_at:
+            self._previous, self._current, self._rotate_at = self._current, float("inf"), now + self.WINDOW
+        self._current = min(self._current, transit)
+        late = transit - min(self._current, self._previous)
+        if late > self.CLOCK_JUMP:
+            self._current = self._previous = transit
+            return 0.0
+        return late
 
 
 @runtime_checkable
@@ -53,8 +96,9 @@ class Forwarder(Protocol):
     def start(self) -> None:
         """Start reading the published track."""
 
-    def subscribe(self) -> MediaStreamTrack:
-        """A new subscriber track; ``stop()`` it when done."""
+    def subscribe(self, drop_stale: bool = True) -> MediaStreamTrack:
+        """A new subscriber track; ``stop()`` it when done. ``drop_stale=False`` for server-side
+        consumers (the archive) that must get every frame however late."""
 
     def unsubscribe(self, sub: MediaStreamTrack) -> None:
         """Forget a subscriber track (called by the track when it stops)."""
@@ -80,17 +124,22 @@ class ForwarderFactory(Protocol):
 class ForwardedTrack(MediaStreamTrack):
     """A subscriber's copy of a source track: encoded packets, bounded, keyframe-gated."""
 
-    def __init__(self, kind: str, forwarder: TrackForwarder, max_queue: int | None = None) -> None:
+    def __init__(self, kind: str, forwarder: TrackForwarder, max_queue: int | None = None,
+                 drop_stale: bool = True) -> None:
         super().__init__()
         self.kind = kind
         self._forwarder = forwarder
         self._max_queue = max_queue or DEFAULT_QUEUE_FRAMES.get(kind, 50)
-        self._queue: deque[av.Packet] = deque()
+        #: (when the server received it, packet)
+        self._queue: deque[tuple[float, av.Packet]] = deque()
+        self._stale_after = STALE_AFTER.get(kind, 0.3) if drop_stale else float("inf")
         self._waiter: asyncio.Future[None] | None = None
         # A video subscriber can only start decoding at a keyframe.
         self._need_keyframe = kind == "video"
         self.frames_forwarded = 0
         self.frames_dropped = 0
+        #: Of ``frames_dropped``: dropped because they waited too long to be sent.
+        self.frames_stale = 0
         self.overflows = 0
         self._asked_at = time.monotonic()
         #: Called (no arguments) when a packet is queued or the track stops: lets a
@@ -101,9 +150,17 @@ class ForwardedTrack(MediaStreamTrack):
     def waiting_for_keyframe(self) -> bool:
         return self._need_keyframe
 
-    def push(self, packet: av.Packet) -> None:
-        """Queue a packet for this subscriber; never blocks."""
+    def push(self, packet: av.Packet, received_at: float) -> None:
+        """Queue a packet for this subscriber; never blocks. ``received_at``: when the server
+        received it, less how late it was then (:class:`Lateness`)."""
         if self.readyState != "live":
+            return
+        if received_at < time.monotonic() - self._stale_after:
+            # Already too late to be worth sending (the server read it late): drop it now.
+            self.frames_dropped += 1
+            self.frames_stale += 1
+            if self.kind == "video" and not self._need_keyframe:
+                self._shed_stale()
             return
         if self._need_keyframe:
             if not packet.is_keyframe:
@@ -130,7 +187,7 @@ class ForwardedTrack(MediaStreamTrack):
             else:
                 self._queue.popleft()
                 self.frames_dropped += 1
-        self._queue.append(packet)
+        self._queue.append((received_at, packet))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -141,13 +198,40 @@ class ForwardedTrack(MediaStreamTrack):
     def queued(self) -> int:
         return len(self._queue)
 
-    def pop_nowait(self) -> av.Packet:
-        """The next queued packet; only when :attr:`queued` is not zero."""
+    def take(self) -> av.Packet | None:
+        """The next packet still fresh enough to send, or None (nothing queued, or all stale)."""
+        queue = self._queue
+        if queue and time.monotonic() - queue[0][0] > self._stale_after:
+            self._shed_stale()
+        if not queue:
+            return None
         self.frames_forwarded += 1
-        return self._queue.popleft()
+        return queue.popleft()[1]
+
+    def _shed_stale(self) -> None:
+        """Drop what waited too long. Video: everything queued (the fresh frames depend on
+        the stale ones) and then up to a keyframe, asked for now; audio: the stale packets."""
+        queue = self._queue
+        if self.kind == "video":
+            dropped = len(queue)
+            queue.clear()
+            self._need_keyframe = True
+            self._asked_at = time.monotonic()
+            self._forwarder.request_keyframe()
+        else:
+            limit = time.monotonic() - self._stale_after
+            dropped = 0
+            while queue and queue[0][0] < limit:
+                queue.popleft()
+                dropped += 1
+        self.frames_dropped += dropped
+        self.frames_stale += dropped
 
     async def recv(self) -> Any:
-        while not self._queue:
+        while True:
+            packet = self.take()
+            if packet is not None:
+                return packet
             if self.readyState != "live":
                 raise MediaStreamError
             self._waiter = asyncio.get_running_loop().create_future()
@@ -155,8 +239,6 @@ class ForwardedTrack(MediaStreamTrack):
                 await self._waiter
             finally:
                 self._waiter = None
-        self.frames_forwarded += 1
-        return self._queue.popleft()
 
     def request_keyframe(self) -> None:
         """The subscriber lost the picture (PLI/FIR): ask the publisher, throttled."""
@@ -197,6 +279,9 @@ class TrackForwarder:
         self.keyframe_requests_sent = 0
         self.last_frame_at: float | None = None
         self.started_at = time.monotonic()
+        self.lateness = Lateness()
+        #: How late the last frame reached the server (seconds behind the source's clock).
+        self.last_lateness = 0.0
         self._keyframe_waiters: list[asyncio.Future[None]] = []
         # Keyframe requests in flight: referenced until sent, cancelled by stop().
         self._requests: set[asyncio.Task[Any]] = set()
@@ -209,9 +294,9 @@ class TrackForwarder:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self) -> ForwardedTrack:
+    def subscribe(self, drop_stale: bool = True) -> ForwardedTrack:
         """A new subscriber track; it starts at the next keyframe, requested now."""
-        sub = ForwardedTrack(self.kind, self)
+        sub = ForwardedTrack(self.kind, self, drop_stale=drop_stale)
         self._subscribers.add(sub)
         if self.kind == "video":
             self.request_keyframe()
@@ -269,15 +354,19 @@ class TrackForwarder:
                     logger.error("forwarder got a decoded %s frame; dropping", self.kind)
                     continue
                 self.frames_received += 1
+                now = time.monotonic()
                 if packet.is_keyframe and self.kind == "video":
                     self.keyframes_received += 1
                     waiters, self._keyframe_waiters = self._keyframe_waiters, []
                     for waiter in waiters:
                         if not waiter.done():
                             waiter.set_result(None)
-                self.last_frame_at = time.monotonic()
+                self.last_frame_at = now
+                # Subscribers judge staleness from when the frame *should* have arrived.
+                self.last_lateness = late = self.lateness.of(packet, now)
+                due = now - late
                 for sub in tuple(self._subscribers):
-                    sub.push(packet)
+                    sub.push(packet, due)
         finally:
             if self._pending_keyframe is not None:
                 self._pending_keyframe.cancel()
@@ -395,8 +484,9 @@ class SwitchableTrack(MediaStreamTrack):
                     if self.source is nxt._forwarder:
                         self.source = None
             sub = self._sub
-            if sub is not None and sub.queued:
-                return self._rebased(sub.pop_nowait())
+            packet = sub.take() if sub is not None else None
+            if packet is not None:
+                return self._rebased(packet)
             if sub is not None and sub.readyState != "live":  # the source itself ended
                 self._sub = None
                 if self._next is None:

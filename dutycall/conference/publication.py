@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
-from . import aiortc_compat, peer
+from . import aiortc_compat, ingress, peer
 from .forwarding import Forwarder
 from .lifecycle import CloseReason
 from .sdp import Offer
@@ -94,9 +94,10 @@ class Publication:
 
     def tap(self, kind: str = "video") -> MediaStreamTrack | None:
         """One more subscriber track of ``kind`` (video starts at a keyframe, requested now);
-        None if not published. The caller must ``stop()`` it."""
+        None if not published. The caller must ``stop()`` it. A tap keeps every frame however
+        late (the archive must not lose media to a busy server)."""
         forwarder = self.forwarders.get(kind)
-        return forwarder.subscribe() if forwarder is not None and not self.closed else None
+        return forwarder.subscribe(drop_stale=False) if forwarder is not None and not self.closed else None
 
     async def next_keyframe(self, timeout: float) -> bool:
         """Wait for the publisher's next video keyframe; False on timeout or without video."""
@@ -150,6 +151,12 @@ class Publication:
             await asyncio.sleep(period)
             now = time.monotonic()
             last = [f.last_frame_at for f in self.forwarders.values() if f.last_frame_at]
+            if last:
+                # Judge arrival, not processing: a server slowed by CPU contention reads its own
+                # backlog late, while the publisher sends normally (ingress.py notes arrival).
+                arrived = ingress.last_media_arrival(self.pc)
+                if arrived is not None:
+                    last.append(arrived)
             if not last:
                 if now - self.created_at > self.settings.connect_timeout:
                     self._ended(CloseReason.NO_MEDIA)
