@@ -41,17 +41,36 @@ class GstPublisher:
 
     @classmethod
     async def start(cls, base: str, token: str, codec: str, seconds: float) -> GstPublisher:
+        # --token=VALUE: a token may start with "-" (URL-safe base64), which argparse takes for an option.
         process = await asyncio.create_subprocess_exec(
-            SYSTEM_PYTHON, str(PUBLISHER), "--url", f"{base}/api/whip", "--token", token, "--codec", codec,
+            SYSTEM_PYTHON, str(PUBLISHER), "--url", f"{base}/api/whip", f"--token={token}", "--codec", codec,
             "--seconds", str(seconds), "--ice-address", "127.0.0.1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         return cls(process)
 
     async def _read(self) -> None:
         assert self.process.stdout is not None and self.process.stderr is not None
-        errors = asyncio.ensure_future(self.process.stderr.read())
+        errors = asyncio.ensure_future(self._read_stderr())
         async for line in self.process.stdout:
             self.events.append(json.loads(line))
-        self.stderr = await errors
+        await errors
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        while chunk := await self.process.stderr.read(4096):
+            self.stderr = (self.stderr + chunk)[-20_000:]
+
+    async def wait(self, *names: str, timeout: float = 30) -> dict[str, Any]:
+        """The first of the events ``names`` (or an error event); fails with what the publisher said."""
+        try:
+            found = await wait_for(lambda: next((e for e in self.events if e["event"] in (*names, "error")), None)
+                                   or self.process.returncode is not None, timeout=timeout, what=" or ".join(names))
+            if found is True:  # it exited without saying so
+                raise AssertionError("the publisher exited")
+            return found
+        except AssertionError as exc:
+            said = [{k: v for k, v in e.items() if k not in ("offer", "answer")} for e in self.events]
+            raise AssertionError(f"{exc}; publisher said {said}, exit {self.process.returncode}, "
+                                 f"stderr: {self.stderr.decode(errors='replace')[-3000:]}") from None
 
     def event(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e["event"] == name), None)
@@ -98,14 +117,11 @@ async def test_gstreamer_h264_multi_slice_reaches_a_subscriber_that_decodes_it(w
     viewer = await signalling(ws_url).connect()
     pc = None
     try:
-        posted = await wait_for(lambda: publisher.event("posted") or publisher.event("error"), timeout=30,
-                                what="the WHIP POST")
+        posted = await publisher.wait("posted")
         assert posted.get("status") == 201, publisher.events
         assert "a=setup:actpass" in posted["offer"] and "H264" in posted["offer"]
         assert "a=setup:active" in posted["answer"], "aiortc is the DTLS client: the RSA suites matter"
-        await wait_for(lambda: publisher.event("connected") or publisher.event("error"), timeout=30,
-                       what="ICE and DTLS with webrtcbin")
-        assert publisher.event("connected"), publisher.events
+        assert (await publisher.wait("connected"))["event"] == "connected", publisher.events
         session = next(iter(app[INGEST].sessions.values()))
         assert session.publication.codec_name("video") == "H264"
         await viewer.join(footage_room(iid), "viewer")
@@ -149,9 +165,7 @@ async def test_gstreamer_vp8_is_archived_whole(whip, gst):
     token = (await issue(host, iid, label="GStreamer VP8"))["token"]
     publisher = await GstPublisher.start(base, token, "vp8", 5)
     try:
-        await wait_for(lambda: publisher.event("connected") or publisher.event("error"), timeout=30,
-                       what="ICE and DTLS with webrtcbin")
-        assert publisher.event("connected"), publisher.events
+        assert (await publisher.wait("connected"))["event"] == "connected", publisher.events
         session = next(iter(app[INGEST].sessions.values()))
         recorder = await wait_for(lambda: app[ARCHIVE].recorders.get(session.source_id))
         first_at = await wait_for(lambda: recorder.writer.first_written_at, what="the first packet archived")
