@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -34,6 +35,12 @@ async def reset_postgres(url: str) -> None:
 
 
 def make_config(database_url: str, **overrides) -> Config:
+    # Each test's archive beside its own database (never the repo's data/recordings, which tests
+    # running at once would share and overwrite).
+    if "recordings_dir" not in overrides:
+        directory = os.path.dirname(database_url.removeprefix("sqlite:///")) if database_url.startswith("sqlite:///") \
+            else tempfile.mkdtemp(prefix="dutycall-recordings-")
+        overrides["recordings_dir"] = os.path.join(directory, "recordings")
     return Config(host="127.0.0.1", ice_addresses=["127.0.0.1"], media_timeout=3.0,
                   database_url=database_url, admin_password=ADMIN_PASSWORD, **overrides)
 

@@ -56,6 +56,7 @@ function drawIncident(incident) {
     incident.merged.length ? section("inc_merged", mergedList(incident.merged)) : "",
     (incident.alerts || []).length ? section("inc_alerts", alertsView(incident)) : "",
     fieldLinksSection(incident),
+    devicesSection(incident),
     footageSection(incident),
     section("inc_timeline", timelineView(incident)));
 }
@@ -480,7 +481,10 @@ function timelineText(event, incident) {
     case "merged_into": return fill("inc_tl_merged_into", { id: event.target_id });
     case "closed": return t("inc_tl_closed");
     case "footage_started": return fill("inc_tl_footage_started", { video: event.video || "—" });
-    case "footage_stopped": return fill("inc_tl_footage_stopped", { seconds: event.seconds ?? "—" });
+    case "footage_stopped":
+      return fill("inc_tl_footage_stopped", { seconds: event.seconds ?? "—" })
+        + (event.reason === "camera_lost" ? t("inc_tl_camera_lost") : "");
+    case "footage_watched": return fill("inc_tl_footage_watched", { seconds: event.seconds ?? "—" });
     case "footage_recording_stopped":
       return fill("inc_tl_footage_recording_stopped", { free: event.free_mb ?? "—", min: event.min_mb ?? "—" });
     case "footage_recording_refused":
