@@ -63,6 +63,12 @@ class Config:
     recording_min_free_bytes: int = 1024 * 1024 * 1024
     #: Days after which a closed incident's footage files are deleted (rows and hashes kept); 0: never.
     recording_retention_days: float = 0.0
+    #: ``host:port`` where /metrics is also served without sign-in (a separate listener for
+    #: Prometheus on an internal network); empty: only on the main port, for a signed-in
+    #: administrator or with ``metrics_token``.
+    metrics_address: str = ""
+    #: Bearer token that also opens /metrics on the main port (DUTYCALL_METRICS_TOKEN); empty: none.
+    metrics_token: str = ""
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
@@ -112,6 +118,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated addresses or CIDR blocks of reverse proxies whose X-Forwarded-For "
              "is believed (default: none, the header is ignored)",
     )
+    parser.add_argument(
+        "--metrics-address", default=env("DUTYCALL_METRICS_ADDRESS", ""),
+        help="host:port where /metrics is also served without sign-in, for Prometheus "
+             "(default: none; on the main port /metrics needs an administrator or DUTYCALL_METRICS_TOKEN)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Config:
@@ -134,6 +145,7 @@ def from_args(args: argparse.Namespace) -> Config:
         secure_cookies=bool(args.tls_cert) or os.environ.get("DUTYCALL_SECURE_COOKIES") == "1",
         incident_deadlines=_incident_deadlines(os.environ.get("DUTYCALL_INCIDENT_DEADLINES", "")),
         trusted_proxies=_trusted_proxies(args.trusted_proxy),
+        **_metrics(args.metrics_address, os.environ),
         **_alert_webhook(os.environ),
         **_recordings(os.environ),
     )
@@ -161,6 +173,33 @@ def _recordings(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ValueError("retention days between 0 (keep forever) and 36500")
     except ValueError as exc:
         raise SystemExit(f"recording settings: {exc}") from exc
+    return found
+
+
+def split_address(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9100`` for IPv6) → (host, port); ValueError if malformed."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host, int(port)
+
+
+def _metrics(address: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    """--metrics-address (DUTYCALL_METRICS_ADDRESS) and DUTYCALL_METRICS_TOKEN, checked at start."""
+    found: dict[str, Any] = {}
+    if address and address.strip():
+        try:
+            split_address(address)
+        except ValueError as exc:
+            raise SystemExit(f"--metrics-address: {exc}") from exc
+        found["metrics_address"] = address.strip()
+    token = environ.get("DUTYCALL_METRICS_TOKEN", "")
+    if token:
+        if len(token) < 16 or token != token.strip():
+            raise SystemExit("DUTYCALL_METRICS_TOKEN must be 16 characters or more, without surrounding spaces")
+        found["metrics_token"] = token
     return found
 
 

@@ -326,3 +326,20 @@ def read_rtp_only(pc: RTCPeerConnection, on_packet: Callable[[bytes], None]) -> 
             transport._handle_rtp_data = handle  # type: ignore[method-assign]
 
 install()
+
+
+# -- counters for /metrics (dutycall/conference/metrics.py) ------------------------------------------
+# ``RTCRtpReceiver.__remote_streams`` (ssrc → ``StreamStatistics``, RTX streams included) and
+# ``RTCRtpSender.__packet_count`` are what their ``getStats()`` reports; read here without awaiting,
+# so a scrape walks every connection in one synchronous pass.
+
+
+def rtp_packets_received(receiver: RTCRtpReceiver) -> int:
+    """RTP packets ``receiver`` has received, over every source it heard (0 before it starts)."""
+    streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", None) or {}
+    return sum(int(getattr(stream, "packets_received", 0)) for stream in tuple(streams.values()))
+
+
+def rtp_packets_sent(sender: RTCRtpSender) -> int:
+    """RTP packets ``sender`` has sent (retransmissions excluded, as in its ``getStats()``)."""
+    return int(getattr(sender, "_RTCRtpSender__packet_count", 0))

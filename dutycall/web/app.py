@@ -22,7 +22,7 @@ from ..media import evidence
 from ..messages import Msg
 from ..rollcall.presence import console_tag
 from ..services import Services, build_services
-from . import api, footage, footage_views, incident_documents, incidents, notices, rollcalls, rooms
+from . import api, footage, footage_views, incident_documents, incidents, metrics, notices, rollcalls, rooms
 from . import field as field_links
 from . import rtsp as rtsp_pulls
 from .auth import (
@@ -251,6 +251,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     footage_views.setup(app)  # live relay to consoles, playback and download, the footage access audit
     field_links.setup(app)  # field streaming links (after footage: it records into its archive)
     rtsp_pulls.setup(app)  # RTSP pull sources (after footage: they record into its archive)
+    metrics.setup(app)  # /metrics for Prometheus, the event-loop lag probe, --metrics-address
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
     return app
