@@ -52,16 +52,25 @@ class Totals:
         """Totals by label over ``objects`` (each ``(obj, label)``) and every object seen before."""
         current: dict[int, tuple[weakref.ref[Any], Label, tuple[float, ...]]] = {}
         live: dict[Label, list[float]] = {}
+        seen, extract = self._seen, self._extract
         for obj, label in objects:
             key = id(obj)
             if key in current:
                 continue  # reached twice in one walk
-            values = self._extract(obj)
-            old = self._seen.get(key)
-            if old is not None and old[0]() is not obj:  # the id was reused by a new object
+            values = extract(obj)
+            old = seen.get(key)
+            if old is None:
+                ref = weakref.ref(obj)
+            elif (ref := old[0])() is not obj:  # the id was reused by a new object
                 self._retire(*old)
-            current[key] = (weakref.ref(obj), label, values)
-            _add(live, label, values)
+                ref = weakref.ref(obj)
+            current[key] = (ref, label, values)
+            found = live.get(label)
+            if found is None:
+                live[label] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    found[i] += value
         for key, old in self._seen.items():
             if key not in current:
                 self._retire(*old)
