@@ -53,8 +53,9 @@ async def test_counters_follow_a_publisher_and_a_subscriber(server, ws_url):
 
     status, content_type, text = await scrape(url, cookies=server.cookies)
     assert status == 200, text
-    assert content_type.startswith("text/plain")
+    assert content_type.startswith("text/plain; version=0.0.4")  # what Prometheus 2.x and 3.x read
     first = parse(text)
+    assert value(first, "dutycall_metrics_walk_seconds") >= 0
     assert value(first, "dutycall_rooms") == 1
     assert value(first, "dutycall_participants") == 2
     assert value(first, "dutycall_publications") == 1

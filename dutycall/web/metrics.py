@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -43,6 +43,8 @@ from .keys import CONFERENCE, CONFIG, COORDINATOR
 
 logger = logging.getLogger(__name__)
 
+#: The classic text format (every name here is a legacy one): what Prometheus 2.x and 3.x both read.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: This process's name in per-worker metrics.
 WORKER = "main"
 KINDS = ("audio", "video")
@@ -102,7 +104,10 @@ class DutycallCollector(Collector):
         self.counters = ConferenceCounters(app[CONFERENCE])
 
     def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
         counts = self.counters.read()
+        yield _gauge("dutycall_metrics_walk_seconds", "How long the last scrape's walk of the rooms took "
+                     "(it runs on the event loop)", time.perf_counter() - started)
         yield _gauge("dutycall_rooms", "Open rooms", counts.rooms)
         yield _gauge("dutycall_participants", "Participants in every room", counts.participants)
         yield _gauge("dutycall_publications", "Open publications (a participant's camera, a WHIP or RTSP source)",
@@ -233,7 +238,7 @@ def setup(app: web.Application) -> None:
 
 def exposition(registry: CollectorRegistry) -> web.Response:
     return web.Response(body=generate_latest(registry),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+                        headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
 
 
 def _digest(value: str) -> bytes:
