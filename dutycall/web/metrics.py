@@ -39,7 +39,11 @@ from ..directory.models import Role
 from ..directory.principal import PrincipalKind
 from ..messages import Msg
 from .auth import PRINCIPAL, error_response
+from .field import FIELD
+from .footage import ARCHIVE, INGEST, WHEP
+from .footage_views import RELAYS
 from .keys import CONFERENCE, CONFIG, COORDINATOR
+from .rtsp import RTSP
 
 logger = logging.getLogger(__name__)
 
@@ -154,11 +158,6 @@ class DutycallCollector(Collector):
         yield from self._process()
 
     def _services(self) -> Iterator[Metric]:
-        from .field import FIELD
-        from .footage import ARCHIVE, INGEST, WHEP
-        from .footage_views import RELAYS
-        from .rtsp import RTSP
-
         app = self.app
         if COORDINATOR in app:
             # The coordinator keeps its live roll-calls in ``_live`` (no public count yet).
