@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -110,6 +110,9 @@ class Incidents:
         self.alerting = alerting
         self.deadlines = dict(deadlines or DEFAULT_DEADLINES)
         self.clock = clock
+        #: Awaited with an incident's id after it is closed or merged into another, once committed
+        #: (its live footage ends then: WHIP, field streams); one that fails is logged, not raised.
+        self.on_ended: list[Callable[[int], Awaitable[None]]] = []
 
     # -- who may ------------------------------------------------------------------------------
 
@@ -297,6 +300,7 @@ class Incidents:
             incident.status, incident.closed_at, incident.closed_by = Status.closed.value, now, who.id
             self._event(db, incident.id, now, "closed", who.name)
             Directory.audit(db, who, "close", "incident", incident.id, incident.unit_path)
+        await self._ended([incident_id])
         return await self.detail(who, incident_id)
 
     async def merge(self, who: Principal, incident_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -321,7 +325,17 @@ class Incidents:
                 self._event(db, source.id, now, "merged_into", who.name, target_id=target.id)
                 self._event(db, target.id, now, "merged_in", who.name, source_id=source.id, title=source.title)
                 Directory.audit(db, who, "merge", "incident", source.id, source.unit_path, into=target.id)
+        await self._ended(sources)
         return await self.detail(who, incident_id)
+
+    async def _ended(self, incident_ids: list[int]) -> None:
+        """After the commit: tell each ``on_ended`` hook that these incidents closed or merged."""
+        for incident_id in incident_ids:
+            for hook in list(self.on_ended):
+                try:
+                    await hook(incident_id)
+                except Exception:
+                    logger.exception("ending incident %s's live footage failed", incident_id)
 
     # -- instructions ------------------------------------------------------------------------------
 

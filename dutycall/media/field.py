@@ -9,8 +9,12 @@ incident's footage room, ``naming.footage_room``), archived at once as a ``field
 ``footage_started`` / ``footage_stopped`` on the timeline, exactly as ``ingest.py`` does for WHIP.
 It may publish again at any time (a dropped network): the new publication replaces the old one.
 
-An expired or revoked link is refused (410) and its live stream ends: at once on revocation,
-within a sweep's interval on expiry. A closed or merged incident takes no footage.
+An expired or revoked link is refused (410) and its live stream ends: at once on revocation and
+when its incident is closed or merged (``incident_ended``, hooked on the Incidents service),
+within a sweep's interval on expiry (the sweep checks revocation and the incident too). A publish
+that raced one of these is checked again once its session is registered, and ends then. A closed
+or merged incident takes no footage. In-flight publishes count against the caps (``MAX_SESSIONS``,
+``MAX_SESSIONS_PER_INCIDENT``).
 
 The phone sees the incident's title and level, nothing else of it.
 """
@@ -19,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +37,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .. import errors
-from ..conference import CloseReason, Conference, Participant, Publication, parse_offer
+from ..conference import CloseReason, Conference, Offer, Participant, Publication, parse_offer
 from ..directory.base import DirectoryBase
 from ..directory.models import as_utc, utcnow
 from ..directory.principal import Principal
@@ -40,7 +45,7 @@ from ..incidents.models import Incident, IncidentEvent
 from ..messages import CATALOGUE, EN, ZH
 from ..text import unsafe_reason
 from .errors import Forbidden, Invalid, MediaError, NotFound, TooMany
-from .ingest import END_REASONS
+from .ingest import END_REASONS, token_problem
 from .models import FieldLink
 from .naming import footage_room
 from .recording import Archive
@@ -52,7 +57,9 @@ MAX_LABEL = 64
 LINK_MINUTES = (5, 24 * 60)
 DEFAULT_LINK_MINUTES = 120
 MAX_SESSIONS = 32
-#: How often live streams are checked against their links' expiry.
+#: Live field streams of one incident (so one district cannot use up the server's ``MAX_SESSIONS``).
+MAX_SESSIONS_PER_INCIDENT = 8
+#: How often live streams are checked against their links (expiry, revocation) and incidents.
 SWEEP_SECONDS = 2.0
 #: What a link's secret is appended to: the fragment, which browsers never send to a server.
 PAGE_PATH = "/field#"
@@ -78,6 +85,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                       EN: "The validity must be {low} to {high} whole minutes"},
     "field.not_live": {ZH: "当前没有直播", EN: "Nothing is being streamed now"},
     "field.too_many": {ZH: "同时推流的会话已达上限（{max} 个）", EN: "Too many live streams at once (at most {max})"},
+    "field.too_many_incident": {ZH: "该事件同时推流的现场视频已达上限（{max} 个）",
+                                EN: "Too many live field streams at once for this incident (at most {max})"},
 }
 CATALOGUE.update(MESSAGES)
 
@@ -90,6 +99,10 @@ class LinkGone(MediaError, errors.Forbidden):
     def __init__(self, key: str, link_id: int, reason: str) -> None:
         super().__init__(key)
         self.link_id, self.reason = link_id, reason
+
+
+#: The refusal a phone gets, by why its link may no longer stream.
+GONE_KEYS = {"revoked": "field.revoked", "expired": "field.expired", "incident_closed": "field.closed"}
 
 
 class LinkClaimed(MediaError, errors.Conflict):
@@ -138,7 +151,11 @@ class FieldLinks:
         #: The live publication of each link, by link id.
         self.sessions: dict[int, FieldSession] = {}
         self._ending: set[asyncio.Task[None]] = set()
+        #: One publish at a time per link (by link id), and how many wait on each lock.
         self._locks: dict[int, asyncio.Lock] = {}
+        self._lock_users: dict[int, int] = {}
+        #: Publishes under way (not yet in ``sessions``): their incident ids, counted against the caps.
+        self._starting: dict[object, int] = {}
         conference.on_unpublished.append(self._unpublished)
 
     # -- links (hosts) -------------------------------------------------------------------------------
@@ -308,54 +325,104 @@ class FieldLinks:
             await self._ending_if_gone(exc)
             raise
 
-    def _lock(self, link_id: int) -> asyncio.Lock:
-        return self._locks.setdefault(link_id, asyncio.Lock())
-
-    async def publish(self, secret: str | None, claim: str | None, sdp: str) -> tuple[FieldSession, str]:
-        """Answer the claiming page's offer with a publication in the incident's footage room,
-        archived; a previous publication of the same link ends ("replaced")."""
+    async def admit(self, secret: str | None, claim: str | None) -> tuple[int, int, str]:
+        """The link's id, incident id and label if the page holding ``claim`` may stream through it
+        now; NotFound, LinkClaimed or LinkGone (its stream, if any, ends) otherwise."""
         try:
             async with self.sessionmaker() as db:
                 link, incident = await self._usable(db, secret)
                 self._check_claim(link, claim)
-                link_id, incident_id, label = link.id, incident.id, link.label
+                return link.id, incident.id, link.label
         except LinkGone as exc:
             await self._ending_if_gone(exc)
             raise
+
+    @contextlib.asynccontextmanager
+    async def _serial(self, link_id: int) -> AsyncIterator[None]:
+        """Hold the link's lock (its publishes one after another); forget it when unused."""
+        lock = self._locks.setdefault(link_id, asyncio.Lock())
+        self._lock_users[link_id] = self._lock_users.get(link_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[link_id] -= 1
+            if not self._lock_users[link_id]:
+                del self._lock_users[link_id], self._locks[link_id]
+
+    def _reserve(self, incident_id: int) -> object:
+        """Take a slot for a publish under way, synchronously (no await between the count and the
+        reservation), or raise TooMany. ``_starting.pop(key)`` gives it back."""
+        if len(self.sessions) + len(self._starting) >= MAX_SESSIONS:
+            raise TooMany("field.too_many", max=MAX_SESSIONS)
+        if sum(s.incident_id == incident_id for s in self.sessions.values()) + sum(
+                i == incident_id for i in self._starting.values()) >= MAX_SESSIONS_PER_INCIDENT:
+            raise TooMany("field.too_many_incident", max=MAX_SESSIONS_PER_INCIDENT)
+        key = object()
+        self._starting[key] = incident_id
+        return key
+
+    async def publish(self, secret: str | None, claim: str | None, sdp: str) -> tuple[FieldSession, str]:
+        """Answer the claiming page's offer with a publication in the incident's footage room,
+        archived; a previous publication of the same link ends ("replaced")."""
+        link_id, incident_id, label = await self.admit(secret, claim)
         offer = parse_offer(sdp, "publish")
-        await asyncio.to_thread(self.archive.check_space)
-        async with self._lock(link_id):
+        async with self._serial(link_id):
+            await self.admit(secret, claim)  # it may have been revoked while this one waited
             previous = self.sessions.get(link_id)
             if previous is not None:
                 await self._end(previous, "replaced")  # the phone reconnected
-            if len(self.sessions) >= MAX_SESSIONS:
-                raise TooMany("field.too_many", max=MAX_SESSIONS)
-            room_name = footage_room(incident_id)
-            source_id = await self.archive.new_source(incident_id, "field", label, room_name)
-            room = self.conference.room(room_name)
-            participant = room.join(label, lambda message: None, identity={"kind": "field", "field_link_id": link_id},
-                                    tag=f"footage_source:{source_id}", shown={"footage_source_id": source_id})
+            key = self._reserve(incident_id)
             try:
-                publication, answer = await room.publish(participant, offer, label, None)
-                await self.archive.start(publication, source_id, incident_id)
-            except BaseException:
-                await room.leave(participant, CloseReason.LEFT)
-                self.conference.forget_if_empty(room)
-                await self.archive.end_source(source_id, "failed")
-                raise
-            now = self.clock()
-            session = FieldSession(link_id, incident_id, source_id, label, participant, publication, now)
-            self.sessions[link_id] = session
-            async with self.sessionmaker.begin() as db:
-                row = await db.get(FieldLink, link_id)
-                if row is not None:
-                    row.last_published_at = now
-                db.add(IncidentEvent(incident_id=incident_id, at=now, kind="footage_started", actor=label,
-                                     detail={"source_id": source_id, "source_kind": "field", "field_link_id": link_id,
-                                             "video": publication.codec_name("video"),
-                                             "audio": publication.codec_name("audio")}))
-        logger.info("field link %s publishing for incident %s (source %s)", link_id, incident_id, source_id)
+                await asyncio.to_thread(self.archive.check_space)
+                session, answer = await self._start(link_id, incident_id, label, offer)
+            finally:
+                self._starting.pop(key, None)
+            # Revoked, expired or its incident closed while it was set up: whoever did that found no
+            # session to end (it was not registered yet), so it ends here.
+            problem = await self._registered(session)
+            if problem is not None:
+                await self._end(session, problem)
+                raise LinkGone(GONE_KEYS[problem], link_id, problem)
+        logger.info("field link %s publishing for incident %s (source %s)", link_id, incident_id, session.source_id)
         return session, answer
+
+    async def _start(self, link_id: int, incident_id: int, label: str, offer: Offer) -> tuple[FieldSession, str]:
+        """The publication, its archive and the session (in ``sessions`` when this returns)."""
+        room_name = footage_room(incident_id)
+        source_id = await self.archive.new_source(incident_id, "field", label, room_name)
+        room = self.conference.room(room_name)
+        participant = room.join(label, lambda message: None, identity={"kind": "field", "field_link_id": link_id},
+                                tag=f"footage_source:{source_id}", shown={"footage_source_id": source_id})
+        try:
+            publication, answer = await room.publish(participant, offer, label, None)
+            await self.archive.start(publication, source_id, incident_id)
+        except BaseException:
+            await room.leave(participant, CloseReason.LEFT)
+            self.conference.forget_if_empty(room)
+            await self.archive.end_source(source_id, "failed")
+            raise
+        session = FieldSession(link_id, incident_id, source_id, label, participant, publication, self.clock())
+        self.sessions[link_id] = session
+        return session, answer
+
+    async def _registered(self, session: FieldSession) -> str | None:
+        """Put the start on the timeline and read the link and incident again (after the session is
+        in ``sessions``): why it must end now, or None."""
+        now = session.started_at
+        async with self.sessionmaker.begin() as db:
+            row = await db.get(FieldLink, session.link_id)
+            incident = await db.get(Incident, session.incident_id)
+            if row is not None:
+                row.last_published_at = now
+            db.add(IncidentEvent(incident_id=session.incident_id, at=now, kind="footage_started", actor=session.label,
+                                 detail={"source_id": session.source_id, "source_kind": "field",
+                                         "field_link_id": session.link_id,
+                                         "video": session.publication.codec_name("video"),
+                                         "audio": session.publication.codec_name("audio")}))
+        if row is None:
+            return "revoked"
+        return token_problem(row.revoked_at, row.expires_at, incident.status if incident else None, self.clock())
 
     async def stop(self, secret: str | None, claim: str | None) -> None:
         """The claiming page stops streaming (停止直播)."""
@@ -400,18 +467,27 @@ class FieldLinks:
         finally:
             session.ended.set()
 
+    async def incident_ended(self, incident_id: int) -> None:
+        """The incident closed or merged (an ``Incidents.on_ended`` hook): its streams end now."""
+        for session in [s for s in self.sessions.values() if s.incident_id == incident_id]:
+            await self._end(session, "incident_closed")
+
     async def sweep(self) -> None:
-        """End the live streams whose links expired."""
+        """End the live streams whose links expired or were revoked, or whose incidents closed."""
         if not self.sessions:
             return
-        now = self.clock()
         async with self.sessionmaker() as db:
-            rows = (await db.execute(select(FieldLink.id, FieldLink.expires_at)
-                                     .where(FieldLink.id.in_(list(self.sessions))))).all()
-        for link_id, expires_at in rows:
-            session = self.sessions.get(link_id)
-            if session is not None and as_utc(expires_at) <= now:
-                await self._end(session, "expired")
+            rows = (await db.execute(
+                select(FieldLink.id, FieldLink.revoked_at, FieldLink.expires_at, Incident.status)
+                .outerjoin(Incident, Incident.id == FieldLink.incident_id)
+                .where(FieldLink.id.in_(list(self.sessions))))).all()
+        now = self.clock()
+        problems = {link_id: token_problem(revoked_at, expires_at, status, now)
+                    for link_id, revoked_at, expires_at, status in rows}
+        for session in list(self.sessions.values()):
+            problem = problems.get(session.link_id, "revoked")  # a link that is gone
+            if problem is not None:
+                await self._end(session, problem)
 
     async def run(self, interval: float = SWEEP_SECONDS) -> None:
         while True:

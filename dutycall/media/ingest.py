@@ -8,6 +8,13 @@ DELETE that ends it. One live session per token: a device that reconnects replac
 session. Each source's start and stop go on the incident's timeline (``footage_started``,
 ``footage_stopped``) in the same transaction as its row.
 
+A token's session ends when the token is revoked (at once), when it expires (the sweep, every
+``SWEEP_SECONDS``) and when its incident is closed or merged (at once, ``incident_ended``, hooked
+on the Incidents service; the sweep too). A publish that raced one of these is checked again once
+its session is registered, and ends then: a revoke never misses a session being set up.
+Publishes of one token are serialised (one live session per token, even with concurrent POSTs),
+and in-flight publishes count against the caps (``MAX_SESSIONS``, ``MAX_SESSIONS_PER_INCIDENT``).
+
 The answer carries every candidate (aiortc gathers before answering), so no trickle: PATCH is
 refused (405), as RFC 9725 allows. The answer takes the DTLS client role (``setup:active``); an
 encoder whose certificate is RSA (GStreamer's webrtcbin) gets through because
@@ -17,22 +24,25 @@ encoder whose certificate is RSA (GStreamer's webrtcbin) gets through because
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..conference import CloseReason, Conference, Participant, Publication, parse_offer
+from ..conference import CloseReason, Conference, Offer, Participant, Publication, parse_offer
 from ..directory.base import DirectoryBase
 from ..directory.models import as_utc, utcnow
 from ..directory.principal import Principal
 from ..incidents.models import Incident, IncidentEvent
+from ..messages import CATALOGUE, EN, ZH
 from ..text import unsafe_reason
 from .errors import BadToken, Forbidden, Invalid, NotFound, TooMany
 from .models import IngestToken
@@ -46,9 +56,34 @@ MAX_LABEL = 64
 TOKEN_MINUTES = (5, 7 * 24 * 60)
 DEFAULT_TOKEN_MINUTES = 24 * 60
 MAX_SESSIONS = 32
+#: Live WHIP sessions of one incident (so one district cannot use up the server's ``MAX_SESSIONS``).
+MAX_SESSIONS_PER_INCIDENT = 8
+#: How often live sessions are checked against their tokens (expiry, revocation) and incidents.
+SWEEP_SECONDS = 2.0
+#: Incident statuses that take no footage.
+ENDED_STATUSES = ("closed", "merged")
 #: What an ending publication's reason becomes on the source row and the timeline.
 END_REASONS = {CloseReason.MEDIA_TIMEOUT: "media_timeout", CloseReason.NO_MEDIA: "no_media",
                CloseReason.PEER_FAILED: "connection_failed", CloseReason.PEER_CLOSED: "connection_closed"}
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "footage.too_many_incident_sessions": {
+        ZH: "该事件同时推流的会话已达上限（{max} 个）",
+        EN: "Too many ingest sessions at once for this incident (at most {max})"},
+}
+CATALOGUE.update(MESSAGES)
+
+
+def token_problem(revoked_at: dt.datetime | None, expires_at: dt.datetime, incident_status: str | None,
+                  now: dt.datetime) -> str | None:
+    """Why a token (or link) may no longer stream, as a session's end reason; None if it may."""
+    if revoked_at is not None:
+        return "revoked"
+    if as_utc(expires_at) <= now:
+        return "expired"
+    if incident_status is None or incident_status in ENDED_STATUSES:
+        return "incident_closed"
+    return None
 
 
 def token_hash(token: str) -> str:
@@ -83,6 +118,11 @@ class Ingest:
         self.clock = clock
         self.sessions: dict[str, IngestSession] = {}
         self._ending: set[asyncio.Task[None]] = set()
+        #: One publish at a time per token (by token id), and how many wait on each lock.
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._lock_users: dict[int, int] = {}
+        #: Publishes under way (not yet in ``sessions``): their incident ids, counted against the caps.
+        self._starting: dict[object, int] = {}
         conference.on_unpublished.append(self._unpublished)
 
     # -- tokens --------------------------------------------------------------------------------------
@@ -190,18 +230,62 @@ class Ingest:
                 raise Forbidden("footage.incident_closed")
         return token
 
+    @contextlib.asynccontextmanager
+    async def _serial(self, token_id: int) -> AsyncIterator[None]:
+        """Hold the token's lock (publishes of one token one after another); forget it when unused."""
+        lock = self._locks.setdefault(token_id, asyncio.Lock())
+        self._lock_users[token_id] = self._lock_users.get(token_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[token_id] -= 1
+            if not self._lock_users[token_id]:
+                del self._lock_users[token_id], self._locks[token_id]
+
+    def _reserve(self, incident_id: int) -> object:
+        """Take a slot for a publish under way, synchronously (no await between the count and the
+        reservation), or raise TooMany. ``_starting.pop(key)`` gives it back."""
+        if len(self.sessions) + len(self._starting) >= MAX_SESSIONS:
+            raise TooMany("footage.too_many_sessions", max=MAX_SESSIONS)
+        if sum(s.incident_id == incident_id for s in self.sessions.values()) + sum(
+                i == incident_id for i in self._starting.values()) >= MAX_SESSIONS_PER_INCIDENT:
+            raise TooMany("footage.too_many_incident_sessions", max=MAX_SESSIONS_PER_INCIDENT)
+        key = object()
+        self._starting[key] = incident_id
+        return key
+
     async def publish(self, bearer: str | None, sdp: str) -> tuple[IngestSession, str]:
         """Answer a device's offer: a publication in the incident's footage room, archived.
 
         Raises BadToken (401), Forbidden (a closed incident), the conference's SdpError for a bad
-        offer, NoSpace (503) when the recordings disk is below its minimum."""
+        offer, NoSpace (503) when the recordings disk is below its minimum, TooMany past the caps."""
         token = await self.check_token(bearer)
         offer = parse_offer(sdp, "publish")
-        await asyncio.to_thread(self.archive.check_space)
-        for previous in [s for s in self.sessions.values() if s.token_id == token.id]:
-            await self._end(previous, "replaced")  # the device reconnected
-        if len(self.sessions) >= MAX_SESSIONS:
-            raise TooMany("footage.too_many_sessions", max=MAX_SESSIONS)
+        async with self._serial(token.id):
+            token = await self.check_token(bearer)  # it may have been revoked while this one waited
+            for previous in [s for s in self.sessions.values() if s.token_id == token.id]:
+                await self._end(previous, "replaced")  # the device reconnected
+            key = self._reserve(token.incident_id)
+            try:
+                await asyncio.to_thread(self.archive.check_space)
+                session, answer = await self._start(token, offer)
+            finally:
+                self._starting.pop(key, None)
+            # Revoked, expired or its incident closed while it was set up: whoever did that found no
+            # session to end (it was not registered yet), so it ends here.
+            problem = await self._registered(session, token)
+            if problem is not None:
+                await self._end(session, problem)
+                if problem == "incident_closed":
+                    raise Forbidden("footage.incident_closed")
+                raise BadToken("footage.bad_token")
+        logger.info("WHIP session %s: %s publishing for incident %s (source %s)", session.id[:6],
+                    token.label, token.incident_id, session.source_id)
+        return session, answer
+
+    async def _start(self, token: IngestToken, offer: Offer) -> tuple[IngestSession, str]:
+        """The publication, its archive and the session (in ``sessions`` when this returns)."""
         room_name = footage_room(token.incident_id)
         source_id = await self.archive.new_source(token.incident_id, "whip", token.label, room_name, token.id)
         room = self.conference.room(room_name)
@@ -216,28 +300,34 @@ class Ingest:
             self.conference.forget_if_empty(room)
             await self.archive.end_source(source_id, "failed")
             raise
-        now = self.clock()
         session = IngestSession(secrets.token_urlsafe(18), token.id, token.token_sha256, token.incident_id,
-                                source_id, token.label, participant, publication, now)
+                                source_id, token.label, participant, publication, self.clock())
         self.sessions[session.id] = session
+        return session, answer
+
+    async def _registered(self, session: IngestSession, token: IngestToken) -> str | None:
+        """Put the start on the timeline and read the token and incident again (after the session is
+        in ``sessions``): why it must end now, or None."""
+        now = session.started_at
         async with self.sessionmaker.begin() as db:
             row = await db.get(IngestToken, token.id)
+            incident = await db.get(Incident, token.incident_id)
             if row is not None:
                 row.last_used_at = now
             db.add(IncidentEvent(incident_id=token.incident_id, at=now, kind="footage_started", actor=token.label,
-                                 detail={"source_id": source_id, "source_kind": "whip",
-                                         "video": publication.codec_name("video"),
-                                         "audio": publication.codec_name("audio")}))
-        logger.info("WHIP session %s: %s publishing for incident %s (source %s)", session.id[:6],
-                    token.label, token.incident_id, source_id)
-        return session, answer
+                                 detail={"source_id": session.source_id, "source_kind": "whip",
+                                         "video": session.publication.codec_name("video"),
+                                         "audio": session.publication.codec_name("audio")}))
+        if row is None:
+            return "revoked"
+        return token_problem(row.revoked_at, row.expires_at, incident.status if incident else None, self.clock())
 
     async def delete(self, session_id: str, bearer: str | None) -> None:
         """The device ends its session (DELETE on the Location): with the token it published with."""
         session = self.sessions.get(session_id)
         if session is None:
             raise NotFound("footage.session_not_found")
-        if not bearer or token_hash(bearer) != session.token_sha256:
+        if not bearer or not hmac.compare_digest(token_hash(bearer), session.token_sha256):
             raise BadToken("footage.bad_token")
         await self._end(session, "deleted")
 
@@ -270,6 +360,37 @@ class Ingest:
             logger.info("WHIP session %s ended: %s", session.id[:6], reason)
         finally:
             session.ended.set()
+
+    async def incident_ended(self, incident_id: int) -> None:
+        """The incident closed or merged (an ``Incidents.on_ended`` hook): its sessions end now."""
+        for session in [s for s in self.sessions.values() if s.incident_id == incident_id]:
+            await self._end(session, "incident_closed")
+
+    async def sweep(self) -> None:
+        """End the live sessions whose tokens expired or were revoked, or whose incidents closed."""
+        if not self.sessions:
+            return
+        token_ids = {s.token_id for s in self.sessions.values()}
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(
+                select(IngestToken.id, IngestToken.revoked_at, IngestToken.expires_at, Incident.status)
+                .outerjoin(Incident, Incident.id == IngestToken.incident_id)
+                .where(IngestToken.id.in_(token_ids)))).all()
+        now = self.clock()
+        problems = {token_id: token_problem(revoked_at, expires_at, status, now)
+                    for token_id, revoked_at, expires_at, status in rows}
+        for session in list(self.sessions.values()):
+            problem = problems.get(session.token_id, "revoked")  # a token that is gone
+            if problem is not None:
+                await self._end(session, problem)
+
+    async def run(self, interval: float = SWEEP_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("WHIP session sweep failed")
 
     async def close(self) -> None:
         """Server stop: every session ends (its segment closed and hashed), then pending ends finish."""

@@ -11,7 +11,11 @@ source's incident; any other account gets 404 for a source it cannot see, a role
 Every viewing is audited: a ``watched_live`` row in the footage access record (``audit.py``:
 who, the source, when, from which address) as it starts, and ``footage_watched`` on the
 incident's timeline as it ends (who, the source, when it started, how long, why it ended).
-A viewing ends by DELETE, when its source stops, when its connection fails, or at server stop.
+A viewing ends by DELETE, when its source stops, when its connection fails, at server stop, and
+when its account may no longer read the incident: sign-out, a disabled account or unit, a changed
+role or unit (the directory's ``on_access_changed`` calls ``revalidate_soon``; every
+``REVALIDATE_SECONDS`` as well, which catches sessions that simply expired). In-flight viewings
+count against the caps (``MAX_VIEWINGS``, ``MAX_VIEWINGS_PER_ACCOUNT``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from ..conference import CloseReason, Conference, Participant, parse_offer
 from ..conference.subscription import Subscription
+from ..directory.errors import DirectoryError
 from ..directory.models import as_utc, utcnow
 from ..directory.principal import Principal
 from ..incidents.models import Incident, IncidentEvent
@@ -40,6 +45,8 @@ logger = logging.getLogger(__name__)
 #: Viewings at once, server-wide, and per account.
 MAX_VIEWINGS = 64
 MAX_VIEWINGS_PER_ACCOUNT = 8
+#: How often every viewing's session is checked again regardless of access changes.
+REVALIDATE_SECONDS = 60.0
 #: Why a viewing ended, by why the room closed its subscription (the room tells the viewer).
 END_REASONS: dict[str, str] = {CloseReason.PUBLICATION_CLOSED: "source_ended",
                                CloseReason.PEER_FAILED: "connection_failed",
@@ -58,18 +65,29 @@ class Viewing:
     participant: Participant
     subscription: Subscription
     started_at: dt.datetime
+    #: The session cookie it was started with (checked again when access changes).
+    session_token: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Whep:
     """WHEP viewings of live footage sources."""
 
-    def __init__(self, sessionmaker: Any, conference: Conference, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(self, sessionmaker: Any, conference: Conference, directory: Any = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.sessionmaker = sessionmaker
         self.conference = conference
+        #: ``principal(session_token)`` of the directory: who a viewing's session is now.
+        self.directory = directory
         self.clock = clock
         self.viewings: dict[str, Viewing] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Viewings under way (not yet in ``viewings``): their account ids, counted against the caps.
+        self._starting: dict[object, int] = {}
+        #: Bumped by every access change: a viewing started across one is checked once registered.
+        self._generation = 0
+        self._revalidating: asyncio.Task[None] | None = None
+        self._again = False
 
     async def _source(self, who: Principal, source_id: int) -> FootageSource:
         """The source, if ``who`` may watch it: 403 for a role that reads no incidents, 404 for a
@@ -83,11 +101,38 @@ class Whep:
                 raise NotFound("footage.source_not_found", id=source_id)
             return source
 
-    async def watch(self, who: Principal, source_id: int, sdp: str, address: str | None) -> tuple[Viewing, str]:
+    def _reserve(self, account_id: int) -> object:
+        """Take a slot for a viewing under way, synchronously, or raise TooMany; ``_starting.pop(key)``
+        gives it back."""
+        starting = list(self._starting.values())
+        if len(self.viewings) + len(starting) >= MAX_VIEWINGS or sum(
+                v.account_id == account_id for v in self.viewings.values()) + starting.count(account_id) \
+                >= MAX_VIEWINGS_PER_ACCOUNT:
+            raise TooMany("footage.too_many_viewings", max=MAX_VIEWINGS_PER_ACCOUNT)
+        key = object()
+        self._starting[key] = account_id
+        return key
+
+    async def watch(self, who: Principal, source_id: int, sdp: str, address: str | None,
+                    session_token: str | None = None) -> tuple[Viewing, str]:
         """Answer a player's recvonly offer with the live source's tracks.
 
         Raises Forbidden / NotFound (above; NotFound too when the source is not live), the
         conference's SdpError for a bad offer, TooMany past the limits."""
+        generation = self._generation
+        key = self._reserve(who.id)
+        try:
+            viewing, answer = await self._watch(who, source_id, sdp, address, session_token)
+        finally:
+            self._starting.pop(key, None)
+        if self._generation != generation:  # access changed while it was set up: the check missed it
+            await self._revalidate([viewing])
+            if viewing.id not in self.viewings:
+                raise NotFound("footage.whep_session_not_found")
+        return viewing, answer
+
+    async def _watch(self, who: Principal, source_id: int, sdp: str, address: str | None,
+                     session_token: str | None) -> tuple[Viewing, str]:
         source = await self._source(who, source_id)
         offer = parse_offer(sdp, "subscribe")
         room = self.conference.find_room(footage_room(source.incident_id))
@@ -95,9 +140,6 @@ class Whep:
         publication = next((p for participant in publishers for p in participant.publications.values()), None)
         if room is None or publication is None or source.ended_at is not None:
             raise NotFound("footage.whep_not_live", id=source_id)
-        if len(self.viewings) >= MAX_VIEWINGS or sum(
-                v.account_id == who.id for v in self.viewings.values()) >= MAX_VIEWINGS_PER_ACCOUNT:
-            raise TooMany("footage.too_many_viewings", max=MAX_VIEWINGS_PER_ACCOUNT)
         viewing_id = secrets.token_urlsafe(18)
         participant = room.join(who.name, lambda message: self._notified(viewing_id, message),
                                 identity={"kind": "whep", "account_id": who.id},
@@ -109,7 +151,8 @@ class Whep:
             self.conference.forget_if_empty(room)
             raise
         now = self.clock()
-        viewing = Viewing(viewing_id, who.id, who.name, source.incident_id, source.id, participant, subscription, now)
+        viewing = Viewing(viewing_id, who.id, who.name, source.incident_id, source.id, participant, subscription, now,
+                          session_token)
         self.viewings[viewing_id] = viewing
         async with self.sessionmaker.begin() as db:
             db.add(access_row(who, source.incident_id, "watched_live", address, source_id=source.id, at=now))
@@ -160,6 +203,65 @@ class Whep:
         finally:
             viewing.ended.set()
 
+    # -- access ------------------------------------------------------------------------------------
+
+    def revalidate_soon(self) -> None:
+        """Access changed somewhere (sign-out, disabled, role or unit changed): check every viewing
+        again (coalesced, never blocks)."""
+        self._generation += 1
+        if self._revalidating is not None and not self._revalidating.done():
+            self._again = True
+            return
+        self._revalidating = asyncio.ensure_future(self._revalidate_all())
+
+    async def _revalidate_all(self) -> None:
+        while True:
+            self._again = False
+            await self._revalidate(list(self.viewings.values()))
+            if not self._again:
+                return
+
+    async def _still_allowed(self, viewing: Viewing) -> bool | None:
+        """Whether the viewing's session still yields its account, allowed to read its incident
+        (None: could not tell, a database hiccup)."""
+        if self.directory is None or viewing.session_token is None:
+            return True
+        try:
+            now = await self.directory.principal(viewing.session_token)
+        except DirectoryError:
+            return False
+        except Exception:  # a database hiccup must not end everyone's viewing
+            logger.exception("could not re-check WHEP viewing %s's session", viewing.id[:6])
+            return None
+        if now.kind != "account" or now.id != viewing.account_id or not now.may("incidents.read"):
+            return False
+        async with self.sessionmaker() as db:
+            incident = await db.get(Incident, viewing.incident_id)
+            return incident is not None and bool(now.covers(incident.unit_path))
+
+    async def _revalidate(self, viewings: list[Viewing]) -> None:
+        for viewing in viewings:
+            if self.viewings.get(viewing.id) is not viewing:
+                continue
+            try:
+                allowed = await self._still_allowed(viewing)
+            except Exception:
+                logger.exception("could not re-check WHEP viewing %s", viewing.id[:6])
+                continue
+            if allowed is False:
+                logger.info("WHEP viewing %s: access of account %s ended or changed", viewing.id[:6],
+                            viewing.account_id)
+                await self._end(viewing, "access_ended")
+
+    async def run(self, interval: float = REVALIDATE_SECONDS) -> None:
+        """Check every viewing again every ``interval`` seconds (sessions that expired by themselves)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._revalidate(list(self.viewings.values()))
+            except Exception:
+                logger.exception("WHEP viewing sweep failed")
+
     async def close(self) -> None:
         """Server stop: every viewing ends (on the timeline), then pending ends finish."""
         for viewing in list(self.viewings.values()):
@@ -167,5 +269,8 @@ class Whep:
                 await self._end(viewing, "server_stopped")
             except Exception:
                 logger.exception("ending WHEP viewing %s at stop failed", viewing.id[:6])
+        if self._revalidating is not None:
+            self._revalidating.cancel()
+            await asyncio.gather(self._revalidating, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -13,7 +13,8 @@ so no CSRF applies):
 ``GET /field`` the page; ``POST /api/field/claim`` claims the link (the first device) or comes
 back (the same one); ``GET /api/field/state`` its state; ``POST /api/field/publish`` with an
 ``application/sdp`` offer → 201 and the answer (a second publish replaces the first);
-``DELETE /api/field/publish`` stops. Unknown → 404; expired, revoked or its incident closed →
+``DELETE /api/field/publish`` stops (the link and claim are checked before the offer is read, and
+at most 64 KiB of it, 413 beyond). Unknown → 404; expired, revoked or its incident closed →
 410; another device → 409; each with a message in the reader's language.
 """
 
@@ -31,7 +32,7 @@ from ..conference import ConferenceError
 from ..media.field import FieldLinks, LinkGone
 from ..messages import Msg
 from .auth import error_response, json_body, path_int, principal_of, status_of
-from .footage import ARCHIVE
+from .footage import ARCHIVE, read_offer
 from .keys import CONFIG, SECURE_COOKIES, SERVICES
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def setup(app: web.Application) -> None:
     """Install field links and their routes (after ``footage.setup``: it uses its archive)."""
     services = app[SERVICES]
     app[FIELD] = FieldLinks(services.sessionmaker, services.conference, app[ARCHIVE])
+    services.incidents.on_ended.append(app[FIELD].incident_ended)  # closed or merged: its streams end
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_field)
 
@@ -128,12 +130,13 @@ async def link_state(request: web.Request) -> web.Response:
 
 @routes.post("/api/field/publish")
 async def publish(request: web.Request) -> web.Response:
-    if request.content_type != "application/sdp":
-        return error_response(request, 415, "unsupported_media_type", Msg("footage.sdp_type"))
     try:
-        sdp = (await request.read()).decode("utf-8")
-    except UnicodeDecodeError:
-        return error_response(request, 400, "invalid_sdp", Msg("footage.sdp_encoding"))
+        await request.app[FIELD].admit(_link(request), _claim(request))  # before the body is read
+    except errors.DutycallError as exc:
+        return _gone(request, exc)
+    sdp = await read_offer(request)
+    if isinstance(sdp, web.Response):
+        return sdp
     try:
         _, answer = await request.app[FIELD].publish(_link(request), _claim(request), sdp)
     except ConferenceError as exc:

@@ -13,10 +13,18 @@ WHEP (``media/whep.py``): ``POST /api/whep/<source id>`` by a signed-in account 
 and CSRF token) with a recvonly ``application/sdp`` offer → 201, the answer and
 ``Location: /api/whep/sessions/<id>``; ``DELETE`` on it (the same account) ends the viewing;
 ``PATCH`` 405. A source outside the account's scope, unknown or not live → 404; a bad offer → 400.
+
+An offer (WHIP, WHEP, field) is looked at only after its sender is known (token, session, link),
+and at most ``MAX_OFFER_BYTES`` of it (413 beyond; ``read_offer`` streams it, or takes the bytes
+the body-deadline middleware, ``hardening.py``, already read up front). WHIP sessions end when their token is revoked or
+expires and when their incident closes or merges (the Incidents service's ``on_ended`` hook and
+a sweep); WHEP viewings when their account's access changes (the directory's
+``on_access_changed``, chained after the signalling sockets' check).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
 from collections.abc import AsyncIterator
@@ -30,7 +38,7 @@ from ..media.ingest import Ingest
 from ..media.recording import Archive, RecordingSettings
 from ..media.whep import Whep
 from ..messages import Msg
-from .auth import error_response, json_body, path_int, principal_of, status_of
+from .auth import SESSION_COOKIE, error_response, json_body, path_int, principal_of, status_of
 from .clients import client_address
 from .keys import CONFIG, SERVICES
 
@@ -41,6 +49,8 @@ INGEST = web.AppKey("footage_ingest", Ingest)
 WHEP = web.AppKey("footage_whep", Whep)
 SESSION_PATH = "/api/whip/sessions/{session}"
 WHEP_SESSION_PATH = "/api/whep/sessions/{session}"
+#: The largest SDP offer read (as the conference's own limit): WHIP, WHEP and field publishes.
+MAX_OFFER_BYTES = 64 * 1024
 routes = web.RouteTableDef()
 
 
@@ -50,8 +60,17 @@ def setup(app: web.Application) -> None:
     archive = Archive(services.sessionmaker, RecordingSettings(
         pathlib.Path(config.recordings_dir), config.recording_segment_seconds, config.recording_min_free_bytes))
     app[ARCHIVE] = archive
-    app[INGEST] = Ingest(services.sessionmaker, services.conference, archive)
-    app[WHEP] = Whep(services.sessionmaker, services.conference)
+    app[INGEST] = ingest = Ingest(services.sessionmaker, services.conference, archive)
+    app[WHEP] = whep = Whep(services.sessionmaker, services.conference, services.directory)
+    services.incidents.on_ended.append(ingest.incident_ended)  # closed or merged: its WHIP sessions end
+    previous = services.directory.on_access_changed
+
+    def access_changed() -> None:
+        if previous is not None:
+            previous()
+        whep.revalidate_soon()
+
+    services.directory.on_access_changed = access_changed
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_footage)
 
@@ -60,7 +79,11 @@ async def _footage(app: web.Application) -> AsyncIterator[None]:
     recovered = await app[ARCHIVE].recover()
     if recovered:
         logger.warning("footage segments %s were cut short by the last stop: recovered", recovered)
+    sweepers = [asyncio.ensure_future(app[INGEST].run()), asyncio.ensure_future(app[WHEP].run())]
     yield
+    for sweeper in sweepers:
+        sweeper.cancel()
+    await asyncio.gather(*sweepers, return_exceptions=True)
     await app[WHEP].close()
     await app[INGEST].close()
 
@@ -68,6 +91,29 @@ async def _footage(app: web.Application) -> AsyncIterator[None]:
 def _bearer(request: web.Request) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def read_offer(request: web.Request) -> str | web.Response:
+    """The request's SDP offer (``application/sdp``, UTF-8, at most ``MAX_OFFER_BYTES``), or the
+    error response to answer: 415, 413, 400."""
+    if request.content_type != "application/sdp":
+        return error_response(request, 415, "unsupported_media_type", Msg("footage.sdp_type"))
+    too_large = error_response(request, 413, "too_large", Msg("web.body_too_large"))
+    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+        return too_large
+    body = bytearray()
+    while chunk := await request.content.read(MAX_OFFER_BYTES + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_OFFER_BYTES:
+            return too_large
+    if not body:  # read already (the body-deadline middleware reads bodies up front): its cached bytes
+        body = bytearray(await request.read())
+        if len(body) > MAX_OFFER_BYTES:
+            return too_large
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return error_response(request, 400, "invalid_sdp", Msg("footage.sdp_encoding"))
 
 
 def _unauthorised(request: web.Request, exc: BadToken) -> web.Response:
@@ -106,12 +152,9 @@ async def whip_publish(request: web.Request) -> web.Response:
         await ingest.check_token(_bearer(request))  # 401 before the body is even looked at
     except BadToken as exc:
         return _unauthorised(request, exc)
-    if request.content_type != "application/sdp":
-        return error_response(request, 415, "unsupported_media_type", Msg("footage.sdp_type"))
-    try:
-        sdp = (await request.read()).decode("utf-8")
-    except UnicodeDecodeError:
-        return error_response(request, 400, "invalid_sdp", Msg("footage.sdp_encoding"))
+    sdp = await read_offer(request)
+    if isinstance(sdp, web.Response):
+        return sdp
     try:
         session, answer = await ingest.publish(_bearer(request), sdp)
     except BadToken as exc:
@@ -149,14 +192,12 @@ async def whip_patch(request: web.Request) -> web.Response:
 async def whep_watch(request: web.Request) -> web.Response:
     who = principal_of(request)  # 401 unsigned
     source_id = path_int(request, "source")
-    if request.content_type != "application/sdp":
-        return error_response(request, 415, "unsupported_media_type", Msg("footage.sdp_type"))
+    sdp = await read_offer(request)
+    if isinstance(sdp, web.Response):
+        return sdp
     try:
-        sdp = (await request.read()).decode("utf-8")
-    except UnicodeDecodeError:
-        return error_response(request, 400, "invalid_sdp", Msg("footage.sdp_encoding"))
-    try:
-        viewing, answer = await request.app[WHEP].watch(who, source_id, sdp, client_address(request))
+        viewing, answer = await request.app[WHEP].watch(who, source_id, sdp, client_address(request),
+                                                        request.cookies.get(SESSION_COOKIE))
     except ConferenceError as exc:
         if isinstance(exc, errors.Invalid):  # the offer: malformed, wrong direction, no common codec
             return error_response(request, 400, exc.code, Msg("footage.bad_offer", reason=exc.msg))
