@@ -69,6 +69,10 @@ class Config:
     metrics_address: str = ""
     #: Bearer token that also opens /metrics on the main port (DUTYCALL_METRICS_TOKEN); empty: none.
     metrics_token: str = ""
+    #: Networks (CIDR, optionally ``:port``, ``:lo-hi`` or ``:*``) RTSP sources may be pulled from
+    #: (media/rtsp.py AllowPolicy); ports 554, 8554 and 322 on each. Loopback, link-local and
+    #: multicast only when an entry lies inside them.
+    rtsp_allow: str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
@@ -119,6 +123,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "is believed (default: none, the header is ignored)",
     )
     parser.add_argument(
+        "--rtsp-allow", default=env("DUTYCALL_RTSP_ALLOW", "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"),
+        help="comma-separated networks (CIDR, optionally :port, :lo-hi or :*) RTSP sources may be pulled "
+             "from; ports 554, 8554, 322 on each (default: the private ranges 10/8, 172.16/12, 192.168/16)",
+    )
+    parser.add_argument(
         "--metrics-address", default=env("DUTYCALL_METRICS_ADDRESS", ""),
         help="host:port where /metrics is also served without sign-in, for Prometheus "
              "(default: none; on the main port /metrics needs an administrator or DUTYCALL_METRICS_TOKEN)",
@@ -145,6 +154,7 @@ def from_args(args: argparse.Namespace) -> Config:
         secure_cookies=bool(args.tls_cert) or os.environ.get("DUTYCALL_SECURE_COOKIES") == "1",
         incident_deadlines=_incident_deadlines(os.environ.get("DUTYCALL_INCIDENT_DEADLINES", "")),
         trusted_proxies=_trusted_proxies(args.trusted_proxy),
+        rtsp_allow=_rtsp_allow(args.rtsp_allow),
         **_metrics(args.metrics_address, os.environ),
         **_alert_webhook(os.environ),
         **_recordings(os.environ),
@@ -226,6 +236,17 @@ def _trusted_proxies(value: str | None) -> list[str]:
     except ValueError as exc:
         raise SystemExit(f"--trusted-proxy: {exc}") from exc
     return proxies
+
+
+def _rtsp_allow(value: str) -> str:
+    """Checked at start: a typo must stop the server, not open or close the cameras' networks."""
+    from .media.rtsp import parse_allow
+
+    try:
+        parse_allow(value)
+    except ValueError as exc:
+        raise SystemExit(f"--rtsp-allow: {exc}") from exc
+    return value
 
 
 def _incident_deadlines(value: str) -> str:

@@ -37,8 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import fractions
+import ipaddress
 import logging
+import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -48,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import av
+import av.container.core
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from sqlalchemy import select
@@ -70,6 +75,19 @@ logger = logging.getLogger(__name__)
 MAX_LABEL = 64
 MAX_URL = 1024
 MAX_SOURCES = 32
+#: Sources not stopped per incident, and per unit (the incident's unit path): one district cannot
+#: take the whole server's ``MAX_SOURCES``.
+MAX_PER_INCIDENT, MAX_PER_UNIT = 8, 16
+#: Where the server may pull from (``rtsp_allow``, DUTYCALL_RTSP_ALLOW): cameras live on private
+#: networks. Ports allowed on an allowed network besides the ones an entry names.
+DEFAULT_ALLOW = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+DEFAULT_PORTS = frozenset({554, 8554, 322})
+#: A demuxed frame being joined may hold at most this many packets / bytes (a camera that never
+#: sends a timestamp would otherwise grow it without end): beyond, it is dropped.
+MAX_PARTS, MAX_PART_BYTES = 256, 8 * 1024 * 1024
+#: What ``last_error`` may say (the detail goes to the server log only: a finer answer would make
+#: the API a port scanner of the networks the server reaches).
+ERRORS = ("unreachable", "not_rtsp", "auth_failed", "timeout", "ended")
 #: Back-off between attempts: from the first to the last, doubling; reset after a good minute.
 BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET_AFTER = 1.0, 30.0, 60.0
 #: PyAV's limits: opening the URL (RTSP DESCRIBE/SETUP/PLAY), then any one read.
@@ -96,6 +114,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rtsp.not_found": {ZH: "没有编号为 {id} 的 RTSP 视频源", EN: "There is no RTSP video source {id}"},
     "rtsp.too_many": {ZH: "同时拉取的 RTSP 视频源已达上限（{max} 个）",
                       EN: "Too many RTSP video sources at once (at most {max})"},
+    "rtsp.too_many_incident": {ZH: "本事件同时拉取的 RTSP 视频源已达上限（{max} 个）",
+                               EN: "Too many RTSP video sources for this incident at once (at most {max})"},
+    "rtsp.too_many_unit": {ZH: "本单位同时拉取的 RTSP 视频源已达上限（{max} 个）",
+                           EN: "Too many RTSP video sources for this unit at once (at most {max})"},
+    "rtsp.not_allowed": {ZH: "不允许从该地址或端口拉取视频（只允许管理员在 DUTYCALL_RTSP_ALLOW 中列出的网络和端口）",
+                         EN: "Pulling from this address or port is not allowed (only the networks and ports the "
+                             "administrator lists in DUTYCALL_RTSP_ALLOW)"},
 }
 CATALOGUE.update(MESSAGES)
 
@@ -106,13 +131,152 @@ class BadUrl(Invalid):
     code = "invalid_url"
 
 
+class NotAllowed(BadUrl):
+    """The URL's host resolves to an address, or names a port, outside ``rtsp_allow`` (400)."""
+
+    code = "url_not_allowed"
+
+
+# -- where the server may pull from ----------------------------------------------------------------
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Never pulled from unless an allow entry lies inside one of them (lists it explicitly): "this"
+#: network, loopback, link-local (cloud metadata at 169.254.169.254), multicast, reserved/broadcast.
+SPECIAL: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+    "::/128", "::1/128", "fe80::/10", "ff00::/8"))
+
+
+def _plain(address: Address) -> Address:
+    """An IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) as the IPv4 address it is."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.scope_id:
+            return ipaddress.IPv6Address(str(address).split("%")[0])
+    return address
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    network: Network
+    #: Ports allowed besides DEFAULT_PORTS; None: any port (``:*``).
+    ports: frozenset[int] | None
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    def allows_port(self, port: int) -> bool:
+        return self.ports is None or port in DEFAULT_PORTS or port in self.ports \
+            or any(lo <= port <= hi for lo, hi in self.ranges)
+
+
+class AllowPolicy:
+    """``rtsp_allow``: comma-separated CIDR networks, each optionally with ports: ``10.0.0.0/8``,
+    ``192.168.0.0/16:8000``, ``[fd00::/8]:8000``, ``10.1.0.0/16:1024-2048``, ``127.0.0.0/8:*``
+    (any port); one port spec an entry (list a network twice for two). Ports 554, 8554 and 322
+    are allowed on every listed network. Loopback, link-local, multicast, "this network" and
+    reserved addresses pass only an entry inside them (never ``0.0.0.0/0``)."""
+
+    def __init__(self, value: str = DEFAULT_ALLOW) -> None:
+        self.text = value
+        self.entries = parse_allow(value)
+
+    def allows(self, address: Address, port: int) -> bool:
+        address = _plain(address)
+        special = [n for n in SPECIAL if n.version == address.version and address in n]
+        for entry in self.entries:
+            if entry.network.version != address.version or address not in entry.network:
+                continue
+            if special and not any(entry.network.subnet_of(n) for n in special):  # type: ignore[arg-type]
+                continue
+            if entry.allows_port(port):
+                return True
+        return False
+
+
+def parse_allow(value: str) -> tuple[AllowEntry, ...]:
+    """The entries of an ``rtsp_allow`` text; ValueError naming the first bad one."""
+    entries = []
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        network_text, ports_text = item, ""
+        if item.startswith("["):
+            network_text, _, rest = item[1:].partition("]")
+            if rest and not rest.startswith(":"):
+                raise ValueError(f"rtsp allow entry {item!r}: expected [network]:ports")
+            ports_text = rest[1:]
+        elif item.count(":") == 1:
+            network_text, _, ports_text = item.partition(":")
+        try:
+            network = ipaddress.ip_network(network_text.strip(), strict=False)
+        except ValueError as exc:
+            raise ValueError(f"rtsp allow entry {item!r}: {exc}") from None
+        ports: set[int] = set()
+        ranges: list[tuple[int, int]] = []
+        port = ports_text.strip()
+        if port == "*":
+            entries.append(AllowEntry(network, None))
+            continue
+        if re.fullmatch(r"\d{1,5}-\d{1,5}", port):
+            lo, hi = (int(x) for x in port.split("-"))
+            if not 1 <= lo <= hi <= 65535:
+                raise ValueError(f"rtsp allow entry {item!r}: bad port range {port}")
+            ranges.append((lo, hi))
+        elif port.isdigit() and 1 <= int(port) <= 65535:
+            ports.add(int(port))
+        elif port or ports_text:
+            raise ValueError(f"rtsp allow entry {item!r}: bad port {port!r} (a port, lo-hi or *)")
+        entries.append(AllowEntry(network, frozenset(ports), tuple(ranges)))
+    return tuple(entries)
+
+
+def url_port(parts: urllib.parse.SplitResult) -> int:
+    """The port the URL names, or its scheme's (FFmpeg's) default: 554, rtsps 322."""
+    return parts.port or (322 if parts.scheme.lower() == "rtsps" else 554)
+
+
+def resolve(host: str, port: int) -> list[Address]:
+    """Every address ``host`` stands for (a literal as it is); OSError when it does not resolve.
+    Blocking: in a thread."""
+    try:
+        return [_plain(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(_plain(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in found))
+
+
+def pin(url: str, policy: AllowPolicy) -> str:
+    """``url`` with its host replaced by the address it resolves to now, once every address it
+    resolves to is allowed (no second lookup by FFmpeg a DNS answer could change between):
+    NotAllowed otherwise; OSError when it does not resolve. Blocking: in a thread."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None
+    port = url_port(parts)
+    addresses = resolve(parts.hostname, port)
+    if not addresses or not all(policy.allows(a, port) for a in addresses):
+        raise NotAllowed("rtsp.not_allowed", field="url")
+    address = addresses[0]
+    host = f"[{address}]" if address.version == 6 else str(address)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
 # -- URLs ----------------------------------------------------------------------------------------
 
 
+#: Credentials some cameras take in the path or query (``/user=admin_password=x_channel=1``,
+#: ``;password=x``, ``?pwd=x``): the value runs to the next separator or ``_key=``.
+PATH_SECRET = re.compile(r"(?i)(?<![a-z0-9])(user(?:name)?|pass\w*?|pwd)=(.*?)(?=[&;/?]|_[a-z]+=|$)")
+
+
 def check_url(url: object) -> str:
-    """``url`` if it is an ``rtsp://`` or ``rtsps://`` URL with a host; BadUrl otherwise."""
+    """``url`` if it is an ``rtsp://`` or ``rtsps://`` URL with a host; BadUrl otherwise (also for a
+    ``#``: FFmpeg and the masking would read a password with one differently)."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL or unsafe_reason(url, multiline=False) \
-            or any(c.isspace() for c in url):
+            or any(c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in url) or "#" in url:
         raise BadUrl("rtsp.url", field="url", max=MAX_URL)
     try:
         parts = urllib.parse.urlsplit(url)
@@ -127,28 +291,59 @@ def check_url(url: object) -> str:
 
 def mask_url(url: str) -> str:
     """The URL as it may be shown: credentials (user info) as ``***``, a query as ``?***`` (some
-    cameras take passwords there too)."""
+    cameras take passwords there too), ``user=``/``password=``/``pwd=``… values in the path as
+    ``***``."""
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.netloc.rpartition("@")[2]
     except ValueError:
         return "rtsp://***"
     netloc = f"***@{host}" if "@" in parts.netloc else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+    path = PATH_SECRET.sub(lambda m: f"{m.group(1)}=***", parts.path)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, "***" if parts.query else "", ""))
 
 
-def _scrub(text: str, url: str) -> str:
-    """``text`` (an error's words) without the URL or its credentials in it."""
-    parts = urllib.parse.urlsplit(url)
-    for secret in (url, parts.netloc, parts.username, parts.password, parts.query):
-        if secret:
-            text = text.replace(secret, "***")
+def _secrets(url: str) -> list[str]:
+    """Every part of ``url`` that may be a credential, longest first."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        found = [url, parts.netloc.rpartition("@")[0], parts.username, parts.password, parts.query,
+                 urllib.parse.unquote(parts.password or "")]
+    except ValueError:
+        return [url]
+    found += [m.group(2) for m in PATH_SECRET.finditer(url)]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def _scrub(text: str, *urls: str) -> str:
+    """``text`` (an error's words) without the URLs or their credentials in it."""
+    for url in urls:
+        text = text.replace(url, mask_url(url))
+        for secret in _secrets(url):
+            if len(secret) >= 2:
+                text = text.replace(secret, "***")
     return text[:200]
 
 
-def _error_text(exc: BaseException, url: str) -> str:
+def _error_text(exc: BaseException, *urls: str) -> str:
+    """The detail for the server log (never the API): the exception's words, scrubbed."""
     words = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return _scrub(f"{type(exc).__name__}: {words}", url)
+    return _scrub(f"{type(exc).__name__}: {words}", *urls)
+
+
+def error_kind(exc: BaseException) -> str:
+    """What ``last_error`` says about a failed attempt: one of :data:`ERRORS`."""
+    if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError | PermissionError):
+        return "auth_failed"
+    if isinstance(exc, TimeoutError | av.error.ExitError | NoKeyframe) \
+            or getattr(exc, "errno", None) in (errno.ETIMEDOUT, errno.EAGAIN):
+        return "timeout"
+    if isinstance(exc, StreamEnded):
+        return "ended"
+    if isinstance(exc, NotAllowed | ConnectionError | socket.gaierror) or (
+            isinstance(exc, OSError) and not isinstance(exc, ValueError | av.error.HTTPClientError)):
+        return "unreachable"
+    return "not_rtsp"
 
 
 # -- H264 access units ---------------------------------------------------------------------------
@@ -202,7 +397,10 @@ class AccessUnits:
     def __init__(self, parameter_sets: bytes) -> None:
         self.parameter_sets = parameter_sets
         self._parts: list[bytes] = []
+        self._size = 0
         self._pts: int | None = None
+        #: Frames dropped for being over MAX_PARTS / MAX_PART_BYTES (a camera never timestamping).
+        self.overflows = 0
 
     def add(self, data: bytes, pts: int | None) -> Frame | None:
         """Take one packet; returns the frame it completed (the previous one), if any."""
@@ -211,7 +409,14 @@ class AccessUnits:
             done = self._finish()
         if pts is not None:
             self._pts = pts
+        if len(self._parts) >= MAX_PARTS or self._size + len(data) > MAX_PART_BYTES:
+            self.overflows += 1
+            if self.overflows == 1 or self.overflows % 100 == 0:
+                logger.warning("RTSP: a frame grew past %d packets or %d bytes without a new timestamp: "
+                               "dropped (%d so far)", MAX_PARTS, MAX_PART_BYTES, self.overflows)
+            self._parts, self._size = [], 0
         self._parts.append(data)
+        self._size += len(data)
         return done
 
     def flush(self) -> Frame | None:
@@ -219,7 +424,7 @@ class AccessUnits:
 
     def _finish(self) -> Frame:
         data = b"".join(self._parts)
-        self._parts = []
+        self._parts, self._size = [], 0
         types = nal_types(data)
         keyframe = NAL_IDR in types
         if keyframe and NAL_SPS not in types and self.parameter_sets:
@@ -303,12 +508,53 @@ class NotH264(Exception):
     """The URL's stream has no H264 video."""
 
 
+class NoKeyframe(Exception):
+    """The stream opened but sent no keyframe in time."""
+
+
+class StreamEnded(Exception):
+    """The stream ended before its first keyframe."""
+
+
+_puller_thread = threading.local()
+
+
+class _InterruptingClock:
+    """Stands in for the ``time`` module of ``av.container.core``, whose interrupt callback (set
+    when ``av.open`` gets a timeout) asks ``time.monotonic()`` whether the open or the read in
+    progress is over its limit. In a puller thread whose stop is set, each call reads a billion
+    seconds later than the one before: FFmpeg's next interrupt check (every 100 ms while it waits on
+    a socket) ends the open or read, even while a camera trickles bytes. Everywhere else it is
+    ``time``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def monotonic() -> float:
+        stop: threading.Event | None = getattr(_puller_thread, "stop", None)
+        if stop is not None and stop.is_set():
+            _puller_thread.jump = getattr(_puller_thread, "jump", 0.0) + 1e9
+            return time.monotonic() + _puller_thread.jump
+        return time.monotonic()
+
+
+#: Whether PyAV's interrupt callback honours a stop (else a stop waits for the read timeout).
+INTERRUPTIBLE = getattr(av.container.core, "time", None) is time
+if INTERRUPTIBLE:
+    av.container.core.time = _InterruptingClock()  # type: ignore[attr-defined]
+
+
 class Puller:
     """One connection to the camera, in a thread of its own: open, then demux until the stream
     ends, a read times out, or :meth:`stop`. Frames reach ``deliver`` on the event loop."""
 
-    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deliver: Callable[[Frame], None]) -> None:
+    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, deliver: Callable[[Frame], None],
+                 policy: AllowPolicy | None = None) -> None:
         self.url = url
+        self.policy = policy or AllowPolicy()
+        #: The URL with its host pinned to the address checked (set in the thread).
+        self.pinned: str | None = None
         self._loop = loop
         self._deliver = deliver
         self._stop = threading.Event()
@@ -322,8 +568,14 @@ class Puller:
         self._thread.start()
 
     def stop(self) -> None:
-        """Ask the thread to end; it does at its next packet, or when a read times out."""
+        """Ask the thread to end: within FFmpeg's next interrupt check (0.1 s) while it waits on
+        the camera (:class:`_InterruptingClock`), or at its next packet."""
         self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread (tests); whether it ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _post(self, callback: Callable[..., Any], *args: Any) -> bool:
         try:
@@ -343,12 +595,19 @@ class Puller:
             future.set_result(value)
 
     def _run(self) -> None:
+        _puller_thread.stop = self._stop
         try:
-            container: Any = av.open(self.url, options={"rtsp_transport": "tcp", "rtsp_flags": "prefer_tcp",
-                                                        "timeout": str(int(READ_TIMEOUT * 1e6))},
-                                     timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
-        except Exception as exc:  # refused, unreachable, unauthorised, timed out, not RTSP
-            self._post(self._settle, self.opened, None, ConnectionError(_error_text(exc, self.url)))
+            # Resolved once, here, and every address checked; FFmpeg connects to the one pinned.
+            self.pinned = pin(self.url, self.policy)
+            if self._stop.is_set():
+                raise ConnectionError("stopped")
+            # FFmpeg's RTSP demuxer follows 3xx redirects and has no option against it, nor does it
+            # pass TLS options (verification) to an rtsps connection: see docs/architecture.md.
+            container: Any = av.open(self.pinned, options={
+                "rtsp_transport": "tcp", "rtsp_flags": "prefer_tcp",
+                "timeout": str(int(READ_TIMEOUT * 1e6))}, timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
+        except Exception as exc:  # refused, unreachable, unauthorised, timed out, not RTSP, not allowed
+            self._post(self._settle, self.opened, None, exc)
             self._post(self._settle, self.ended, "failed")
             return
         reason = "camera_lost"
@@ -365,7 +624,7 @@ class Puller:
             reason = "stopped" if self._stop.is_set() else "camera_lost"
         except Exception as exc:
             if not self._stop.is_set():
-                logger.info("RTSP %s: %s", mask_url(self.url), _error_text(exc, self.url))
+                logger.info("RTSP %s: %s", mask_url(self.url), _error_text(exc, self.url, self.pinned or self.url))
             reason = "stopped" if self._stop.is_set() else "camera_lost"
         finally:
             try:
@@ -407,8 +666,10 @@ class Pull:
     state: str = "connecting"
     next_attempt_at: dt.datetime | None = None
     live_since: dt.datetime | None = None
+    #: One of ERRORS (the detail is in the log only).
     last_error: str | None = None
     attempts: int = 0
+    puller: Puller | None = None
     footage_source_id: int | None = None
     publication: Publication | None = None
     task: asyncio.Task[None] | None = None
@@ -418,6 +679,10 @@ class Pull:
     #: Why the publication ended by itself, when it did.
     end_reason: str = "camera_lost"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pinned(self) -> str | None:
+        return self.puller.pinned if self.puller is not None else None
     #: Set when the current connection should end (the publication ended by itself, a stop).
     drop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -426,8 +691,12 @@ class RtspPulls:
     """Every RTSP source of the server: the API's operations and the pulling tasks."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference, archive: Archive,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow, policy: AllowPolicy | None = None) -> None:
         self.sessionmaker = sessionmaker
+        #: Where sources may be pulled from (``rtsp_allow``).
+        self.policy = policy or AllowPolicy()
+        #: Sources being added (counted in the quotas until they are in ``pulls``): (incident, unit path).
+        self._adding: list[tuple[int, str]] = []
         self.conference = conference
         self.archive = archive
         self.clock = clock
@@ -481,21 +750,55 @@ class RtspPulls:
         if not isinstance(label, str) or not label.strip() or len(label.strip()) > MAX_LABEL \
                 or unsafe_reason(label, multiline=False):
             raise Invalid("rtsp.label", field="label", max=MAX_LABEL)
-        if len([p for p in self.pulls.values() if not p.stopping]) >= MAX_SOURCES:
-            raise TooMany("rtsp.too_many", max=MAX_SOURCES)
+        self._quota(incident_id, None)
+        await self.admit(url)
         now = self.clock()
-        async with self.sessionmaker.begin() as db:
-            incident = await self._incident(db, who, incident_id)
-            if incident.status in ("closed", "merged"):
-                raise Forbidden("footage.incident_closed")
-            row = RtspSource(incident_id=incident.id, unit_path=incident.unit_path, label=label.strip(), url=url,
-                             state="connecting", created_by=who.id, created_at=now)
-            db.add(row)
-            await db.flush()
-            DirectoryBase.audit(db, who, "add", "rtsp_source", row.id, incident.unit_path,
-                                incident_id=incident.id, label=row.label, url=mask_url(url))
-        self._start(row)
+        reserved: tuple[int, str] | None = None
+        try:
+            async with self.sessionmaker.begin() as db:
+                incident = await self._incident(db, who, incident_id)
+                if incident.status in ("closed", "merged"):
+                    raise Forbidden("footage.incident_closed")
+                # Checked and reserved with no await between: two adds at once cannot both pass.
+                self._quota(incident.id, incident.unit_path)
+                reserved = (incident.id, incident.unit_path)
+                self._adding.append(reserved)
+                row = RtspSource(incident_id=incident.id, unit_path=incident.unit_path, label=label.strip(),
+                                 url=url, state="connecting", created_by=who.id, created_at=now)
+                db.add(row)
+                await db.flush()
+                DirectoryBase.audit(db, who, "add", "rtsp_source", row.id, incident.unit_path,
+                                    incident_id=incident.id, label=row.label, url=mask_url(url))
+            self._start(row)
+        finally:
+            if reserved is not None:
+                self._adding.remove(reserved)
         return self._json(row)
+
+    def _quota(self, incident_id: int, unit_path: str | None) -> None:
+        """TooMany when another source would pass the server's, the incident's or the unit's cap."""
+        live = [(p.incident_id, p.unit_path) for p in self.pulls.values() if not p.stopping] + self._adding
+        if len(live) >= MAX_SOURCES:
+            raise TooMany("rtsp.too_many", max=MAX_SOURCES)
+        if sum(1 for i, _ in live if i == incident_id) >= MAX_PER_INCIDENT:
+            raise TooMany("rtsp.too_many_incident", max=MAX_PER_INCIDENT)
+        if unit_path is not None and sum(1 for _, u in live if u == unit_path) >= MAX_PER_UNIT:
+            raise TooMany("rtsp.too_many_unit", max=MAX_PER_UNIT)
+
+    async def admit(self, url: str) -> None:
+        """NotAllowed (400) when the URL's host resolves now to an address, or its port is one,
+        that ``rtsp_allow`` does not let the server reach. A name that does not resolve yet passes
+        (each attempt resolves and checks again, in its thread, and connects to what it checked)."""
+        parts = urllib.parse.urlsplit(url)
+        assert parts.hostname is not None
+        port = url_port(parts)
+        try:
+            addresses = await asyncio.wait_for(asyncio.to_thread(resolve, parts.hostname, port), 5)
+        except (OSError, TimeoutError, UnicodeError) as exc:
+            logger.info("RTSP source host %r does not resolve now: %s", parts.hostname, exc)
+            return
+        if not addresses or not all(self.policy.allows(a, port) for a in addresses):
+            raise NotAllowed("rtsp.not_allowed", field="url")
 
     async def sources(self, who: Principal, incident_id: int) -> list[dict[str, Any]]:
         self._host(who)
@@ -537,6 +840,21 @@ class RtspPulls:
         if rows:
             logger.info("RTSP sources %s resumed", [r.id for r in rows])
         return [r.id for r in rows]
+
+    async def incident_ended(self, incident_id: int) -> None:
+        """The incident closed or merged (an ``Incidents.on_ended`` hook): its sources stop now
+        (reason ``incident_closed``), not at the next incident check."""
+        pulls = [p for p in self.pulls.values() if p.incident_id == incident_id and not p.stopping]
+        for pull in pulls:
+            pull.stopping, pull.stop_reason = True, "incident_closed"
+        async with self.sessionmaker.begin() as db:
+            rows = (await db.execute(select(RtspSource).where(RtspSource.incident_id == incident_id,
+                                                              RtspSource.state != "stopped"))).scalars()
+            for row in rows:
+                row.state, row.stopped_at = "stopped", self.clock()
+        await asyncio.gather(*(self._halt(p, "incident_closed") for p in pulls), return_exceptions=True)
+        if pulls:
+            logger.info("RTSP sources %s stopped: their incident %s closed", [p.id for p in pulls], incident_id)
 
     async def close(self) -> None:
         """Server stop: every pull ends (its recording closed) but stays due to resume at the next start."""
@@ -582,9 +900,9 @@ class RtspPulls:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                pull.last_error = _error_text(exc, pull.url)
-                logger.info("RTSP source %s (%s): attempt %d failed: %s", pull.id, masked, pull.attempts,
-                            pull.last_error)
+                pull.last_error = error_kind(exc)
+                logger.info("RTSP source %s (%s): attempt %d failed (%s): %s", pull.id, masked, pull.attempts,
+                            pull.last_error, _error_text(exc, pull.url, pull.pinned or pull.url))
             if pull.stopping:
                 break
             if live_for >= reset_after:
@@ -620,7 +938,8 @@ class RtspPulls:
         the camera goes; returns how many seconds it was live (0 if it never was)."""
         loop = asyncio.get_running_loop()
         track = PacketTrack()
-        puller = Puller(pull.url, loop, track.push)
+        puller = Puller(pull.url, loop, track.push, self.policy)
+        pull.puller = puller
         if not pull.stopping:
             pull.drop.clear()
         puller.start()
@@ -645,8 +964,9 @@ class RtspPulls:
             if pull.stopping:
                 return 0.0
             if not track.first_keyframe.is_set():
-                raise ConnectionError("the camera sent no keyframe" if not puller.ended.done()
-                                      else "the stream ended before its first keyframe")
+                if puller.ended.done():
+                    raise StreamEnded("the stream ended before its first keyframe")
+                raise NoKeyframe(f"the camera sent no keyframe in {FIRST_KEYFRAME_TIMEOUT:.0f} s")
             return await self._live(pull, puller, track, description)
         finally:
             puller.stop()
@@ -695,7 +1015,7 @@ class RtspPulls:
             else:
                 reason = pull.end_reason
             if reason == "camera_lost":
-                pull.last_error = "camera_lost"
+                pull.last_error = "ended"
             return time.monotonic() - live_at
         finally:
             pull.publication = None

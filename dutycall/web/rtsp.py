@@ -1,9 +1,11 @@
 """RTSP pull routes (``media/rtsp.py``): hosts add, list and stop the RTSP sources of an incident.
 
 ``POST /api/incidents/{id}/rtsp-sources`` ``{url, label}`` → 201 and the source (its URL masked:
-credentials never leave the server); a URL that is not ``rtsp://`` or ``rtsps://`` with a host →
-400. ``GET`` the same path lists them with their state ("connecting", "live", "retrying" with
-``next_attempt_at``, "stopped"). ``DELETE /api/rtsp-sources/{id}`` stops one. Scope as ingest
+credentials never leave the server); a URL that is not ``rtsp://`` or ``rtsps://`` with a host, or
+whose host or port ``rtsp_allow`` (DUTYCALL_RTSP_ALLOW) does not let the server reach → 400.
+``GET`` the same path lists them with their state ("connecting", "live", "retrying" with
+``next_attempt_at``, "stopped"; ``last_error`` one of "unreachable", "not_rtsp", "auth_failed",
+"timeout", "ended"). ``DELETE /api/rtsp-sources/{id}`` stops one. Scope as ingest
 tokens: an account with ``incidents.manage`` whose subtree holds the incident (404 otherwise).
 
 ``setup(app)`` (one call from ``create_app``, after the footage archive exists) adds the routes
@@ -18,10 +20,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..media.rtsp import BadUrl, RtspPulls
+from ..media.rtsp import AllowPolicy, BadUrl, RtspPulls
 from .auth import error_response, json_body, path_int, principal_of
 from .footage import ARCHIVE
-from .keys import SERVICES
+from .keys import CONFIG, INCIDENTS, SERVICES
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,12 @@ routes = web.RouteTableDef()
 def setup(app: web.Application) -> None:
     """Install the RTSP pulls and their routes (after ``footage.setup``: they record into its archive)."""
     services = app[SERVICES]
-    app[RTSP] = RtspPulls(services.sessionmaker, services.conference, app[ARCHIVE])
+    app[RTSP] = RtspPulls(services.sessionmaker, services.conference, app[ARCHIVE],
+                          policy=AllowPolicy(app[CONFIG].rtsp_allow))
+    # A closed or merged incident's sources stop at once (the pulls also check every 30 s).
+    hooks = getattr(app[INCIDENTS], "on_ended", None)
+    if isinstance(hooks, list):
+        hooks.append(app[RTSP].incident_ended)
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_rtsp)
 
