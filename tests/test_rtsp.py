@@ -611,3 +611,79 @@ async def test_closing_the_incident_stops_its_sources_at_once(rtsp):
     assert (await listed(host, iid))[0]["state"] == "stopped"
     assert not pulls.pulls
     assert (await rows(app, RtspSource, id=added["id"]))[0].stopped_at is not None
+
+
+def _self_signed(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """A certificate for ``localhost`` (and its key), signed by itself."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_rtsps_verifies_the_camera_certificate_against_the_url_host(tmp_path, monkeypatch):
+    """rtsps:// is TLS with the certificate verified (system CAs, SSL_CERT_FILE) for the URL's host,
+    although the connection goes to the pinned address: an unknown certificate gets no request."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.settimeout(5)
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    received.append(tls.recv(4096))
+            except (OSError, ssl.SSLError):
+                received.append(b"")  # the client gave up in the handshake
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    loop = asyncio.get_running_loop()
+
+    async def attempt() -> bytes:
+        received.clear()
+        puller = Puller(f"rtsps://u:pw@localhost:{port}/x", loop, lambda frame: None, AllowPolicy(LOOPBACK))
+        puller.start()
+        with pytest.raises((OSError, ValueError)):  # no TLS / not an RTSP answer (av.error.*)
+            await asyncio.wait_for(puller.opened, 15)
+        assert puller.join(5)
+        await wait_for(lambda: received, timeout=5, what="the camera saw the attempt")
+        return received[0]
+
+    try:
+        assert await attempt() == b"", "an untrusted certificate: nothing sent (the password least of all)"
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the camera's CA trusted: it gets the request
+        assert (await attempt()).startswith(b"OPTIONS rtsp")
+    finally:
+        done.set()

@@ -43,6 +43,7 @@ import ipaddress
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -545,6 +546,21 @@ if INTERRUPTIBLE:
     av.container.core.time = _InterruptingClock()  # type: ignore[attr-defined]
 
 
+def open_options(url: str) -> dict[str, str]:
+    """FFmpeg's options for ``url``: RTSP over TCP with a socket timeout; for ``rtsps://`` the
+    server's certificate verified (the system's CA bundle, ``SSL_CERT_FILE`` if set) against the
+    URL's own host name, although the connection goes to the address pinned."""
+    options = {"rtsp_transport": "tcp", "rtsp_flags": "prefer_tcp", "timeout": str(int(READ_TIMEOUT * 1e6))}
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() == "rtsps":
+        paths = ssl.get_default_verify_paths()
+        options.update({"tls_verify": "1", "verifyhost": parts.hostname or ""})
+        ca_file = paths.cafile or paths.openssl_cafile
+        if ca_file:
+            options["ca_file"] = ca_file
+    return options
+
+
 class Puller:
     """One connection to the camera, in a thread of its own: open, then demux until the stream
     ends, a read times out, or :meth:`stop`. Frames reach ``deliver`` on the event loop."""
@@ -601,11 +617,10 @@ class Puller:
             self.pinned = pin(self.url, self.policy)
             if self._stop.is_set():
                 raise ConnectionError("stopped")
-            # FFmpeg's RTSP demuxer follows 3xx redirects and has no option against it, nor does it
-            # pass TLS options (verification) to an rtsps connection: see docs/architecture.md.
-            container: Any = av.open(self.pinned, options={
-                "rtsp_transport": "tcp", "rtsp_flags": "prefer_tcp",
-                "timeout": str(int(READ_TIMEOUT * 1e6))}, timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
+            # FFmpeg's RTSP demuxer follows 3xx redirects and has no option against it (nor does
+            # PyAV say where it ended up): see docs/architecture.md.
+            container: Any = av.open(self.pinned, options=open_options(self.url),
+                                     timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
         except Exception as exc:  # refused, unreachable, unauthorised, timed out, not RTSP, not allowed
             self._post(self._settle, self.opened, None, exc)
             self._post(self._settle, self.ended, "failed")
