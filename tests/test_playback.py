@@ -2,7 +2,9 @@
 WHIP is listed with each segment's SHA-256; a segment is served with HTTP Range (206, the right
 bytes) and Chromium plays and seeks it; a time range downloads as one file joined without
 re-encoding whose duration (ffprobe) is the range's within a keyframe interval; every route is
-refused out of scope; each play and download is in the footage access record."""
+refused out of scope; each play and download is in the footage access record (whatever the Range,
+once a minute, the record paged so no entry is out of reach); range downloads are bounded (length,
+in flight, disk room, their own threads and temporary directory); other sites are refused."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +24,11 @@ from aiortc import RTCSessionDescription
 from playwright.async_api import async_playwright
 
 from dutycall.client import sign_in
+from dutycall.media.audit import access_row
 from dutycall.media.playback import remux_range
-from dutycall.web import create_app
+from dutycall.web import create_app, footage_views
 from dutycall.web.footage import ARCHIVE, INGEST
-from dutycall.web.keys import DIRECTORY, INCIDENTS
+from dutycall.web.keys import DIRECTORY, INCIDENTS, SERVICES
 
 from .browser import launch
 from .conftest import ADMIN_PASSWORD, make_config
@@ -248,3 +252,188 @@ def test_h264_fragmented_mp4_segments_join_at_keyframes_without_reencoding(tmp_p
         assert abs(probe["duration"] - 3.5) < 0.05
     finally:
         path.unlink()
+
+
+async def _access(recorded: Recorded) -> list[dict[str, Any]]:
+    status, access = await recorded.host.call("GET", f"/api/incidents/{recorded.incident_id}/footage-access")
+    assert status == 200, access
+    return access
+
+
+def _range_url(recorded: Recorded, start: dt.datetime, end: dt.datetime, lang: str = "") -> str:
+    return (f"{recorded.base}/api/footage/sources/{recorded.sources[0]['id']}/download?"
+            f"from={quote(start.isoformat())}&to={quote(end.isoformat())}" + (f"&lang={lang}" if lang else ""))
+
+
+async def test_every_media_request_is_audited_once_a_minute_whatever_its_range(recorded):
+    """Security review: ``Range: bytes=-<size>`` or ``bytes=1-`` fetched the whole segment with no
+    access row; ``?download=1`` wrote a row on every request (a flood pushed real entries out)."""
+    segment = recorded.segments[1]
+    session = recorded.host.session
+    resp = await session.get(f"{recorded.base}{segment['url']}", headers={"Range": f"bytes=-{segment['size']}"})
+    assert resp.status == 206 and len(await resp.read()) == segment["size"]
+    resp = await session.get(f"{recorded.base}{segment['url']}", headers={"Range": "bytes=1-"})
+    assert resp.status == 206 and len(await resp.read()) == segment["size"] - 1
+    assert [(a["action"], a["segment_id"]) for a in await _access(recorded)] == [("played", segment["id"])]
+    for headers in ({}, {"Range": "bytes=0-"}, {"Range": "bytes=100-199"}, {"Range": "bytes=-1"}):
+        assert (await session.get(f"{recorded.base}{segment['url']}", headers=headers)).status in (200, 206)
+    for headers in ({}, {"Range": "bytes=1-"}, {}, {"Range": f"bytes=-{segment['size']}"}):
+        resp = await session.get(f"{recorded.base}{segment['url']}?download=1", headers=headers)
+        assert resp.status in (200, 206)
+        await resp.read()
+    assert sorted((a["action"], a["segment_id"]) for a in await _access(recorded)) == [
+        ("downloaded", segment["id"]), ("played", segment["id"])]
+    # A minute later each is recorded again, once.
+    throttle = recorded.app[footage_views.MEDIA_ACCESS]
+    now = time.monotonic()
+    throttle.clock = lambda: now + 61
+    for _ in range(3):
+        await (await session.get(f"{recorded.base}{segment['url']}", headers={"Range": "bytes=5-"})).read()
+        await (await session.get(f"{recorded.base}{segment['url']}?download=1")).read()
+    actions = [a["action"] for a in await _access(recorded)]
+    assert sorted(actions) == ["downloaded", "downloaded", "played", "played"]
+
+
+async def test_the_access_record_pages_newest_first_and_reaches_every_entry(recorded):
+    """The listing used to stop at the newest 1000 rows, silently: older ones were out of reach."""
+    app = recorded.app
+    t0 = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    who = {"kind": "account", "name": "flood", "account_id": None}
+    async with app[SERVICES].sessionmaker.begin() as db:
+        db.add_all([access_row(who, recorded.incident_id, "played", "127.0.0.1",
+                               at=t0 + dt.timedelta(seconds=i // 7)) for i in range(2345)])  # ties in time
+    path = f"/api/incidents/{recorded.incident_id}/footage-access"
+    resp = await recorded.host.session.get(f"{recorded.base}{path}")
+    first = await resp.json()
+    assert resp.status == 200 and len(first) == 1000 and 'rel="next"' in resp.headers.get("Link", "")
+    seen: list[dict[str, Any]] = []
+    url: str | None = f"{path}?limit=700"
+    pages = 0
+    while url:
+        resp = await recorded.host.session.get(f"{recorded.base}{url}")
+        page = await resp.json()
+        assert resp.status == 200 and 0 < len(page) <= 700, page
+        seen += page
+        pages += 1
+        link = resp.headers.get("Link")
+        url = link[1:link.index(">")] if link else None
+    assert pages == 4 and len(seen) == 2345 and len({a["id"] for a in seen}) == 2345
+    order = [(dt.datetime.fromisoformat(a["at"]), a["id"]) for a in seen]
+    assert order == sorted(order, reverse=True) and [a["id"] for a in first] == [a["id"] for a in seen[:1000]]
+    for bad in ("limit=0", "limit=1001", "limit=x", "before=999999999", "before=-1"):
+        resp = await recorded.host.session.get(f"{recorded.base}{path}?{bad}")
+        assert resp.status == 422, bad
+
+
+async def test_range_downloads_are_bounded_in_length_in_flight_and_disk(recorded, monkeypatch):
+    """Any reader could run unlimited 6-hour remuxes on the default executor, each writing a full
+    temporary copy into the recordings directory's root, and was audited only after it."""
+    app = recorded.app
+    segments = recorded.segments
+    start = dt.datetime.fromisoformat(segments[0]["started_at"]) + dt.timedelta(seconds=1)
+    end = start + dt.timedelta(seconds=4)
+    session = recorded.host.session
+
+    resp = await session.get(_range_url(recorded, start, start + dt.timedelta(hours=2, seconds=1)))
+    assert resp.status == 422, await resp.text()
+
+    gate = threading.Event()
+    entered: list[tuple[str, Any]] = []
+    real = footage_views.remux_range
+
+    def gated(parts, start, end, directory=None):  # type: ignore[no-untyped-def]
+        entered.append((threading.current_thread().name, directory))
+        gate.wait(60)
+        return real(parts, start, end, directory)
+
+    monkeypatch.setattr(footage_views, "remux_range", gated)
+
+    async def fetch(http: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
+        resp = await http.get(url)
+        return resp.status, await resp.read()
+
+    directory = app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    others = []
+    for name in ("hostR1", "hostR2"):
+        await directory.create_account(admin, {"username": name, "display_name": name, "role": "host",
+                                               "password": "password-1", "unit_id": admin.unit_id})
+        others.append(await Api(recorded.base).sign_in(name, "password-1"))
+    try:
+        first = asyncio.create_task(fetch(session, _range_url(recorded, start, end)))
+        await wait_for(lambda: entered, what="the first remux started")
+        thread, temp = entered[0]
+        assert thread.startswith("footage-remux"), thread  # not the default executor
+        assert temp == app[ARCHIVE].settings.directory / ".tmp"
+        ranged = [a for a in await _access(recorded) if a["range_from"]]
+        assert [a["who"] for a in ranged] == ["hostD1"], "recorded before the remux"
+        # one in flight per account
+        resp = await session.get(_range_url(recorded, start, end))
+        body = await resp.json()
+        assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+        assert "下载" in body["error"]["message"]
+        resp = await session.get(_range_url(recorded, start, end, lang="en"))
+        assert resp.status == 429 and "range download" in (await resp.json())["error"]["message"]
+        # two in all
+        second = asyncio.create_task(fetch(others[0].session, _range_url(recorded, start, end)))
+        await wait_for(lambda: len(entered) == 2, what="the second remux started")
+        resp = await others[1].session.get(_range_url(recorded, start, end))
+        assert resp.status == 429 and resp.headers["Retry-After"], await resp.text()
+        gate.set()
+        for task in (first, second):
+            status, data = await task
+            assert status == 200 and len(data) > 10_000, data[:300]
+        assert len(entered) == 2
+        playback = app[footage_views.PLAYBACK]
+        await wait_for(lambda: playback.downloads == {} and playback.reserved == 0, what="the slots released")
+        assert list(playback.temp_directory.iterdir()) == []
+        # third account's turn now
+        status, _ = await fetch(others[1].session, _range_url(recorded, start, end))
+        assert status == 200
+    finally:
+        gate.set()
+        for api in others:
+            await api.close()
+
+    # The recordings disk keeps the archive's minimum free space besides what the file may take.
+    recorded_before = len(await _access(recorded))
+    playback.min_free_bytes = 1 << 50
+    resp = await session.get(_range_url(recorded, start, end, lang="en"))
+    assert resp.status == 503 and "free space" in (await resp.json())["error"]["message"]
+    assert len(await _access(recorded)) == recorded_before, "a refused download is not access"
+
+
+async def test_footage_is_refused_to_other_sites(recorded):
+    """SameSite=Strict cookies go with requests from sibling subdomains (same-site, not
+    same-origin): a page there could make a reader's browser download footage."""
+    segment = recorded.segments[0]
+    start = dt.datetime.fromisoformat(segment["started_at"]) + dt.timedelta(seconds=0.5)
+    urls = [f"{recorded.base}{segment['url']}", f"{recorded.base}{segment['url']}?download=1",
+            _range_url(recorded, start, start + dt.timedelta(seconds=2))]
+    session = recorded.host.session
+    for url in urls:
+        for site in ("same-site", "cross-site", "Same-Site"):
+            resp = await session.get(url, headers={"Sec-Fetch-Site": site})
+            assert resp.status == 403, (url, site)
+            assert "其他网站" in (await resp.json())["error"]["message"]
+    assert await _access(recorded) == [], "refused requests are not access"
+    for url in urls:
+        for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+            resp = await session.get(url, headers=headers)
+            assert resp.status == 200, (url, headers)
+            await resp.read()
+
+
+async def test_temporary_files_a_killed_server_left_are_deleted_at_start(aiohttp_server, tmp_path):
+    recordings = tmp_path / "rec"
+    (recordings / ".tmp").mkdir(parents=True)
+    stray = recordings / ".tmp" / "footage-abc.webm"
+    stray.write_bytes(b"x" * 1000)
+    kept = recordings / "1" / "2" / "0001.webm"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"segment")
+    app = create_app(make_config(f"sqlite:///{tmp_path}/dutycall.sqlite3", recordings_dir=str(recordings),
+                                 recording_min_free_bytes=0))
+    await aiohttp_server(app, host="127.0.0.1")
+    assert not stray.exists() and kept.read_bytes() == b"segment"
+    assert (recordings / ".tmp").is_dir()

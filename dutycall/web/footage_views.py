@@ -12,14 +12,19 @@ Watching goes over the signalling socket: ``relay_watch`` {relay_id, sdp} → ``
 Playback (scope like incident reads): ``GET /api/incidents/{id}/footage`` (sources and their
 segments with SHA-256); ``GET /api/footage/segments/{id}/media`` (HTTP Range; ``?download=1``
 for an attachment); ``GET /api/footage/sources/{id}/download?from=&to=`` (ISO instants: the
-range joined without re-encoding). Audit: ``GET /api/incidents/{id}/footage-access`` (hosts).
+range joined without re-encoding). Audit: ``GET /api/incidents/{id}/footage-access`` (hosts;
+``?limit=`` and ``?before=<id>`` page it, newest first; a ``Link: <…>; rel="next"`` header names
+the next page while there is one).
+
+Every media request is in the access record (once per account, segment, action and minute,
+whatever its ``Range``), and a browser's request for footage from another site (``Sec-Fetch-Site``
+not ``same-origin``/``none``; SameSite cookies let a sibling subdomain through) is refused (403).
+Range downloads: see ``media/playback.py`` (length, in flight, disk room, their own pool).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -28,9 +33,9 @@ from aiohttp import web
 from .. import errors
 from ..directory.principal import Principal
 from ..media import audit
-from ..media.playback import CONTENT_TYPES, Playback, content_disposition, parse_instant, remux_range
+from ..media.playback import CONTENT_TYPES, Playback, content_disposition, parse_instant, refuse_cross_site, remux_range
 from ..media.relay import Relays, RelayWatching
-from .auth import as_signalling, json_body, path_int, principal_of
+from .auth import as_signalling, json_body, parse_int, path_int, principal_of
 from .clients import client_address
 from .footage import ARCHIVE
 from .keys import CONFERENCE, SERVICES
@@ -39,9 +44,9 @@ logger = logging.getLogger(__name__)
 
 RELAYS = web.AppKey("footage_relays", Relays)
 PLAYBACK = web.AppKey("footage_playback", Playback)
-#: A player asks for many ranges of one file: "played" is recorded once per account, segment and minute.
-PLAYED_AGAIN_AFTER = 60.0
-_PLAYED = web.AppKey("footage_played", dict)
+#: A player asks for many ranges of one file: "played" (and "downloaded") is recorded once per
+#: account, segment and minute, whatever the range.
+MEDIA_ACCESS = web.AppKey("footage_media_access", audit.Throttle)
 CHUNK = 256 * 1024
 routes = web.RouteTableDef()
 
@@ -49,16 +54,26 @@ routes = web.RouteTableDef()
 def setup(app: web.Application) -> None:
     sessionmaker = app[SERVICES].sessionmaker
     app[RELAYS] = Relays(sessionmaker, app[CONFERENCE])
-    app[PLAYBACK] = Playback(sessionmaker, app[ARCHIVE].settings.directory)
-    app[_PLAYED] = {}
+    archive = app[ARCHIVE]
+    app[PLAYBACK] = Playback(sessionmaker, archive.settings.directory, archive.settings.min_free_bytes,
+                             lambda directory: archive.free_space(directory))
+    app[MEDIA_ACCESS] = audit.Throttle()
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_relays)
+    app.cleanup_ctx.append(_playback)
 
 
 async def _relays(app: web.Application) -> AsyncIterator[None]:
     await app[RELAYS].recover()
     yield
     await app[RELAYS].close()
+
+
+async def _playback(app: web.Application) -> AsyncIterator[None]:
+    playback = app[PLAYBACK]
+    await playback.in_pool(playback.sweep)  # what a killed server left in the temporary directory
+    yield
+    playback.close()
 
 
 # -- the signalling socket -------------------------------------------------------------------------
@@ -122,20 +137,20 @@ async def incident_footage(request: web.Request) -> web.Response:
 @routes.get("/api/footage/segments/{id}/media")
 async def segment_media(request: web.Request) -> web.StreamResponse:
     who = principal_of(request)
+    refuse_cross_site(request.headers.get("Sec-Fetch-Site"))
     found = await request.app[PLAYBACK].segment_file(who, path_int(request, "id"))
     download = request.query.get("download") == "1"
-    byte_range = request.headers.get("Range", "")
-    if download or not byte_range or byte_range.replace(" ", "").startswith("bytes=0-"):
-        played = request.app[_PLAYED]
-        key = (who.id, found.segment_id, download)
-        now = time.monotonic()
-        if download or now - played.get(key, -PLAYED_AGAIN_AFTER) >= PLAYED_AGAIN_AFTER:
-            played[key] = now
-            if len(played) > 10_000:
-                played.clear()
-            await audit.record(request.app[SERVICES].sessionmaker, who, found.incident_id,
-                               "downloaded" if download else "played", client_address(request),
-                               source_id=found.source_id, segment_id=found.segment_id)
+    action = "downloaded" if download else "played"
+    # Every request, whatever its Range (bytes=1- or bytes=-N fetch the whole file as well as
+    # bytes=0-): a player's many ranges, or a repeated download, make one row a minute.
+    key = (who.id, found.segment_id, action)
+    if request.app[MEDIA_ACCESS].due(key):
+        try:
+            await audit.record(request.app[SERVICES].sessionmaker, who, found.incident_id, action,
+                               client_address(request), source_id=found.source_id, segment_id=found.segment_id)
+        except BaseException:
+            request.app[MEDIA_ACCESS].forget(key)
+            raise
     disposition = content_disposition("attachment" if download else "inline", found.filename,
                                       f"{found.label}-{found.filename}")
     return web.FileResponse(found.path, headers={
@@ -146,35 +161,38 @@ async def segment_media(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/footage/sources/{id}/download")
 async def range_download(request: web.Request) -> web.StreamResponse:
     who = principal_of(request)
+    refuse_cross_site(request.headers.get("Sec-Fetch-Site"))
     playback = request.app[PLAYBACK]
     source_id = path_int(request, "id")
     start = parse_instant(request.query.get("from"), "from")
     end = parse_instant(request.query.get("to"), "to")
     source, segments = await playback.range_segments(who, source_id, start, end)
-    path, kind = await asyncio.to_thread(remux_range, segments, start, end, playback.directory)
-    try:
-        handle = await asyncio.to_thread(open, path, "rb")
-    finally:
-        path.unlink(missing_ok=True)  # the open handle keeps it readable until closed
-    try:
-        size = await asyncio.to_thread(lambda: handle.seek(0, 2))
-        await asyncio.to_thread(handle.seek, 0)
+    async with playback.download_slot(who, segments):
+        # Recorded before the remux starts: a download that fails or is cut off was still asked for.
         await audit.record(request.app[SERVICES].sessionmaker, who, source.incident_id, "downloaded",
                            client_address(request), source_id=source.id, range_from=start, range_to=end)
-        name = (f"incident-{source.incident_id}-source-{source.id}-{start:%Y%m%dT%H%M%SZ}-"
-                f"{end:%Y%m%dT%H%M%SZ}.{kind}")
-        response = web.StreamResponse(headers={
-            "Content-Type": CONTENT_TYPES.get(kind, "application/octet-stream"),
-            "Content-Disposition": content_disposition("attachment", name, f"{source.label}-{name}"),
-            "Cache-Control": "no-store"})
-        response.content_length = size
-        await response.prepare(request)
-        while chunk := await asyncio.to_thread(handle.read, CHUNK):
-            await response.write(chunk)
-        await response.write_eof()
-        return response
-    finally:
-        handle.close()
+        path, kind = await playback.in_pool(remux_range, segments, start, end, playback.temp_directory)
+        try:
+            handle = await playback.in_pool(lambda: path.open("rb"))
+        finally:
+            path.unlink(missing_ok=True)  # the open handle keeps it readable until closed
+        try:
+            size = await playback.in_pool(lambda: handle.seek(0, 2))
+            await playback.in_pool(handle.seek, 0)
+            name = (f"incident-{source.incident_id}-source-{source.id}-{start:%Y%m%dT%H%M%SZ}-"
+                    f"{end:%Y%m%dT%H%M%SZ}.{kind}")
+            response = web.StreamResponse(headers={
+                "Content-Type": CONTENT_TYPES.get(kind, "application/octet-stream"),
+                "Content-Disposition": content_disposition("attachment", name, f"{source.label}-{name}"),
+                "Cache-Control": "no-store"})
+            response.content_length = size
+            await response.prepare(request)
+            while chunk := await playback.in_pool(handle.read, CHUNK):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            handle.close()
 
 
 # -- audit -------------------------------------------------------------------------------------------------
@@ -182,5 +200,17 @@ async def range_download(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/incidents/{id}/footage-access")
 async def footage_access(request: web.Request) -> web.Response:
-    rows = await audit.listing(request.app[SERVICES].sessionmaker, principal_of(request), path_int(request, "id"))
-    return web.json_response(rows, headers={"Cache-Control": "no-store"})
+    """A page of the record, newest first (``?limit=``, ``?before=<id>``); ``Link`` names the next."""
+    incident_id = path_int(request, "id")
+    before = request.query.get("before")
+    limit = request.query.get("limit")
+    rows, next_before = await audit.listing(
+        request.app[SERVICES].sessionmaker, principal_of(request), incident_id,
+        before=parse_int(before, "before") if before is not None else None,
+        limit=parse_int(limit, "limit") if limit is not None else audit.PAGE_MAX)
+    headers = {"Cache-Control": "no-store"}
+    if next_before is not None:
+        query = f"before={next_before}" + (f"&limit={limit}" if limit is not None else "")
+        headers["Link"] = f'</api/incidents/{incident_id}/footage-access?{query}>; rel="next"'
+        headers["X-Next-Before"] = str(next_before)
+    return web.json_response(rows, headers=headers)
