@@ -6,6 +6,13 @@ tokens (an account with ``incidents.manage`` whose subtree holds the incident). 
 credentials (``rtsp://user:pass@camera/...``): they are stored, and used, but never returned,
 logged or shown: everything outside this module sees :func:`mask_url`'s ``rtsp://***@camera/...``.
 
+The server reaches only what ``rtsp_allow`` (:class:`AllowPolicy`, DUTYCALL_RTSP_ALLOW) lists: by
+default the private ranges on the cameras' ports, never loopback, link-local (cloud metadata) or
+multicast unless listed explicitly. Checked when a source is added (400) and in each attempt's
+thread, which resolves the host once and connects to the address it checked (:func:`pin`). What the
+API says about a failure is coarse (:data:`ERRORS`); the detail is in the log. FFmpeg follows RTSP
+redirects and cannot be told not to: an egress firewall is what confines those (docs/architecture.md).
+
 Each source has a task on the event loop and, while connected, a thread of its own (never the
 loop, never the default executor that ``asyncio.to_thread`` shares): PyAV opens the URL (RTSP over
 TCP, with open and read timeouts) and demuxes. The thread joins the demuxer's packets into access
