@@ -382,6 +382,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_p50_ms": sfu["latency_p50_ms"],
         "latency_p99_ms": sfu["latency_p99_ms"],
         "publications_removed": sfu["publications_removed"],
+        "min_any_fps": round(sfu["min_any_fps"], 2),
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
     }

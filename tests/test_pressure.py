@@ -63,6 +63,18 @@ def test_video_that_waits_too_long_in_the_queue_is_dropped_at_send_time():
     assert sub.take() is None and (sub.frames_stale, sub.queued) == (3, 0)
 
 
+def test_the_keyframe_a_subscriber_waits_for_passes_although_late():
+    forwarder = TrackForwarder(_Track(), None)  # type: ignore[arg-type]
+    forwarder.request_keyframe = lambda: None  # type: ignore[method-assign]
+    sub = forwarder.subscribe()
+    now = time.monotonic()
+    sub.push(_packet(keyframe=True), now - STALE_AFTER["video"] - 0.1)  # late, but the picture needs it
+    assert sub.take() is not None
+    sub.push(_packet(), now - STALE_AFTER["video"] - 0.1)  # a late delta frame is not
+    sub.push(_packet(keyframe=True), now - 5.0)  # nor a keyframe from seconds ago
+    assert sub.take() is None and sub.frames_stale == 2
+
+
 def test_stale_audio_is_dropped_and_fresh_audio_kept():
     forwarder = TrackForwarder(_AudioTrack(), None)  # type: ignore[arg-type]
     sub = forwarder.subscribe()

@@ -37,6 +37,8 @@ DEFAULT_QUEUE_FRAMES = {"video": 60, "audio": 50}
 #: under CPU contention the subscriber skips to fresh media (video: to a keyframe) instead of
 #: falling further behind. A browser plays 0.4 s late video as a freeze anyway.
 STALE_AFTER = {"video": 0.4, "audio": 0.3}
+#: ...except the keyframe a subscriber is waiting for, up to this late.
+KEYFRAME_GRACE = 2.0
 #: While a subscriber waits for a keyframe, ask again this often: a PLI can be lost or
 #: ignored by the publisher's encoder, and the subscriber sees nothing until one arrives.
 KEYFRAME_RETRY = 0.5
@@ -155,8 +157,15 @@ class ForwardedTrack(MediaStreamTrack):
         received it, less how late it was then (:class:`Lateness`)."""
         if self.readyState != "live":
             return
-        if received_at < time.monotonic() - self._stale_after:
-            # Already too late to be worth sending (the server read it late): drop it now.
+        now = time.monotonic()
+        late = now - received_at
+        if late > self._stale_after and packet.is_keyframe and self._need_keyframe and late < KEYFRAME_GRACE:
+            received_at = now  # the awaited keyframe: queued as if fresh (see below)
+        elif late > self._stale_after:
+            # Already too late to be worth sending (the server read it late): drop it now. The
+            # keyframe a subscriber waits for is let through up to KEYFRAME_GRACE: dropping it too
+            # would leave the picture frozen until the next, which an overloaded server makes late
+            # again.
             self.frames_dropped += 1
             self.frames_stale += 1
             if self.kind == "video" and not self._need_keyframe:

@@ -43,7 +43,10 @@ def make_engine(url: str) -> AsyncEngine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            # One writer at a time: a writer waits (in aiosqlite's thread, not on the event loop) for
+            # another's commit, which a loaded event loop can delay by seconds. 150 consoles signing
+            # in together beside a busy fan-out waited past 5 s and got 500s.
+            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
     return engine
