@@ -288,6 +288,8 @@ async def test_bad_urls_labels_and_scope(rtsp):
     officer = await Api(base).sign_in("officer", "password-1")
     try:
         assert (await other_district.call("POST", path, {"url": "rtsp://127.0.0.1:9/cam", "label": "x"}))[0] == 404
+        # Out of scope is 404 before anything about the URL's host is said (or looked up).
+        assert (await other_district.call("POST", path, {"url": "rtsp://169.254.169.254/x", "label": "x"}))[0] == 404
         assert (await other_district.call("GET", path))[0] == 404
         assert (await other_district.call("DELETE", f"/api/rtsp-sources/{added['id']}"))[0] == 404
         assert (await officer.call("POST", path, {"url": "rtsp://127.0.0.1:9/cam", "label": "x"}))[0] == 403

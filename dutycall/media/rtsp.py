@@ -772,7 +772,9 @@ class RtspPulls:
         if not isinstance(label, str) or not label.strip() or len(label.strip()) > MAX_LABEL \
                 or unsafe_reason(label, multiline=False):
             raise Invalid("rtsp.label", field="label", max=MAX_LABEL)
-        self._quota(incident_id, None)
+        self._quota(None, None)
+        async with self.sessionmaker() as db:  # in scope (404) before the host's name is looked up
+            await self._incident(db, who, incident_id)
         await self.admit(url)
         now = self.clock()
         reserved: tuple[int, str] | None = None
@@ -797,12 +799,12 @@ class RtspPulls:
                 self._adding.remove(reserved)
         return self._json(row)
 
-    def _quota(self, incident_id: int, unit_path: str | None) -> None:
+    def _quota(self, incident_id: int | None, unit_path: str | None) -> None:
         """TooMany when another source would pass the server's, the incident's or the unit's cap."""
         live = [(p.incident_id, p.unit_path) for p in self.pulls.values() if not p.stopping] + self._adding
         if len(live) >= MAX_SOURCES:
             raise TooMany("rtsp.too_many", max=MAX_SOURCES)
-        if sum(1 for i, _ in live if i == incident_id) >= MAX_PER_INCIDENT:
+        if incident_id is not None and sum(1 for i, _ in live if i == incident_id) >= MAX_PER_INCIDENT:
             raise TooMany("rtsp.too_many_incident", max=MAX_PER_INCIDENT)
         if unit_path is not None and sum(1 for _, u in live if u == unit_path) >= MAX_PER_UNIT:
             raise TooMany("rtsp.too_many_unit", max=MAX_PER_UNIT)
