@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 import aiohttp
+import pytest
 from aiortc import RTCSessionDescription
 from sqlalchemy import update
 
@@ -32,6 +33,13 @@ from .test_recording import incident_report
 from .test_whep import live_source, player_offer, whep_post
 from .test_whip import Api, issue, publisher, rows, whip, whip_post  # noqa: F401  (whip: a fixture)
 from .utils import wait_for
+
+
+@pytest.fixture(autouse=True)
+def patient(whip, monkeypatch):
+    """Most publishers here answer no media (their offer is all they send): their sessions must not
+    end by the conference's no-media timeout (15 s) on a slow machine before the test ends them."""
+    monkeypatch.setattr(whip["app"][INGEST].conference.settings, "connect_timeout", 600.0)
 
 
 async def offer_sdp() -> str:
