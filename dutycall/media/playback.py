@@ -181,6 +181,22 @@ class Playback:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    async def remux(self, segments: list[tuple[pathlib.Path, dt.datetime, str]], start: dt.datetime,
+                    end: dt.datetime, remux: Callable[..., tuple[pathlib.Path, str]] | None = None
+                    ) -> tuple[pathlib.Path, str]:
+        """:func:`remux_range` on the pool into the temporary directory. Cancelled (the client
+        went away), it still waits for the thread, which cannot be stopped, and deletes its file:
+        the download's slot and disk room stay held until the work is really over."""
+        future = asyncio.ensure_future(self.in_pool(remux or remux_range, segments, start, end,
+                                                    self.temp_directory))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                path, _ = await future
+                path.unlink(missing_ok=True)
+            raise
+
     def sweep(self) -> int:
         """Create the temporary directory, deleting what a killed server left there. Blocking."""
         self.temp_directory.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -71,7 +71,11 @@ async def _relays(app: web.Application) -> AsyncIterator[None]:
 
 async def _playback(app: web.Application) -> AsyncIterator[None]:
     playback = app[PLAYBACK]
-    await playback.in_pool(playback.sweep)  # what a killed server left in the temporary directory
+    try:
+        await playback.in_pool(playback.sweep)  # what a killed server left in the temporary directory
+    except OSError:  # the archive reports its own disk; range downloads will fail and say so
+        logger.exception("footage downloads: the temporary directory %s could not be prepared",
+                         playback.temp_directory)
     yield
     playback.close()
 
@@ -171,7 +175,7 @@ async def range_download(request: web.Request) -> web.StreamResponse:
         # Recorded before the remux starts: a download that fails or is cut off was still asked for.
         await audit.record(request.app[SERVICES].sessionmaker, who, source.incident_id, "downloaded",
                            client_address(request), source_id=source.id, range_from=start, range_to=end)
-        path, kind = await playback.in_pool(remux_range, segments, start, end, playback.temp_directory)
+        path, kind = await playback.remux(segments, start, end, remux_range)
         try:
             handle = await playback.in_pool(lambda: path.open("rb"))
         finally:
