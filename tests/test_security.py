@@ -543,6 +543,13 @@ async def test_anonymous_bodies_are_small_and_parallel_guesses_cannot_outrun_the
     resp = await api.client.post("/api/session", data=b"{" + b" " * (1024 * 1024) + b"}",
                                  headers={"Content-Type": "application/json"})
     assert resp.status == 413  # refused on its declared size, before a byte is read
+
+    async def chunked():  # no declared size: cut off at the same limit while it is read
+        for _ in range(128):
+            yield b" " * 8192
+
+    resp = await api.client.post("/api/session", data=chunked(), headers={"Content-Type": "application/json"})
+    assert resp.status == 413 and (await resp.json())["error"]["code"] == "too_large"
     statuses = await asyncio.gather(*(api.client.post(
         "/api/session", json={"username": f"guess{i}", "password": "wrong-guess"}) for i in range(30)))
     codes = [r.status for r in statuses]

@@ -101,13 +101,20 @@ async def body_timeout_middleware(request: web.Request, handler: Handler) -> web
         limit = MAX_JSON_BODY
         if request.get(PRINCIPAL) is not None:
             limit = LARGE_BODY_ROUTES.get((request.method, request.path), MAX_JSON_BODY)
-        if request.content_length is not None and request.content_length > limit:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=limit, actual_size=request.content_length, content_type="application/json",
+        def too_large(actual: int) -> web.HTTPRequestEntityTooLarge:
+            return web.HTTPRequestEntityTooLarge(
+                max_size=limit, actual_size=actual, content_type="application/json",
                 text=json.dumps(error_body(request, "too_large", Msg("web.body_too_large"))))
+
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large(request.content_length)
+        # A body without a declared length (chunked) is cut off at the same limit while it is read.
+        request._client_max_size = limit
         try:
             async with asyncio.timeout(body_deadline(request)):
                 await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise too_large(limit + 1) from exc
         except TimeoutError:
             logger.info("request body from %s too slow: closing", client_address(request))
             if request.transport is not None:
