@@ -374,7 +374,7 @@ class FieldLinks:
                 await self._end(previous, "replaced")  # the phone reconnected
             key = self._reserve(incident_id)
             try:
-                await asyncio.to_thread(self.archive.check_space)
+                await self.archive.ensure_space(incident_id, label)  # a refusal goes on the timeline
                 session, answer = await self._start(link_id, incident_id, label, offer)
             finally:
                 self._starting.pop(key, None)

@@ -268,7 +268,7 @@ class Ingest:
                 await self._end(previous, "replaced")  # the device reconnected
             key = self._reserve(token.incident_id)
             try:
-                await asyncio.to_thread(self.archive.check_space)
+                await self.archive.ensure_space(token.incident_id, token.label)  # a refusal goes on the timeline
                 session, answer = await self._start(token, offer)
             finally:
                 self._starting.pop(key, None)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pathlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -57,8 +56,7 @@ routes = web.RouteTableDef()
 def setup(app: web.Application) -> None:
     """Install the archive, WHIP ingest and their routes (one call from ``create_app``)."""
     services, config = app[SERVICES], app[CONFIG]
-    archive = Archive(services.sessionmaker, RecordingSettings(
-        pathlib.Path(config.recordings_dir), config.recording_segment_seconds, config.recording_min_free_bytes))
+    archive = Archive(services.sessionmaker, RecordingSettings.from_config(config))
     app[ARCHIVE] = archive
     app[INGEST] = ingest = Ingest(services.sessionmaker, services.conference, archive)
     app[WHEP] = whep = Whep(services.sessionmaker, services.conference, services.directory)
