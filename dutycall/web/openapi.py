@@ -293,14 +293,16 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     # -- RTSP pull (media/rtsp.py, web/rtsp.py) --------------------------------------------------------
     ("post", "/api/incidents/{id}/rtsp-sources", "footage",
      "Pull an RTSP camera into the incident's footage room (hosts in its unit's scope): url (rtsp:// or "
-     "rtsps:// with a host, else 400; credentials in it are used but never returned: shown as rtsp://***@host) "
-     "and label. H264 forwarded and archived without re-encoding; retried with back-off (1 s doubling to 30 s) "
-     "while the camera is away; resumed after a server restart",
+     "rtsps:// with a host, else 400; a host outside the rtsp_allow networks/ports: 400 url_not_allowed; "
+     "credentials in it are used but never returned: shown as rtsp://***@host) and label. At most 8 per incident "
+     "and 16 per unit (429). H264 forwarded and archived without re-encoding; retried with back-off (1 s doubling "
+     "to 30 s) while the camera is away; resumed after a server restart",
      {"type": "object", "required": ["url", "label"], "properties": {"url": TEXT, "label": TEXT}},
      {"type": "object"}),
     ("get", "/api/incidents/{id}/rtsp-sources", "footage",
      "The incident's RTSP sources (URLs masked): state connecting, live (publication_id, footage_source_id, "
-     "live_since), retrying (next_attempt_at, last_error) or stopped", None,
+     "live_since), retrying (next_attempt_at, last_error: unreachable, not_rtsp, auth_failed, timeout or ended) "
+     "or stopped", None,
      {"type": "array", "items": {"type": "object"}}),
     ("delete", "/api/rtsp-sources/{id}", "footage",
      "Stop pulling an RTSP source: its live stream ends now and it is not resumed", None, {"type": "object"}),
@@ -325,13 +327,16 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      None, {"type": "array", "items": {"type": "object"}}),
     ("get", "/api/footage/segments/{id}/media", "footage",
      "A segment's file (video/webm or video/mp4) with HTTP Range (206, Content-Range) for players; "
-     "?download=1 as an attachment. Accounts whose scope holds the incident", None, None),
+     "?download=1 as an attachment. Accounts whose scope holds the incident; every request audited (once a "
+     "minute per account, segment and action); another site's request (Sec-Fetch-Site) 403", None, None),
     ("get", "/api/footage/sources/{id}/download", "footage",
-     "A source's time range (?from=&to=, ISO 8601 with offset, at most 6 h) as one file, joined without "
-     "re-encoding from the last keyframe at or before from", None, None),
+     "A source's time range (?from=&to=, ISO 8601 with offset, at most 2 h, else 422) as one file, joined "
+     "without re-encoding from the last keyframe at or before from. One in flight per account and two in all "
+     "(429 with Retry-After); 503 when the recordings disk lacks room for it", None, None),
     ("get", "/api/incidents/{id}/footage-access", "footage",
      "Who watched live, relayed, played or downloaded the incident's footage, when and from which address "
-     "(hosts in its scope), newest first", None, {"type": "array", "items": {"type": "object"}}),
+     "(hosts in its scope), newest first; ?limit= (1-1000) and ?before=<id> page it, a Link rel=next header "
+     "when there is more", None, {"type": "array", "items": {"type": "object"}}),
     # -- field streaming links (media/field.py, web/field.py) -------------------------------------------
     ("post", "/api/incidents/{id}/field-links", "footage",
      "A one-time field video link for an incident (hosts in its unit's scope): a label and its validity in "

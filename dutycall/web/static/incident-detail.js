@@ -687,7 +687,11 @@ function localInput(ms) {
   return `${at.getFullYear()}-${p(at.getMonth() + 1)}-${p(at.getDate())}T${p(at.getHours())}:${p(at.getMinutes())}:${p(at.getSeconds())}`;
 }
 
+// A range download is at most 2 h (the server's limit): the form starts at the recording's last 2 h.
+const RANGE_MAX_MS = 2 * 3600 * 1000;
+
 function rangeForm(source, start, end) {
+  if (end - start > RANGE_MAX_MS) start = end - RANGE_MAX_MS;
   const from = el("input", { type: "datetime-local", step: 1, name: "from", value: localInput(start) });
   const to = el("input", { type: "datetime-local", step: 1, name: "to", value: localInput(end) });
   const link = el("a", { className: "range-download", textContent: t("inc_footage_range_download") });
