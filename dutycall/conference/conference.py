@@ -8,7 +8,7 @@ rooms and participants themselves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import aiortc_compat
@@ -86,6 +86,10 @@ class Conference:
         if not found:
             return []
         return [p for p in found.values() if not p.closed and (room is None or p.room_name == room)]
+
+    def participants_where(self, match: Callable[[Mapping[str, Any]], bool]) -> list[Participant]:
+        """Every participant, in any room, whose identity (given at join) ``match`` accepts."""
+        return [p for r in list(self.rooms.values()) for p in list(r.participants.values()) if match(p.identity)]
 
     def publication_of(self, tag: str, room: str | None = None) -> Publication | None:
         """The first open publication of the first participant tagged ``tag`` that has one."""

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from ..conference import CloseReason, Conference, Participant, Publication, Subscription, parse_offer
+from ..conference import CloseReason, Conference, Participant, Publication, Subscription, identity_of, parse_offer
 from ..directory.models import Account, DutyRoom, Role, as_utc, utcnow
 from ..directory.principal import Principal
 from ..incidents.models import Incident, IncidentEvent
@@ -285,9 +285,10 @@ class Relays:
     def _joined(self, participant: Participant) -> None:
         """An account entered a footage room to watch (the room's own rule let it): audited."""
         room = parse_footage_room(participant.room_name)
-        if room is None or participant.identity.get("kind") != "account":
+        identity = identity_of(participant)
+        if room is None or identity.get("kind") != "account":
             return
-        identity = {**participant.identity, "name": participant.name}
+        identity["name"] = participant.name
         self._spawn(self._audit_join(identity, room.incident_id))
 
     async def _audit_join(self, identity: dict[str, Any], incident_id: int) -> None:
@@ -316,12 +317,10 @@ class Relays:
     def _push(self, relay: LiveRelay, message: dict[str, Any]) -> int:
         """Send ``message`` to the relay's connected consoles and leaders; how many were reached."""
         reached = sum(self.conference.notify_tagged(console_tag(room_id), message) for room_id in relay.duty_room_ids)
-        for room in list(self.conference.rooms.values()):
-            for participant in list(room.participants.values()):
-                identity = participant.identity
-                if identity.get("kind") == "account" and identity.get("account_id") in relay.account_ids:
-                    participant.notify(message)
-                    reached += 1
+        for participant in self.conference.participants_where(
+                lambda identity: identity.get("kind") == "account" and identity.get("account_id") in relay.account_ids):
+            participant.notify(message)
+            reached += 1
         return reached
 
     async def watch(self, who: Principal, relay_id: object, sdp: object, address: str | None,

@@ -61,12 +61,12 @@ from typing import Any
 
 import av
 import av.container.core
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..conference import CloseReason, Conference, Participant, Publication, parse_offer
+from ..conference import CloseReason, Conference, Participant, Publication, codec_preferences, parse_offer
 from ..directory.base import DirectoryBase
 from ..directory.models import as_utc, utcnow
 from ..directory.principal import Principal
@@ -1053,8 +1053,7 @@ class RtspPulls:
                        label: str) -> Publication:
         """Publish ``track`` into the participant's room from a peer connection in this process."""
         transceiver = pc.addTransceiver(track, direction="sendonly")
-        caps = RTCRtpSender.getCapabilities("video").codecs
-        transceiver.setCodecPreferences([c for c in caps if c.name.lower() in ("h264", "rtx")])
+        transceiver.setCodecPreferences(codec_preferences("video", "H264"))
         await pc.setLocalDescription(await pc.createOffer())
         offer = parse_offer(pc.localDescription.sdp, "publish")
         publication, answer = await participant.room.publish(participant, offer, label, "H264")

@@ -28,8 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..conference import CloseReason, Conference, Participant, parse_offer
-from ..conference.subscription import Subscription
+from ..conference import CloseReason, Conference, Participant, Subscription, parse_offer
 from ..directory.errors import DirectoryError
 from ..directory.models import as_utc, utcnow
 from ..directory.principal import Principal
@@ -136,8 +135,7 @@ class Whep:
         source = await self._source(who, source_id)
         offer = parse_offer(sdp, "subscribe")
         room = self.conference.find_room(footage_room(source.incident_id))
-        publishers = room.participants_tagged(source_tag(source.id)) if room is not None else []
-        publication = next((p for participant in publishers for p in participant.publications.values()), None)
+        publication = self.conference.publication_of(source_tag(source.id), room.name) if room is not None else None
         if room is None or publication is None or source.ended_at is not None:
             raise NotFound("footage.whep_not_live", id=source_id)
         viewing_id = secrets.token_urlsafe(18)

@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from ..conference.metrics import ConferenceCounters, Label
+from ..conference import ConferenceCounters, Label
 from ..config import split_address
 from ..directory.errors import Forbidden
 from ..directory.models import Role
