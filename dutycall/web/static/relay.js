@@ -27,6 +27,9 @@ class RelayPanels {
   // When the console (re)connects: the relays sent to it that are still on.
   async load() {
     if (!me) return;
+    // Only panels open before the request can be judged by its reply: a relay that starts while the
+    // request is in flight arrives as an event and must not be closed by the older list.
+    const before = new Set(this.panels.keys());
     let relays = [];
     try {
       relays = await api("GET", "/api/relays");
@@ -34,7 +37,7 @@ class RelayPanels {
       return;
     }
     const live = new Set(relays.map((r) => r.relay_id));
-    for (const id of [...this.panels.keys()]) if (!live.has(id)) this.close(id);
+    for (const id of before) if (this.panels.has(id) && !live.has(id)) this.close(id);
     for (const relay of relays) {
       const panel = this.panels.get(relay.relay_id);
       if (!panel) this.show(relay);
