@@ -49,6 +49,7 @@ from .ingest import END_REASONS, token_problem
 from .models import FieldLink
 from .naming import footage_room
 from .recording import Archive
+from .scope import incident_in_scope, require_host
 
 logger = logging.getLogger(__name__)
 
@@ -162,17 +163,9 @@ class FieldLinks:
 
     @staticmethod
     def _host(who: Principal) -> None:
-        if who.kind != "account":
-            raise Forbidden("footage.consoles_no")
-        if not who.may("incidents.manage"):
-            raise Forbidden("field.no_right")
+        require_host(who, "field.no_right")
 
-    @staticmethod
-    async def _incident(db: AsyncSession, who: Principal, incident_id: int) -> Incident:
-        incident = await db.get(Incident, incident_id)
-        if incident is None or not who.covers(incident.unit_path):
-            raise NotFound("footage.incident_not_found", id=incident_id)
-        return incident
+    _incident = staticmethod(incident_in_scope)
 
     def _link_json(self, link: FieldLink, now: dt.datetime) -> dict[str, Any]:
         expires = as_utc(link.expires_at)

@@ -48,6 +48,7 @@ from .errors import BadToken, Forbidden, Invalid, NotFound, TooMany
 from .models import IngestToken
 from .naming import footage_room, parse_footage_room
 from .recording import Archive
+from .scope import incident_in_scope, require_host
 
 logger = logging.getLogger(__name__)
 
@@ -129,17 +130,9 @@ class Ingest:
 
     @staticmethod
     def _host(who: Principal) -> None:
-        if who.kind != "account":
-            raise Forbidden("footage.consoles_no")
-        if not who.may("incidents.manage"):
-            raise Forbidden("footage.no_ingest_right")
+        require_host(who, "footage.no_ingest_right")
 
-    @staticmethod
-    async def _incident(db: AsyncSession, who: Principal, incident_id: int) -> Incident:
-        incident = await db.get(Incident, incident_id)
-        if incident is None or not who.covers(incident.unit_path):
-            raise NotFound("footage.incident_not_found", id=incident_id)
-        return incident
+    _incident = staticmethod(incident_in_scope)
 
     @staticmethod
     def _token_json(token: IngestToken, now: dt.datetime) -> dict[str, Any]:

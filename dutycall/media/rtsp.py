@@ -77,6 +77,7 @@ from .errors import Forbidden, Invalid, NotFound, TooMany
 from .models import RtspSource
 from .naming import footage_room
 from .recording import Archive
+from .scope import incident_in_scope, require_host
 
 logger = logging.getLogger(__name__)
 
@@ -730,17 +731,9 @@ class RtspPulls:
 
     @staticmethod
     def _host(who: Principal) -> None:
-        if who.kind != "account":
-            raise Forbidden("footage.consoles_no")
-        if not who.may("incidents.manage"):
-            raise Forbidden("rtsp.no_right")
+        require_host(who, "rtsp.no_right")
 
-    @staticmethod
-    async def _incident(db: AsyncSession, who: Principal, incident_id: int) -> Incident:
-        incident = await db.get(Incident, incident_id)
-        if incident is None or not who.covers(incident.unit_path):
-            raise NotFound("footage.incident_not_found", id=incident_id)
-        return incident
+    _incident = staticmethod(incident_in_scope)
 
     def _json(self, row: RtspSource) -> dict[str, Any]:
         pull = self.pulls.get(row.id)
