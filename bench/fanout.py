@@ -251,7 +251,10 @@ async def wait_healthy(port: int, proc: asyncio.subprocess.Process, timeout: flo
 
 
 async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, packets: list[bytes],
-                  busy_cores: int = 0) -> dict[str, Any]:
+                  busy_cores: int = 0, server_args: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One server (``mode``: "passthrough" or the "transcode" baseline; ``server_args`` appended to
+    its command line), one stamped 640x360 30 fps publisher, ``subscribers`` lean consoles in
+    worker processes; the figures over one window of sent frames."""
     import tempfile
 
     import aiohttp
@@ -267,7 +270,7 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", entry, "--host", "127.0.0.1", "--port", str(port),
         "--ice-addresses", "127.0.0.1", "--forwarding", mode, "--log-level", "WARNING",
-        "--database-url", f"sqlite:///{data}/bench.sqlite3",
+        "--database-url", f"sqlite:///{data}/bench.sqlite3", *server_args,
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
         env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": BENCH_PASSWORD},
     )
