@@ -73,6 +73,9 @@ class Config:
     #: (media/rtsp.py AllowPolicy); ports 554, 8554 and 322 on each. Loopback, link-local and
     #: multicast only when an entry lies inside them.
     rtsp_allow: str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+    #: The deployment's time zone (IANA name, e.g. Asia/Shanghai): every time shown and every
+    #: local day/month counted (dutycall/timezone.py). Empty: the system's zone.
+    timezone: str = ""
 
 
 def _ice_servers(value: str | None, name: str) -> list[dict[str, Any]]:
@@ -128,6 +131,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "from; ports 554, 8554, 322 on each (default: the private ranges 10/8, 172.16/12, 192.168/16)",
     )
     parser.add_argument(
+        "--timezone", default=env("DUTYCALL_TIMEZONE", ""),
+        help="the deployment's time zone, an IANA name such as Asia/Shanghai: times on pages, sheets, "
+             "PDFs and statistics, and local days and months (default: the system's zone)",
+    )
+    parser.add_argument(
         "--metrics-address", default=env("DUTYCALL_METRICS_ADDRESS", ""),
         help="host:port where /metrics is also served without sign-in, for Prometheus "
              "(default: none; on the main port /metrics needs an administrator or DUTYCALL_METRICS_TOKEN)",
@@ -155,10 +163,26 @@ def from_args(args: argparse.Namespace) -> Config:
         incident_deadlines=_incident_deadlines(os.environ.get("DUTYCALL_INCIDENT_DEADLINES", "")),
         trusted_proxies=_trusted_proxies(args.trusted_proxy),
         rtsp_allow=_rtsp_allow(args.rtsp_allow),
+        timezone=_timezone(args.timezone),
         **_metrics(args.metrics_address, os.environ),
         **_alert_webhook(os.environ),
         **_recordings(os.environ),
     )
+
+
+def from_timezone_flag(name: str | None) -> str:
+    return _timezone(name)
+
+
+def _timezone(name: str | None) -> str:
+    """--timezone (DUTYCALL_TIMEZONE), checked at start."""
+    from .timezone import parse_zone
+
+    try:
+        parse_zone(name or "")
+    except ValueError as exc:
+        raise SystemExit(f"--timezone: {exc}") from exc
+    return (name or "").strip()
 
 
 def _recordings(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                           default=os.environ.get("DUTYCALL_DATABASE_URL", config_mod.Config.database_url))
     demo = sub.add_parser("demo", help="load a demo city: units, rooms, accounts and a month of roster")
     demo.add_argument("--database-url", default=os.environ.get("DUTYCALL_DATABASE_URL", config_mod.Config.database_url))
+    demo.add_argument("--timezone", default=os.environ.get("DUTYCALL_TIMEZONE", ""),
+                      help="the zone the demo's days and times are in (e.g. Asia/Shanghai; default: the system's)")
     return parser
 
 
@@ -120,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "demo":
         _logging("WARNING")
+        from . import timezone
+
+        timezone.set_zone(config_mod.from_timezone_flag(args.timezone))
         asyncio.run(load_demo(args.database_url))
         return
     config = config_mod.from_args(args)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from . import db
+from . import db, timezone
 from .conference import Conference, ConferenceSettings
 from .config import Config
 from .directory.roster import Roster
@@ -47,6 +47,7 @@ class Services:
 
 def build_services(config: Config) -> Services:
     """Wire the services together (nothing starts yet: the app's cleanup contexts do that)."""
+    timezone.set_zone(config.timezone)  # the deployment's zone, for every time shown
     engine = db.make_engine(config.database_url)
     sessionmaker = db.make_sessionmaker(engine)
     conference = Conference(ConferenceSettings(

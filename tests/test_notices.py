@@ -141,21 +141,19 @@ async def test_monthly_statistics_roll_up_and_trend_chart(finished):
         await stats.monthly(admin, "November")
 
 
-def test_months_are_counted_in_the_server_s_local_time(monkeypatch):
-    import time
-
+def test_months_are_counted_in_the_deployment_s_zone():
+    from dutycall import timezone
     from dutycall.rollcall.statistics import month_bounds
 
-    monkeypatch.setenv("TZ", "Asia/Shanghai")
-    time.tzset()
+    before = timezone.zone()
+    timezone.set_zone("Asia/Shanghai")  # --timezone (tests/test_timezone.py), not the process's TZ
     try:
         first, following = month_bounds("2026-12")
         # 1 December 00:00 in Beijing is still 30 November in UTC.
         assert first.astimezone(dt.UTC) == dt.datetime(2026, 11, 30, 16, tzinfo=dt.UTC)
         assert following.astimezone(dt.UTC) == dt.datetime(2026, 12, 31, 16, tzinfo=dt.UTC)
     finally:
-        monkeypatch.undo()
-        time.tzset()
+        timezone.set_zone(before)
 
 
 async def test_only_the_notified_unit_responds_and_only_a_host_above_it_closes(finished_on):

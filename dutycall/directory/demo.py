@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import timezone
 from . import security
 from .models import (
     Account,
@@ -91,7 +92,7 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], days: int = 
     also the month of incidents before ``today`` (``incidents/demo.py``), filed through the real
     service so that their deadlines, flags and notices follow the real rules."""
     rng = random.Random(2027)
-    today = today or dt.date.today()
+    today = today or timezone.today()
     async with sessionmaker() as db:
         if (await db.execute(select(Unit.id).where(Unit.code == "D01"))).first():
             raise DemoExists("the demo city is already loaded")

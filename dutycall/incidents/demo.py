@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import timezone
 from ..directory.models import Account, Unit
 from ..directory.principal import Principal, PrincipalKind
 from ..supervision.models import Notice
@@ -353,7 +354,7 @@ class ManualClock:
 
 def _local(day: dt.date, hhmm: str) -> dt.datetime:
     hour, minute = (int(x) for x in hhmm.split(":"))
-    return dt.datetime.combine(day, dt.time(hour, minute)).astimezone()
+    return timezone.aware(dt.datetime.combine(day, dt.time(hour, minute)))
 
 
 def first_report_at(s: Scenario, today: dt.date) -> dt.datetime:
@@ -372,7 +373,7 @@ async def load_incidents(sessionmaker: async_sessionmaker[AsyncSession], today: 
     async with sessionmaker() as db:
         who = await _principals(db)
         units = {u.code: u for u in (await db.execute(select(Unit))).scalars()}
-    clock = ManualClock(dt.datetime.combine(today, dt.time()).astimezone() - dt.timedelta(days=31))
+    clock = ManualClock(timezone.midnight(today) - dt.timedelta(days=31))
     supervision = Supervision(sessionmaker)
     incidents = Incidents(sessionmaker, supervision, parse_deadlines(os.environ.get("DUTYCALL_INCIDENT_DEADLINES")),
                           clock=clock)
@@ -456,7 +457,7 @@ async def load_incidents(sessionmaker: async_sessionmaker[AsyncSession], today: 
         step(instructed + dt.timedelta(minutes=minutes), answer)
     # The deadline watch, as the server runs it: every local midnight, and at the demo date.
     for back in range(31, -1, -1):
-        step(dt.datetime.combine(today - dt.timedelta(days=back), dt.time()).astimezone(), incidents.check_deadlines)
+        step(timezone.midnight(today - dt.timedelta(days=back)), incidents.check_deadlines)
 
     for at, _, action in sorted(steps, key=lambda s: (s[0], s[1])):
         clock.at = at

@@ -16,6 +16,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import timezone
 from ..directory.principal import Principal
 from ..text import sheet_cell
 from .catalog import (
@@ -52,7 +53,7 @@ def local_time(value: str | dt.datetime | None) -> str:
     at = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
-    return at.astimezone().strftime("%Y-%m-%d %H:%M")
+    return timezone.local(at).strftime("%Y-%m-%d %H:%M")
 
 
 def _zh(pairs: Mapping[Any, tuple[str, str]], code: object) -> str:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .. import timezone
 from ..messages import Msg
 from ..text import unsafe_reason
 from .catalog import (
@@ -42,7 +43,7 @@ def parse_instant(value: str) -> dt.datetime:
     """ISO 8601; a time without an offset is in the deployment's zone (what a form sends)."""
     parsed = dt.datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        parsed = parsed.astimezone()  # the server's local zone: the deployment's
+        parsed = timezone.aware(parsed)  # the deployment's zone (--timezone)
     return parsed.astimezone(dt.UTC)
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from .. import timezone
 from ..directory.models import Unit, as_utc, utcnow
 from ..directory.principal import Principal
 from ..directory.scope import within
@@ -539,7 +540,7 @@ class Incidents:
                         day = dt.date.fromisoformat(value)
                     except ValueError as exc:
                         raise Invalid("incident.filter", field=name, name=name) from exc
-                    start = dt.datetime.combine(day + dt.timedelta(days=1 if op == "lt" else 0), dt.time()).astimezone()
+                    start = timezone.midnight(day + dt.timedelta(days=1 if op == "lt" else 0))
                     query = query.where(Incident.occurred_at >= start if op == "ge" else Incident.occurred_at < start)
             rows = (await db.execute(query.order_by(Incident.occurred_at.desc(), Incident.id.desc())
                                      .limit(LIST_LIMIT))).all()
@@ -649,7 +650,7 @@ class Incidents:
             "level_code": incident.level, "category": CATEGORY_LABELS[category][0] if category else incident.category,
             "category_code": incident.category, "unit": unit_name, "from": who.name, "place": incident.place,
             # Read by people (the SMS text): the deployment's local time, to the minute.
-            "time": as_utc(when).astimezone().strftime("%Y-%m-%d %H:%M") if when is not None else "",
+            "time": timezone.local(as_utc(when)).strftime("%Y-%m-%d %H:%M") if when is not None else "",
             "deaths": current.get("deaths", ""), "injured": current.get("injured", ""),
             "missing": current.get("missing", ""), "stage": "", "text": "",
         }

@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import timezone
 from ..directory.models import Unit, as_utc
 from ..directory.principal import Principal
 from ..directory.scope import tree_order, within
@@ -63,7 +64,7 @@ FOOTNOTE = (
 def parse_month(month: object) -> dt.datetime:
     """``YYYY-MM`` (None: the current month) as the naive first day of that month."""
     if month is None:
-        now = dt.datetime.now().astimezone()
+        now = timezone.now()
         return dt.datetime(now.year, now.month, 1)
     try:
         if len(str(month)) != 7 or not str(month).isascii():
@@ -83,7 +84,7 @@ def shift_month(first: dt.datetime, months: int) -> dt.datetime:
 
 def local_month(at: dt.datetime) -> str:
     """The deployment-zone month (YYYY-MM) of a stored instant."""
-    return as_utc(at).astimezone().strftime("%Y-%m")
+    return timezone.local(as_utc(at)).strftime("%Y-%m")
 
 
 def percent(rate: float | None) -> str:
@@ -237,8 +238,8 @@ class IncidentStatistics:
 
     async def _load(self, db: AsyncSession, who: Principal, month: dt.datetime
                     ) -> tuple[list[Row], list[NoticeRow], list[Unit], Unit | None]:
-        start = shift_month(month, -(TREND_MONTHS - 1)).astimezone().astimezone(dt.UTC)
-        end = shift_month(month, 1).astimezone().astimezone(dt.UTC)
+        start = timezone.aware(shift_month(month, -(TREND_MONTHS - 1))).astimezone(dt.UTC)
+        end = timezone.aware(shift_month(month, 1)).astimezone(dt.UTC)
         span = (within(Incident.unit_path, who), Incident.occurred_at >= start, Incident.occurred_at < end)
         rows = {i.id: Row(i.id, i.title, i.category, i.level, i.status, i.unit_id, i.unit_path, i.occurred_at)
                 for i in (await db.execute(select(Incident).where(*span))).scalars()}

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import timezone
 from ..directory.models import DutyRoom, Unit, as_utc, utcnow
 from ..directory.principal import Principal
 from ..supervision.models import NoticeKind
@@ -159,8 +160,8 @@ def render_sheet_pdf(record: RollCallRecord, rows: list[list[str]], snapshots: l
 
 
 def local_time(at: dt.datetime) -> str:
-    """A stored UTC time in the server's local time zone, as duty staff read it."""
-    return as_utc(at).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+    """A stored UTC time in the deployment's time zone (``--timezone``), as duty staff read it."""
+    return timezone.local(as_utc(at)).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
 def render_sheet_xlsx(title: str, rows: list[list[Any]]) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import timezone
 from ..directory.models import DutyRoom, Unit, UnitKind, as_utc
 from ..directory.principal import Principal
 from ..directory.scope import within
@@ -29,7 +30,7 @@ COUNTED = (Outcome.ON_TIME, Outcome.LATE, Outcome.ABSENT, Outcome.OFFLINE, Outco
 
 
 def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
-    """A calendar month in the server's local time (as duty staff count days), as aware
+    """A calendar month in the deployment's time zone (``--timezone``) (as duty staff count days), as aware
     datetimes: 00:00 on the 1st in Beijing is 16:00 UTC on the last day of the month before."""
     try:
         first = dt.datetime.strptime(str(month), "%Y-%m")
@@ -38,7 +39,7 @@ def month_bounds(month: object) -> tuple[dt.datetime, dt.datetime]:
     if not 2000 <= first.year <= 2200:  # 9999-12 would overflow the month after it
         raise Invalid("rollcall.month_range", field="month")
     following = (first + dt.timedelta(days=32)).replace(day=1)
-    return first.astimezone(), following.astimezone()
+    return timezone.aware(first), timezone.aware(following)
 
 
 def summarise(counts: Counter[str]) -> dict[str, Any]:
@@ -98,7 +99,7 @@ class Statistics:
         daily: dict[int, Counter[str]] = defaultdict(Counter)
         for attendance, started_at, _ in rows:
             # The local calendar day the roll-call started on.
-            daily[(as_utc(started_at).astimezone().date() - first.date()).days][attendance.outcome] += 1
+            daily[(timezone.local(as_utc(started_at)).date() - first.date()).days][attendance.outcome] += 1
         # Drawing and PNG encoding are CPU work: off the event loop, which is forwarding media.
         return await asyncio.to_thread(render_trend, first, days, daily)
 
