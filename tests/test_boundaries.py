@@ -11,12 +11,13 @@ import dutycall
 
 ROOT = pathlib.Path(dutycall.__file__).parent
 #: The conference's users: they may import ``dutycall.conference`` itself, never its modules.
-USERS = ("rollcall", "web", "media")
+USERS = ("rollcall", "web", "media", "greetings")
 #: What the roll-call side must not read off conference objects (the public queries answer instead).
 PRIVATE_ATTRIBUTES = {"forwarders", "last_frame_at", "publications", "identity", "participants", "codecs"}
 #: Modules that talk to the conference only through its public API, attributes included.
 NO_WALKING = [*sorted((ROOT / "rollcall").glob("*.py")), ROOT / "web" / "rollcalls.py",
-              *sorted((ROOT / "media").glob("*.py"))]
+              *sorted((ROOT / "media").glob("*.py")), *sorted((ROOT / "greetings").glob("*.py")),
+              ROOT / "web" / "greetings.py"]
 
 
 def _modules(package: str) -> list[pathlib.Path]:

@@ -24,6 +24,7 @@ from ..rollcall.presence import console_tag
 from ..services import Services, build_services
 from . import api, footage, footage_views, incident_documents, incidents, metrics, notices, rollcalls, rooms
 from . import field as field_links
+from . import greetings as greeting_pages
 from . import rtsp as rtsp_pulls
 from .auth import (
     PRINCIPAL,
@@ -164,7 +165,7 @@ async def signalling(request: web.Request) -> web.StreamResponse:
                           extensions={**rollcalls.signalling_extensions(request.app), **following.extensions(),
                                       **footage_views.signalling_extensions(relay_watches)},
                           may_join=lambda room: rooms.may_join(request.app, principal, room),
-                          room_info=rollcalls.room_info,
+                          room_info=lambda room: greeting_pages.room_info(request.app, room),  # and roll-calls'
                           tag=console_tag(principal.duty_room_id) if principal.duty_room_id is not None else None,
                           shown={"duty_room_id": principal.duty_room_id} if console else None,
                           lang=request_language(request))  # /ws?lang=, or the page's cookie
@@ -251,6 +252,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     footage_views.setup(app)  # live relay to consoles, playback and download, the footage access audit
     field_links.setup(app)  # field streaming links (after footage: it records into its archive)
     rtsp_pulls.setup(app)  # RTSP pull sources (after footage: they record into its archive)
+    greeting_pages.setup(app)  # leadership greetings: receipts, the reply floor, the leader's page
     metrics.setup(app)  # /metrics for Prometheus, the event-loop lag probe, --metrics-address
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)

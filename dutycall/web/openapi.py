@@ -361,6 +361,31 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      "SDP answer, recorded at once; a second publish replaces the first (a reconnect). 400 bad offer, 409, 410, "
      "415, 503 as above", None, None),
     ("delete", "/api/field/publish", "footage", "The claiming phone stops streaming (204)", None, None),
+    # -- leadership greetings (慰问) ------------------------------------------------------------------
+    ("get", "/api/greetings", "greetings", "Greetings in your scope, newest first", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("post", "/api/greetings", "greetings",
+     "Create a greeting (leader, host on a leader's behalf, admin): every duty room in your scope, or the "
+     "subtrees of unit_ids; scheduled_at (with UTC offset) starts it then, else it is started by hand",
+     {"type": "object", "required": ["title"], "properties": {
+         "title": TEXT, "leader_account_id": ID, "unit_ids": {"type": "array", "items": ID},
+         "scheduled_at": {"type": ["string", "null"], "format": "date-time"}}}, {"type": "object"}),
+    ("get", "/api/greetings/upcoming", "greetings",
+     "Scheduled and live greetings: a console's of its own room, an account's in its scope", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("get", "/api/greetings/{id}", "greetings",
+     "A greeting with its receipts (per room: first joined, seconds watched, joins, offline) and rooms watching",
+     None, {"type": "object"}),
+    ("post", "/api/greetings/{id}/{action}", "greetings",
+     "start | end | cancel | reply {duty_room_id: a watching room, or null to return the floor}; "
+     "an action the greeting's state does not allow answers 409", {"type": "object"}, {"type": "object"}),
+    ("get", "/api/greetings/{id}/receipts.csv", "greetings", "The receipts as CSV (UTF-8 with BOM)", None, None),
+    ("get", "/api/greetings/{id}/receipts.xlsx", "greetings",
+     "The receipts as XLSX, rooms that missed it listed for follow-up", None, None),
+    ("get", "/api/greetings/{id}/receipts.pdf", "greetings",
+     "The receipts as PDF, rooms that missed it listed for follow-up", None, None),
+    ("get", "/api/rooms/{id}/greetings.ics", "greetings", "A duty room's scheduled greetings as iCalendar",
+     None, None),
 ]
 
 

@@ -2,6 +2,8 @@
 
 - ``standby-<duty room id>`` and ``rollcall-<id>``: decided by the roll-call rules
   (:func:`rollcalls.may_join`): the room's own console and accounts whose scope covers it.
+- ``greeting-<id>``: a live leadership greeting (``greetings/naming.py``): its target rooms'
+  consoles and accounts that may read greetings whose scope covers it (``Greetings.may_join``).
 - ``footage-<incident id>``: an incident's live footage (``media/naming.py``): accounts that may
   read incidents and whose scope covers the incident's unit (``Ingest.may_watch``).
 - Any other name is a *free-form* room: a meeting of command staff. Only accounts that may
@@ -24,7 +26,7 @@ from ..directory.errors import Forbidden, Invalid, NotFound
 from ..directory.principal import Principal
 from ..media.naming import parse_footage_room
 from ..rollcall.naming import parse_room
-from . import footage, rollcalls
+from . import footage, greetings, rollcalls
 from .auth import json_body, principal_of
 from .keys import DIRECTORY, FREE_ROOMS
 
@@ -35,10 +37,12 @@ routes = web.RouteTableDef()
 def is_free_form(name: str) -> bool:
     """Not a standby, roll-call or footage room (named by :mod:`dutycall.rollcall.naming` and
     :mod:`dutycall.media.naming`)."""
-    return parse_room(name) is None and parse_footage_room(name) is None
+    return parse_room(name) is None and parse_footage_room(name) is None and not greetings.is_greeting_room(name)
 
 
 async def may_join(app: web.Application, who: Principal, name: str) -> bool:
+    if greetings.is_greeting_room(name):
+        return await greetings.may_join(app, who, name)  # a live greeting's leader and target consoles
     if parse_footage_room(name) is not None:
         return await app[footage.INGEST].may_watch(who, name)
     if not is_free_form(name):

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dutycall.db import Base
 from dutycall.directory import models  # noqa: F401  (registers the tables)
+from dutycall.greetings import models as greeting_models  # noqa: F401
 from dutycall.incidents import models as incident_models  # noqa: F401
 from dutycall.media import models as media_models  # noqa: F401
 from dutycall.rollcall import models as rollcall_models  # noqa: F401
