@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import timezone
 from ..directory.errors import Invalid
 from ..directory.principal import Principal
 from ..directory.roster import MAX_UPLOAD_BYTES
@@ -50,6 +51,8 @@ def session_reply(principal: Principal) -> dict[str, Any]:
     """Who is signed in, and the CSRF token; a duty room's console also learns the name of
     its standby room (the page never makes room names itself)."""
     described: dict[str, Any] = dict(principal.describe())
+    # The deployment's zone (--timezone): pages show every time in it, not the browser's.
+    described["timezone"] = timezone.zone_name()
     if principal.kind == "device" and principal.duty_room_id is not None:
         described["standby_room"] = standby_room(principal.duty_room_id)
     return {"principal": described, "csrf_token": principal.csrf_token}

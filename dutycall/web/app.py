@@ -23,6 +23,7 @@ from ..messages import Msg
 from ..rollcall.presence import console_tag
 from ..services import Services, build_services
 from . import api, footage, footage_views, incident_documents, incidents, metrics, notices, rollcalls, rooms
+from . import console as console_pages
 from . import field as field_links
 from . import greetings as greeting_pages
 from . import rtsp as rtsp_pulls
@@ -169,6 +170,7 @@ async def signalling(request: web.Request) -> web.StreamResponse:
                           tag=console_tag(principal.duty_room_id) if principal.duty_room_id is not None else None,
                           shown={"duty_room_id": principal.duty_room_id} if console else None,
                           lang=request_language(request))  # /ws?lang=, or the page's cookie
+    console_pages.name_rooms(peer, request.app, principal)  # joined.room_info: the room's title too
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -245,6 +247,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.router.add_routes(api.routes)
     app.router.add_routes(rollcalls.routes)
     app.router.add_routes(rooms.routes)
+    app.router.add_routes(console_pages.routes)  # the rooms a console may join, by name
     app.router.add_routes(notices.routes)
     app.router.add_routes(incidents.routes)
     app.router.add_routes(incident_documents.routes)

@@ -55,6 +55,17 @@ class DutyConsole {
     this.ringer = new Ringer(request);
   }
 
+  // Where the console is, by name: a roll-call's title, a duty room's name (the server adds
+  // them to `joined`), a meeting room's own name; never `rollcall-1` or `standby-3`.
+  showRoomTitle() {
+    const info = this.roomInfo;
+    const kind = info ? ({ rollcall: "con_kind_rollcall", standby: "con_kind_standby" }[info.kind] || "") : "con_kind_meeting";
+    const name = info ? info.title || "" : this.room || "";
+    const text = this.room ? [kind ? t(kind) : "", name].filter(Boolean).join(t("con_sep")) : "";
+    $("room-title").textContent = text;
+    $("room-title").hidden = !text || !this.wanted;
+  }
+
   // What tests and the publish-quality checks read.
   get publication() { return this.peers.publication; }
   get profile() { return this.peers.profile; }
@@ -95,6 +106,7 @@ class DutyConsole {
     if (this.localTile) this.localTile.remove();
     this.localTile = null;
     setStatus("idle");
+    this.showRoomTitle();
   }
 
   // Whether the session still signs us in (a refused or ended socket asks before retrying);
@@ -126,6 +138,7 @@ class DutyConsole {
       }
       if (!current()) return; // moved on meanwhile
       this.roomInfo = joined.room_info || null;
+      this.showRoomTitle();
       // A duty room's console sits in its standby room or a roll-call only, never in a meeting
       // room (the "duty" of old links) where others could watch it.
       if (standbyRoom() && !this.roomInfo) {
@@ -196,10 +209,10 @@ class DutyConsole {
         this.ringer.ring(msg);
         break;
       case "rollcall_ring_stop":
-        this.ringer.stop();
+        this.ringer.stopped(); // answered (the answer's reply says so) or missed: 未应答
         break;
       case "rollcall_ended":
-        this.ringer.stop();
+        this.ringer.stopped();
         // Back to standby, ready for the next roll-call.
         if (standbyRoom() && this.inRollCall(msg.roll_call_id)) this.moveTo(standbyRoom());
         break;
@@ -231,6 +244,7 @@ class DutyConsole {
     this.room = room;
     this.roomInfo = null;
     $("room").value = room;
+    this.showRoomTitle();
     localStorage.setItem("dutycall.room", room);
     // A reload (power cut, browser restart) must land here, not in the room the page was opened with.
     const params = new URLSearchParams(location.search);
@@ -329,24 +343,76 @@ async function firstSession() {
 // standby room and roll-calls), else a duty room's console waits in its standby room, seen by
 // the pre-check and reachable by roll-call invitations, day and night. Signed in with the
 // form, the join button does it.
-function onSignedIn({ resumed }) {
-  if (!resumed) return;
-  const params = new URLSearchParams(location.search);
-  const room = startingRoom(params.get("room"));
-  if (room) {
-    $("room").value = room;
-    $("join-form").requestSubmit();
-  }
+async function onSignedIn({ resumed }) {
+  const room = resumed ? startingRoom(new URLSearchParams(location.search).get("room")) : null;
+  if (room) $("room").value = room;
+  await loadRoomChoices();
+  if (room) $("join-form").requestSubmit();
 }
+
+// A signed-in person (a host, a leader) picks a room by name: the roll-calls in their scope that
+// are open and their scope's duty rooms (a spot-check on standby), or types a meeting room's name.
+// A duty room's console has nothing to pick: it goes where the server sends it.
+const OTHER_ROOM = "";
+async function loadRoomChoices() {
+  const device = Boolean(me && me.kind === "device");
+  $("room-field").hidden = device;
+  $("room-pick-field").hidden = true;
+  if (!me || device) return;
+  let rooms;
+  try {
+    rooms = await api("GET", "/api/console/rooms");
+  } catch (err) {
+    return; // the free-text field stays
+  }
+  const group = (label, items, text) => {
+    const node = el("optgroup", { label: t(label) });
+    node.dataset.i18nLabel = label;
+    if (!items.length) node.append(el("option", { disabled: true, textContent: t("con_none") }));
+    for (const item of items) node.append(el("option", { value: item.room, textContent: text(item) }));
+    return node;
+  };
+  const other = el("option", { value: OTHER_ROOM, textContent: t("con_pick_other") });
+  other.dataset.i18n = "con_pick_other";
+  $("room-pick").replaceChildren(
+    group("con_pick_rollcalls", rooms.rollcalls, (r) => `${r.title}（${t("con_phase_" + r.phase)}）`),
+    group("con_pick_standby", rooms.standby, (r) => r.name),
+    other);
+  const current = $("room").value.trim();
+  const known = [...$("room-pick").options].some((o) => o.value && o.value === current);
+  const first = [...$("room-pick").options].find((o) => o.value && !o.disabled);
+  $("room-pick").value = known ? current : current || !first ? OTHER_ROOM : first.value;
+  pickRoom();
+  $("room-pick-field").hidden = false;
+}
+
+function pickRoom() {
+  const other = $("room-pick").value === OTHER_ROOM;
+  $("room-field").hidden = !other;
+  if (!other) $("room").value = $("room-pick").value;
+}
+$("room-pick").addEventListener("change", () => {
+  pickRoom();
+  if ($("room-pick").value === OTHER_ROOM) $("room").focus();
+});
 
 document.addEventListener("languagechange", () => {
   dutyConsole.ringer.relabel();
+  dutyConsole.showRoomTitle();
+  if (me && me.kind !== "device" && !$("room-pick-field").hidden) loadRoomChoices(); // its names, in the new language
   alerts.relabel();
   setStatus($("status").dataset.state || "idle");
   relabelTiles();
 });
 
+// A duty room's console that leaves or signs out drops off standby (and, signed out, needs a new
+// link): it asks first, so a stray click at 3 a.m. does not take the room offline.
+function confirmedOnConsole(key) {
+  return !(me && me.kind === "device") || window.confirm(t(key));
+}
+
 $("sign-out").addEventListener("click", async () => {
+  if (!confirmedOnConsole("con_confirm_sign_out")) return;
   dutyConsole.stop();
   await api("DELETE", "/api/session").catch(() => {});
   signedOut();
@@ -363,6 +429,7 @@ $("join-form").addEventListener("submit", (event) => {
 });
 
 $("leave").addEventListener("click", () => {
+  if (!confirmedOnConsole("con_confirm_leave")) return;
   dutyConsole.stop();
   $("join").hidden = false;
   $("leave").hidden = true;

@@ -1,5 +1,7 @@
 // Ringing and answering a roll-call's call: the alert with the room's rostered people as
-// one-click answers, 其他人员 (someone else, by name), and the ring tone.
+// one-click answers, 其他人员 (someone else, by name), the ring tone and a countdown of the answer
+// window; afterwards the console says how it went: 已应答 with the time (the deployment's zone)
+// and who, or 未应答.
 "use strict";
 
 // What a typed name may not hold (the server checks the same, and more): control characters,
@@ -14,6 +16,9 @@ class Ringer {
     this.answering = false;
     this.beeper = null;
     this.audio = null;
+    this.counter = null; // the countdown's interval
+    this.stoppedWhileAnswering = false; // the server stopped ringing while our answer was in flight
+    this.outcome = null; // { state: "answered" | "missed", time, who }: shown until the next ring
     $("other-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.answer($("other-name").value);
@@ -36,20 +41,68 @@ class Ringer {
     }));
     this.relabel();
     $("other-name").value = "";
+    this.stoppedWhileAnswering = false;
+    this.showOutcome(null);
     $("ring").hidden = false;
+    this.countdown(Number(msg.answer_window) || 0);
     this.beep();
   }
 
+  // Seconds left to answer, counted down on the alert (the server's window decides; this shows it).
+  countdown(seconds) {
+    if (this.counter) clearInterval(this.counter);
+    const until = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+      $("ring-countdown").dataset.left = String(left);
+      $("ring-countdown").textContent = t("ring_countdown").replace("{n}", String(left));
+    };
+    tick();
+    this.counter = seconds > 0 ? setInterval(tick, 500) : null;
+    $("ring-countdown").hidden = seconds <= 0;
+  }
+
+  // The alert goes (answered, or the console leaves); nothing is said about the outcome.
   stop() {
     this.ringing = null;
     $("ring").hidden = true;
     if (this.beeper) clearInterval(this.beeper);
     this.beeper = null;
+    if (this.counter) clearInterval(this.counter);
+    this.counter = null;
+  }
+
+  // The server stopped ringing us (rollcall_ring_stop, or the roll-call ended): unless our
+  // answer is on its way (its reply decides), the call was missed.
+  stopped() {
+    if (this.ringing === null) return;
+    if (this.answering) {
+      this.stoppedWhileAnswering = true;
+      return;
+    }
+    this.stop();
+    this.showOutcome({ state: "missed" });
+  }
+
+  // 已应答 23:39:49（张三） or 未应答, in the page's language; null hides it.
+  showOutcome(outcome) {
+    this.outcome = outcome;
+    const line = $("answer-state");
+    line.hidden = !outcome;
+    if (!outcome) return;
+    line.dataset.state = outcome.state;
+    line.textContent = outcome.state === "answered"
+      ? t("con_answered_at").replace("{time}", outcome.time).replace("{who}", outcome.who)
+      : t("con_missed");
   }
 
   // The words the stylesheet shows when nobody is rostered, in the page's language.
   relabel() {
     $("rostered").dataset.none = t("ring_none");
+    if (this.outcome) this.showOutcome(this.outcome);
+    if (this.ringing !== null && $("ring-countdown").dataset.left !== undefined) {
+      $("ring-countdown").textContent = t("ring_countdown").replace("{n}", $("ring-countdown").dataset.left);
+    }
   }
 
   beep() {
@@ -85,8 +138,15 @@ class Ringer {
       await this.request("rollcall_answer", { roll_call_id: this.ringing, officer });
       this.stop();
       showError("");
+      this.showOutcome({ state: "answered", time: zonedTime(Date.now(), { timeStyle: "medium" }), who: officer });
     } catch (err) {
-      showError(t("err_server") + err.message);
+      if (this.stoppedWhileAnswering) {
+        // Too late: the window closed (or the roll-call ended) while the answer was on its way.
+        this.stop();
+        this.showOutcome({ state: "missed" });
+      } else {
+        showError(t("err_server") + err.message);
+      }
     } finally {
       this.answering = false;
     }
