@@ -446,14 +446,18 @@ class AccessUnits:
 
 
 class PacketTrack(MediaStreamTrack):
-    """A video track whose ``recv`` returns the camera's encoded frames as ``av.Packet``s (aiortc's
-    sender packetizes them as they are). Bounded: when the sender falls behind, frames are dropped
+    """A track whose ``recv`` returns encoded frames as ``av.Packet``s (aiortc's sender packetizes
+    them as they are): the camera's video here; also a pre-recorded greeting's video and audio
+    (``media/playout.py``: ``kind="audio"``, ``clock=48000``, every audio frame a "keyframe").
+    ``Frame.pts`` counts ``clock`` ticks. Bounded: when the sender falls behind, frames are dropped
     up to the next keyframe."""
 
     kind = "video"
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "video", clock: int = VIDEO_CLOCK) -> None:
         super().__init__()
+        self.kind = kind
+        self._time_base = fractions.Fraction(1, clock)
         self._queue: deque[Frame] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._need_keyframe = True
@@ -498,7 +502,7 @@ class PacketTrack(MediaStreamTrack):
         frame = self._queue.popleft()
         packet = av.Packet(frame.data)
         packet.pts = packet.dts = frame.pts
-        packet.time_base = VIDEO_TIME_BASE
+        packet.time_base = self._time_base
         packet.is_keyframe = frame.keyframe
         return packet
 
