@@ -34,6 +34,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "incidents.manage": frozenset({Role.admin, Role.host}),
     "incidents.instruct": frozenset({Role.admin, Role.leader}),
     "incidents.respond": frozenset({Role.admin, Role.host, Role.duty_officer, Role.leader}),
+    #: Uploading and managing pre-recorded greeting videos (media/playout.py).
+    "greetings.media": frozenset({Role.admin, Role.host, Role.leader}),
     #: Leadership greetings (慰问): leaders start them, hosts on a leader's behalf; viewers read.
     "greetings.start": frozenset({Role.admin, Role.host, Role.leader}),
     "greetings.read": frozenset({Role.admin, Role.host, Role.leader, Role.viewer}),

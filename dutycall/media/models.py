@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base
@@ -188,3 +188,36 @@ class RtspSource(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     stopped_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     stopped_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+
+class GreetingMedia(Base):
+    """A leader's pre-recorded greeting (an uploaded MP4/WebM) prepared once into a playable file
+    ``<recordings>/greetings/<path>`` (``media/playout.py``): "processing", then "ready" with its
+    SHA-256, duration and codecs, or "failed" with the reason. Scoped by the uploader's unit."""
+
+    __tablename__ = "greeting_media"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    #: The uploader's unit path (scope of the video's management).
+    unit_path: Mapped[str] = mapped_column(String(512), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    failure: Mapped[str | None] = mapped_column(String(300))
+    original_name: Mapped[str | None] = mapped_column(String(200))
+    original_bytes: Mapped[int] = mapped_column(BigInteger)
+    #: The prepared file's name under the greetings directory ("12.webm", "13.mp4").
+    path: Mapped[str | None] = mapped_column(String(64))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    duration: Mapped[float | None] = mapped_column(Float)
+    video_codec: Mapped[str | None] = mapped_column(String(16))
+    audio_codec: Mapped[str | None] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    #: Whether preparation re-encoded anything (and why); False: remuxed as uploaded.
+    transcoded: Mapped[bool] = mapped_column(Boolean, default=False)
+    transcode_reason: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

@@ -25,6 +25,7 @@ from ..services import Services, build_services
 from . import api, footage, footage_views, incident_documents, incidents, metrics, notices, rollcalls, rooms
 from . import console as console_pages
 from . import field as field_links
+from . import greeting_media as greeting_videos
 from . import greetings as greeting_pages
 from . import rtsp as rtsp_pulls
 from .auth import (
@@ -255,6 +256,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     footage_views.setup(app)  # live relay to consoles, playback and download, the footage access audit
     field_links.setup(app)  # field streaming links (after footage: it records into its archive)
     rtsp_pulls.setup(app)  # RTSP pull sources (after footage: they record into its archive)
+    greeting_videos.setup(app)  # pre-recorded greeting videos: upload, prepare once, play out (media/playout.py)
     greeting_pages.setup(app)  # leadership greetings: receipts, the reply floor, the leader's page
     metrics.setup(app)  # /metrics for Prometheus, the event-loop lag probe, --metrics-address
     app.router.add_static("/static/", STATIC, append_version=True)

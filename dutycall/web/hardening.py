@@ -89,6 +89,10 @@ def body_deadline(request: web.Request) -> float:
 MAX_JSON_BODY = 256 * 1024
 # (The upload route answers its own 413 above 5 MB, with the limit in its message.)
 LARGE_BODY_ROUTES = {("POST", "/api/roster/upload"): 6 * 1024 * 1024}
+#: Routes that stream a signed-in principal's large body to disk themselves (never read into
+#: memory here): only the declared length is checked against the limit; the route counts what
+#: arrives, refuses past the limit and abandons an upload that pauses (web/greeting_media.py).
+STREAMED_BODY_ROUTES = {("POST", "/api/greeting-media"): 500 * 1024 * 1024}
 
 
 @web.middleware
@@ -99,8 +103,11 @@ async def body_timeout_middleware(request: web.Request, handler: Handler) -> web
     and a body declared larger than its route allows is refused before a byte of it is read."""
     if request.can_read_body:
         limit = MAX_JSON_BODY
+        streamed = None
         if request.get(PRINCIPAL) is not None:
             limit = LARGE_BODY_ROUTES.get((request.method, request.path), MAX_JSON_BODY)
+            streamed = STREAMED_BODY_ROUTES.get((request.method, request.path))
+            limit = streamed or limit
         def too_large(actual: int) -> web.HTTPRequestEntityTooLarge:
             return web.HTTPRequestEntityTooLarge(
                 max_size=limit, actual_size=actual, content_type="application/json",
@@ -108,6 +115,8 @@ async def body_timeout_middleware(request: web.Request, handler: Handler) -> web
 
         if request.content_length is not None and request.content_length > limit:
             raise too_large(request.content_length)
+        if streamed is not None:  # the route reads it, as it arrives, to disk
+            return await handler(request)
         # A body without a declared length (chunked) is cut off at the same limit while it is read.
         request._client_max_size = limit
         try:

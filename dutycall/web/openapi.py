@@ -311,6 +311,22 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      {"type": "array", "items": {"type": "object"}}),
     ("delete", "/api/rtsp-sources/{id}", "footage",
      "Stop pulling an RTSP source: its live stream ends now and it is not resumed", None, {"type": "object"}),
+    # -- pre-recorded greeting videos (media/playout.py, web/greeting_media.py) -------------------------
+    ("post", "/api/greeting-media", "greetings",
+     "Upload a leader's recorded greeting (leaders, hosts, administrators; ?label=): the MP4 or WebM as the raw "
+     "body (X-Filename optional) or as the file field of multipart/form-data, at most 500 MB (413), streamed to "
+     "disk. Not an MP4/WebM with a video stream, or damaged: 422 invalid_media, nothing stored. 201: status "
+     "processing; prepared once (VP8 or H264 without B-frames and keyframes at most 2 s apart copied, Opus "
+     "audio copied, other audio to Opus, other video to VP8 640x360 30 fps 1 Mbps with a 1 s GOP), then ready "
+     "(sha256, duration, codecs) or failed (failure)",
+     {"type": "string", "format": "binary"}, {"type": "object"}),
+    ("get", "/api/greeting-media", "greetings",
+     "Greeting videos uploaded in your unit's scope, newest first", None,
+     {"type": "array", "items": {"type": "object"}}),
+    ("get", "/api/greeting-media/{id}", "greetings",
+     "One greeting video: status processing, ready or failed", None, {"type": "object"}),
+    ("delete", "/api/greeting-media/{id}", "greetings",
+     "Delete a greeting video and its prepared file (not while it is playing: 422)", None, {"type": "object"}),
     # -- live relay, playback, footage access (media/relay.py, media/playback.py, media/audit.py) ---------
     ("post", "/api/incidents/{id}/relays", "footage",
      "Relay a live source of the incident to chosen duty rooms' consoles and leaders (hosts in its scope; rooms "

@@ -1,0 +1,110 @@
+"""Pre-recorded greeting videos (``media/playout.py``): leaders, hosts and administrators upload,
+list and delete them; scope is the uploader's unit subtree.
+
+``POST /api/greeting-media?label=…`` with the file as the raw body (``Content-Type: video/mp4``,
+``video/webm`` or ``application/octet-stream``; ``X-Filename`` optional) or as the ``file`` field
+of ``multipart/form-data`` → 201 and the row (``status`` "processing"); at most
+:data:`~dutycall.media.playout.MAX_BYTES` (413 beyond, declared or not). The body is streamed to
+disk as it arrives (never held in memory: ``web/hardening.py`` leaves this route's body unread,
+:data:`~dutycall.web.hardening.STREAMED_BODY_ROUTES`), a pause of over :data:`IDLE_TIMEOUT`
+seconds ends the upload (408), and the file is checked (PyAV, in a thread) before anything is
+stored: not an MP4/WebM with a video stream, or damaged → 422 ``invalid_media`` with the reason.
+``GET /api/greeting-media`` lists; ``GET /api/greeting-media/{id}`` is one (poll ``status``:
+"processing" → "ready" or "failed" with ``failure``); ``DELETE`` removes one not playing.
+
+``setup(app)`` installs the library (``app[GREETING_MEDIA]``; the greetings layer plays videos
+through ``app[GREETING_MEDIA].playouts``) and its routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
+
+from ..media.playout import MAX_BYTES, GreetingMediaLibrary, TooLarge
+from ..messages import Msg
+from .auth import error_response, path_int, principal_of
+from .keys import CONFIG, SERVICES
+
+GREETING_MEDIA = web.AppKey("greeting_media", GreetingMediaLibrary)
+#: Seconds an upload may pause (no byte arriving) before it is abandoned.
+IDLE_TIMEOUT = 30.0
+CHUNK = 256 * 1024
+routes = web.RouteTableDef()
+
+
+def setup(app: web.Application) -> None:
+    services = app[SERVICES]
+    app[GREETING_MEDIA] = GreetingMediaLibrary(services.sessionmaker, services.conference, app[CONFIG].recordings_dir)
+    app.router.add_routes(routes)
+    app.cleanup_ctx.append(_library)
+
+
+async def _library(app: web.Application) -> AsyncIterator[None]:
+    await app[GREETING_MEDIA].sweep()
+    yield
+    await app[GREETING_MEDIA].close()
+
+
+async def _chunks(read: object) -> AsyncIterator[bytes]:
+    """Chunks from ``read(n)`` until it answers b"", each within IDLE_TIMEOUT."""
+    while True:
+        chunk = await asyncio.wait_for(read(CHUNK), IDLE_TIMEOUT)  # type: ignore[operator]
+        if not chunk:
+            return
+        yield bytes(chunk)
+
+
+@routes.post("/api/greeting-media")
+async def upload(request: web.Request) -> web.Response:
+    who = principal_of(request)
+    library = request.app[GREETING_MEDIA]
+    library.require(who)  # before reading a byte from someone who may not upload at all
+    too_big = error_response(request, 413, "too_large", Msg("greeting_media.too_large", mb=MAX_BYTES // (1024 * 1024)))
+    if (request.content_length or 0) > MAX_BYTES:
+        return too_big
+    name = request.headers.get("X-Filename")
+    label = request.query.get("label")
+    path = library.upload_path()
+    try:
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            part = await reader.next()
+            while part is not None and (not isinstance(part, BodyPartReader) or part.name != "file"):
+                if isinstance(part, BodyPartReader) and part.name == "label" and label is None:
+                    label = (await part.read(decode=True))[:512].decode("utf-8", "replace")
+                part = await reader.next()
+            if part is None:
+                return error_response(request, 422, "invalid_media", Msg("greeting_media.empty"))
+            name = name or part.filename
+            size = await library.receive(_chunks(part.read_chunk), path)
+        else:
+            size = await library.receive(_chunks(request.content.read), path)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.close()
+        return error_response(request, 408, "body_timeout", Msg("web.body_too_slow"))
+    except TooLarge:
+        return too_big
+    added = await library.add(who, path, size, label, name)
+    return web.json_response(added, status=201, headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/greeting-media")
+async def list_media(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[GREETING_MEDIA].list(principal_of(request)),
+                             headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/greeting-media/{id}")
+async def get_media(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[GREETING_MEDIA].get(principal_of(request), path_int(request, "id")),
+                             headers={"Cache-Control": "no-store"})
+
+
+@routes.delete("/api/greeting-media/{id}")
+async def delete_media(request: web.Request) -> web.Response:
+    await request.app[GREETING_MEDIA].delete(principal_of(request), path_int(request, "id"))
+    return web.json_response({"deleted": True})
