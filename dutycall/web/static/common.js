@@ -26,7 +26,9 @@ async function api(method, path, body, raw) {
   const response = await fetch(path, { method, headers, body: raw ? body : body === undefined ? undefined : JSON.stringify(body) });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error((data.error && data.error.message) || response.statusText);
+    // The server's message is in the page's language; without one (a proxy's page), say so in it too.
+    const error = new Error((data.error && data.error.message) || t("err_http").replace("{status}", String(response.status)));
+    error.code = data.error && data.error.code;
     error.status = response.status;
     error.rows = (data.error && data.error.errors) || [];
     throw error;
@@ -54,9 +56,25 @@ function acceptSession(reply) {
   $("whoami").textContent = t("signed_in_as") + me.name;
 }
 
+// Every signed-in page can sign out: a page without its own 退出登录 (the console has one that
+// asks first) gets one in its header, beside the language button, shown while signed in.
+function signOutButton() {
+  let button = $("sign-out");
+  if (button) return null;
+  button = el("button", { type: "button", id: "sign-out", className: "sign-out", hidden: true, textContent: t("sign_out") });
+  button.dataset.i18n = "sign_out";
+  button.addEventListener("click", async () => {
+    await api("DELETE", "/api/session").catch(() => {});
+    location.reload(); // sockets, timers and forms go with the page; it comes back at the sign-in form
+  });
+  $("lang").before(button);
+  return button;
+}
+
 // Back to the sign-in form: signed out here, or the server ended this session's access.
 function showSignInForm(main) {
   me = null;
+  if ($("sign-out") && $("sign-out").classList.contains("sign-out")) $("sign-out").hidden = true;
   $(main).hidden = true;
   $("sign-in-form").hidden = false;
 }
@@ -66,8 +84,10 @@ function showSignInForm(main) {
 // session came from `firstSession()` (by default GET /api/me) when the page opened rather
 // than from the form. The language button calls `onLanguage()` once someone is signed in.
 function startPage(main, onSignedIn, onLanguage = onSignedIn, firstSession = () => api("GET", "/api/me")) {
+  const signOut = signOutButton();
   async function accept(reply, resumed) {
     acceptSession(reply);
+    if (signOut) signOut.hidden = false;
     $("sign-in-form").hidden = true;
     $("password").value = "";
     $(main).hidden = false;

@@ -84,7 +84,9 @@ class DutyConsole {
         });
       } catch (err) {
         // Still join: a console without a camera can watch and be seen as present.
-        showError(t("err_media") + err.message);
+        // The browser's own words are English whatever the page's language: say it in ours.
+        const known = err && MESSAGES["zh-CN"][`media_${err.name}`] ? `media_${err.name}` : "media_other";
+        showError(t(known));
       }
     }
     this.peers.stream = this.stream;
