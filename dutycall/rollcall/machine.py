@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
+from ..messages import Msg
 from .errors import IllegalEvent as IllegalEvent  # raised here; re-exported for callers
 
 # -- values ---------------------------------------------------------------------------------
@@ -405,5 +406,7 @@ def apply(state: RollCall, event: Event) -> Step:
     """The next state and its effects; raises IllegalEvent (and changes nothing) otherwise."""
     handler = TRANSITIONS.get((state.phase, type(event)))
     if handler is None:
-        raise IllegalEvent("machine.wrong_phase", event=type(event).__name__, phase=state.phase)
+        # Said in the reader's language: "本次点名已结束，不能点名", never "finished"/"Call".
+        raise IllegalEvent("machine.wrong_phase", event=Msg(f"machine.event.{type(event).__name__}"),
+                           phase=Msg(f"machine.phase.{state.phase}"))
     return handler(state, event)

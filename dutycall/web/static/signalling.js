@@ -80,7 +80,7 @@ class Signalling {
 
   // Every request still waiting for its reply fails (the socket is gone, or we left the room).
   failPending() {
-    for (const { reject } of this.pending.values()) reject(new Error("connection lost"));
+    for (const { reject } of this.pending.values()) reject(new Error(t("err_connection_lost")));
     this.pending.clear();
   }
 
@@ -88,13 +88,13 @@ class Signalling {
   request(type, fields = {}) {
     return new Promise((resolve, reject) => {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        reject(new Error("not connected"));
+        reject(new Error(t("err_not_connected")));
         return;
       }
       const id = this.nextId++;
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`${type}: no reply`));
+        reject(new Error(t("err_no_reply")));
       }, 20000);
       this.pending.set(id, {
         resolve: (msg) => { clearTimeout(timer); resolve(msg); },
@@ -109,8 +109,14 @@ class Signalling {
     if (msg.id !== undefined && this.pending.has(msg.id)) {
       const { resolve, reject } = this.pending.get(msg.id);
       this.pending.delete(msg.id);
-      if (msg.type === "error") reject(new Error(`${msg.code}: ${msg.message}`));
-      else resolve(msg);
+      if (msg.type === "error") {
+        // The server says why in the page's language (/ws?lang=); the code is for code, not people.
+        const error = new Error(msg.message || msg.code);
+        error.code = msg.code;
+        reject(error);
+      } else {
+        resolve(msg);
+      }
       return;
     }
     this.hooks.onEvent(msg);
