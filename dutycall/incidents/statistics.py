@@ -283,17 +283,27 @@ def render_trend(trend: Sequence[dict[str, Any]]) -> bytes:
     figure = Figure(figsize=(7.2, 3.2), dpi=100)
     axes = figure.add_subplot()
     positions = list(range(len(trend)))
-    axes.bar(positions, [t["incidents"] for t in trend], color="#9dbbe0", label="事件起数")
+    bars = axes.bar(positions, [t["incidents"] for t in trend], color="#9dbbe0", label="事件起数")
+    small = FontProperties(fname=cjk_font_path(), size=7)
+    # Values on the chart itself: a printed bulletin has no tooltip.
+    axes.bar_label(bars, labels=[str(t["incidents"]) if t["incidents"] else "" for t in trend],
+                   fontproperties=small, color="#1f3f66", padding=1)
     axes.set_xticks(positions, [t["month"][2:].replace("-", "/") for t in trend])
-    axes.set_ylabel("起", fontproperties=font)
+    axes.set_xlabel("月份（年/月）", fontproperties=font)
+    axes.set_ylabel("事件起数（起）", fontproperties=font)
     top = max([t["incidents"] for t in trend] + [1])
     axes.set_ylim(0, top * 1.2 + 1)
     rates = axes.twinx()
     points = [(p, t["rate"] * 100) for p, t in zip(positions, trend) if t["rate"] is not None]
     if points:
         rates.plot([p for p, _ in points], [r for _, r in points], marker="o", color="#c0392b", label="报送及时率")
-    rates.set_ylim(0, 105)
+        for position, rate in points:
+            rates.annotate(f"{rate:.0f}%", (position, rate), textcoords="offset points", xytext=(0, 5),
+                           ha="center", color="#8e2a20", fontproperties=small)
+    rates.set_ylim(0, 115)
+    rates.set_yticks([0, 20, 40, 60, 80, 100])
     rates.yaxis.set_major_formatter("{x:.0f}%")
+    rates.set_ylabel("报送及时率", fontproperties=font)
     axes.grid(True, axis="y", color="#dddddd")
     axes.set_title(f"近{len(trend)}个月突发事件起数与报送及时率", fontproperties=font)
     handles = axes.get_legend_handles_labels()[0] + rates.get_legend_handles_labels()[0]

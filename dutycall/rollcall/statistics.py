@@ -119,13 +119,23 @@ def render_trend(first: dt.datetime, days: int, daily: dict[int, Counter[str]]) 
     axes = figure.add_subplot()
     if rates:
         axes.plot([d for d, _ in rates], [r * 100 for _, r in rates], marker="o", color="#1f5aa8")
-    axes.set_xlim(1, max(days, 2))
-    axes.set_ylim(0, 105)
+        # Each day's value beside its point (a printed chart has no tooltip).
+        small = FontProperties(fname=cjk_font_path(), size=7)
+        for day, rate in rates:
+            axes.annotate(f"{rate * 100:.0f}%", (day, rate * 100), textcoords="offset points",
+                          xytext=(0, 5), ha="center", color="#333333", fontproperties=small, annotation_clip=False)
+    else:
+        axes.text(0.5, 0.5, "本月暂无点名记录", transform=axes.transAxes, ha="center", va="center",
+                  color="#666666", fontproperties=font)
+    axes.set_xlim(0.5, max(days, 2) + 0.5)
+    axes.set_ylim(0, 116)
     axes.set_xticks([d for d in range(1, days + 1) if d == 1 or d % 5 == 0])
+    axes.set_yticks([0, 20, 40, 60, 80, 100])
     axes.yaxis.set_major_formatter("{x:.0f}%")
     axes.grid(True, color="#dddddd")
-    axes.set_title(f"{first:%Y年%m月} 每日到岗率", fontproperties=font)
-    axes.set_xlabel("日", fontproperties=font)
+    axes.set_title(f"{first:%Y年%m月} 每日到岗率（应答值班室 ÷ 应到值班室）", fontproperties=font)
+    axes.set_xlabel("日期（日）", fontproperties=font)
+    axes.set_ylabel("到岗率", fontproperties=font)
     figure.tight_layout()
     out = io.BytesIO()
     figure.savefig(out, format="png")
