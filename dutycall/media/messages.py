@@ -69,6 +69,15 @@ MESSAGES: dict[str, dict[str, str]] = {
                                     "Too many viewing sessions at once (at most {max} an account)"),
     "footage.instant": _m("时间应为带时区的 ISO 8601 格式，如 2026-12-03T10:00:00+08:00",
                           "Times must be ISO 8601 with an offset, e.g. 2026-12-03T10:00:00+08:00"),
+    # The wall's thumbnails (wall.py, web/wall.py)
+    "wall.consoles_no": _m("值班室终端不能查看多画面", "A duty room's console cannot open the wall"),
+    "wall.viewer": _m("画面墙标识无效（1–64 个字母、数字、- 或 _）",
+                      "The wall's viewer id is not valid (1-64 letters, digits, - or _)"),
+    "wall.rooms": _m("房间应为值班室编号的列表，最多 {max} 个",
+                     "The rooms must be a list of at most {max} duty room ids"),
+    "wall.room_not_found": _m("没有编号为 {id} 的值班室（或不在您的范围内）",
+                              "There is no duty room {id} in your scope"),
+    "wall.no_picture": _m("值班室 {id} 暂无画面", "There is no picture of duty room {id} yet"),
 }
 
 CATALOGUE.update(MESSAGES)

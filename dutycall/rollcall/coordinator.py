@@ -268,9 +268,13 @@ class RollCallCoordinator(EffectHandlers):
                           "attempts": call.attempts, "connected": self.is_connected(record.id, call.room_id),
                           "officer": row.officer if row else None, "on_roster": row.on_roster if row else None,
                           "reason": row.reason if row else None, "evidence": row.evidence if row else None,
-                          "evidence_sha256": row.evidence_sha256 if row else None})
+                          "evidence_sha256": row.evidence_sha256 if row else None,
+                          # When the room was last called (the clock's seconds since the epoch).
+                          "called_at": call.called_at})
+        # The answer window and the clock's "now", so a page counts the call down on its own clock.
         return {"id": record.id, "title": record.title, "kind": record.kind, "phase": state.phase,
                 "current": state.current, "polling": state.polling, "room": rollcall_room(record.id),
+                "answer_window": state.answer_window, "late_after": state.late_after, "now": self.clock(),
                 "rooms": rooms}
 
     async def _describe_readiness(self, uow: UnitOfWork, room_ids: list[int]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from ..media import evidence
 from ..messages import Msg
 from ..rollcall.presence import console_tag
 from ..services import Services, build_services
-from . import api, footage, footage_views, incident_documents, incidents, metrics, notices, rollcalls, rooms
+from . import api, footage, footage_views, incident_documents, incidents, metrics, notices, rollcalls, rooms, wall
 from . import console as console_pages
 from . import field as field_links
 from . import greeting_media as greeting_videos
@@ -104,6 +104,10 @@ async def directory_page(request: web.Request) -> web.FileResponse:
 
 async def rollcall_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "rollcall.html", headers={"Cache-Control": "no-cache"})
+
+
+async def command_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "command.html", headers={"Cache-Control": "no-cache"})
 
 
 async def results_page(request: web.Request) -> web.FileResponse:
@@ -241,6 +245,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.router.add_get("/", index)
     app.router.add_get("/directory", directory_page)
     app.router.add_get("/rollcall", rollcall_page)
+    app.router.add_get("/command", command_page)  # the host's command seat and the wall (command.js)
     app.router.add_get("/results", results_page)
     app.router.add_get("/incidents", incidents_page)
     app.router.add_get("/healthz", healthz)
@@ -258,6 +263,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     rtsp_pulls.setup(app)  # RTSP pull sources (after footage: they record into its archive)
     greeting_videos.setup(app)  # pre-recorded greeting videos: upload, prepare once, play out (media/playout.py)
     greeting_pages.setup(app)  # leadership greetings: receipts, the reply floor, the leader's page
+    wall.setup(app)  # the wall's keyframe thumbnails (media/wall.py)
     metrics.setup(app)  # /metrics for Prometheus, the event-loop lag probe, --metrics-address
     app.router.add_static("/static/", STATIC, append_version=True)
     app.on_shutdown.append(_close_sockets)
