@@ -113,6 +113,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "greeting_media.damaged": {ZH: "视频文件已损坏或不完整（可能上传被截断），请重新上传",
                                EN: "The video file is damaged or incomplete (perhaps cut off): upload it again"},
     "greeting_media.empty": {ZH: "上传的文件为空", EN: "The uploaded file is empty"},
+    "greeting_media.bad_form": {ZH: "上传的表单格式不正确（应为 multipart/form-data，文件放在 file 字段）",
+                                EN: "The upload form is malformed (multipart/form-data, the file in its file field)"},
     "greeting_media.too_large": {ZH: "视频文件过大（上限 {mb} MB）",
                                  EN: "The video file is too large (at most {mb} MB)"},
     "greeting_media.label": {ZH: "名称应为 1 至 {max} 个字符，且不含控制字符",

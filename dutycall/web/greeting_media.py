@@ -70,16 +70,22 @@ async def upload(request: web.Request) -> web.Response:
     path = library.upload_path()
     try:
         if request.content_type.startswith("multipart/"):
-            reader = await request.multipart()
-            part = await reader.next()
-            while part is not None and (not isinstance(part, BodyPartReader) or part.name != "file"):
-                if isinstance(part, BodyPartReader) and part.name == "label" and label is None:
-                    label = (await part.read(decode=True))[:512].decode("utf-8", "replace")
+            try:
+                reader = await request.multipart()
                 part = await reader.next()
+                while part is not None and (not isinstance(part, BodyPartReader) or part.name != "file"):
+                    if isinstance(part, BodyPartReader) and part.name == "label" and label is None:
+                        label = (await part.read(decode=True))[:512].decode("utf-8", "replace")
+                    part = await reader.next()
+            except (ValueError, RuntimeError, AssertionError, UnicodeError):  # a malformed form (no boundary…)
+                return error_response(request, 422, "invalid_media", Msg("greeting_media.bad_form"))
             if part is None:
                 return error_response(request, 422, "invalid_media", Msg("greeting_media.empty"))
             name = name or part.filename
-            size = await library.receive(_chunks(part.read_chunk), path)
+            try:
+                size = await library.receive(_chunks(part.read_chunk), path)
+            except (ValueError, RuntimeError, AssertionError):
+                return error_response(request, 422, "invalid_media", Msg("greeting_media.bad_form"))
         else:
             size = await library.receive(_chunks(request.content.read), path)
     except TimeoutError:
