@@ -103,7 +103,8 @@ async def load_demo(database_url: str) -> None:
             print(f"nothing to do: {exc}")
             return
         print(f"demo city loaded: {summary.units} units, {summary.rooms} duty rooms, "
-              f"{summary.accounts} accounts, {summary.shifts} roster shifts")
+              f"{summary.accounts} accounts, {summary.shifts} roster shifts, {summary.incidents} incidents, "
+              f"{summary.rollcalls} past roll-calls")
         print(f"demo accounts (password {DEMO_PASSWORD}): city-host, city-leader, city-viewer, "
               "d01-admin, d01-host, d01s01 (a street duty officer), a01 (an agency duty officer), ...")
         print(f"a console for {summary.console_room}: {summary.console_link}")

@@ -200,6 +200,7 @@ async def test_directory_page_creates_searches_and_deactivates_units(server, bro
     await page.fill("#search", "ftq")
     await page.wait_for_selector("#results li")
     assert "福田区" in await page.text_content("#results")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))  # it asks first
     await page.click('#units tr[data-code="D01"] button.deactivate')
     await page.wait_for_selector('#units tr.inactive[data-code="D01"]')
     # A duplicate code is refused with a message, and nothing is added.
@@ -363,6 +364,7 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await host.reload()
     await host.wait_for_selector('#notices tr[data-status="responded"] >> text=线路故障，已修复', timeout=30000)
     assert await host.locator('#notices tr[data-status="responded"] button.respond').count() == 0
+    host.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))  # it asks first
     await host.locator('#notices tr[data-status="responded"] button.close').click()
     await host.wait_for_selector('#notices tr[data-status="closed"]', timeout=30000)
     # The city's own room answered, the district's did not.

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from dutycall import db
-from dutycall.directory.models import Account, DutyRoom, RosterShift, Unit, UnitKind
+from dutycall.directory.demo import HOLIDAY_PERIOD, HOLIDAY_START
+from dutycall.directory.models import Account, DutyRoom, RosterShift, RosterSubmission, Unit, UnitKind
 from dutycall.incidents.models import Incident, NotificationGroup
+from dutycall.rollcall.models import AttendanceRecord, Notice, RollCallRecord
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +39,20 @@ async def test_demo_city_loads_once_and_signs_in(tmp_path):
         assert kinds[UnitKind.city] == 1 and kinds[UnitKind.district] == 10 and kinds[UnitKind.street] == 74
         assert kinds[UnitKind.agency] + kinds[UnitKind.enterprise] == 20
         assert (await session.execute(select(func.count(DutyRoom.id)))).scalar_one() == 105
-        assert (await session.execute(select(func.count(RosterShift.id)))).scalar_one() == 105 * 30
+        # A month of roster from today, and the holiday period the directory page opens on (most units).
+        assert (await session.execute(select(func.count(RosterShift.id)).where(
+            RosterShift.date < HOLIDAY_START))).scalar_one() == 105 * 30
+        submitted = (await session.execute(select(func.count(RosterSubmission.id)).where(
+            RosterSubmission.period == HOLIDAY_PERIOD))).scalar_one()
+        assert 60 < submitted < 105
+        # A month of past roll-calls, with every kind of outcome and their notices, some answered.
+        assert (await session.execute(select(func.count(RollCallRecord.id)).where(
+            RollCallRecord.phase == "finished"))).scalar_one() >= 6
+        outcomes = dict((await session.execute(select(AttendanceRecord.outcome, func.count())
+                                               .group_by(AttendanceRecord.outcome))).all())
+        assert {"on_time", "late", "absent", "offline", "excused"} <= set(outcomes)
+        statuses = dict((await session.execute(select(Notice.status, func.count()).group_by(Notice.status))).all())
+        assert {"open", "responded", "closed"} <= set(statuses)
         assert (await session.execute(select(func.count(Account.id)))).scalar_one() > 100
         assert (await session.execute(select(func.count(Incident.id)))).scalar_one() == 19  # incidents/demo.py
         groups = (await session.execute(select(NotificationGroup.name, NotificationGroup.categories)

@@ -10,7 +10,7 @@ from . import security
 from .base import DirectoryBase
 from .errors import Conflict, Invalid, NotFound
 from .fields import USERNAME_RE, phone_field, pinyin_key, text_field
-from .models import Account, DeviceCredential, Role, Unit, WebSession, utcnow
+from .models import Account, DeviceCredential, Role, Unit, WebSession, as_utc, utcnow
 from .principal import Principal, PrincipalKind
 from .scope import room_in_scope, unit_in_scope, within
 from .shapes import account_json
@@ -125,6 +125,20 @@ class Accounts(DirectoryBase):
                        duty_room_id=room.id)
             await db.commit()
             return {"id": credential.id, "duty_room_id": room.id, "token": token, "label": credential.label}
+
+    async def list_device_credentials(self, who: Principal, room_id: int) -> list[dict[str, Any]]:
+        """A duty room's console credentials, newest first (never their tokens), so one can be revoked."""
+        who.require("devices.write")
+        async with self.sessionmaker() as db:
+            room = await room_in_scope(db, who, room_id)
+            rows = (await db.execute(select(DeviceCredential).where(DeviceCredential.duty_room_id == room.id)
+                                     .order_by(DeviceCredential.id.desc()))).scalars().all()
+
+        def when(value: Any) -> str | None:
+            return as_utc(value).isoformat() if value is not None else None
+
+        return [{"id": c.id, "duty_room_id": c.duty_room_id, "label": c.label, "created_at": when(c.created_at),
+                 "last_used_at": when(c.last_used_at), "revoked_at": when(c.revoked_at)} for c in rows]
 
     async def revoke_device_credential(self, who: Principal, credential_id: int) -> None:
         who.require("devices.write")

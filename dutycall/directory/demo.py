@@ -22,6 +22,7 @@ from .models import (
     DutyRoom,
     Role,
     RosterShift,
+    RosterSubmission,
     Unit,
     UnitKind,
 )
@@ -55,6 +56,9 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志红玉兰海燕斌宇浩凯晨欣怡子轩梓涵"
 
 assert len(STREETS) == sum(n for _, n in DISTRICTS) == 74
+#: The holiday roster period the directory page opens on (its defaults), with data in the demo.
+HOLIDAY_PERIOD = "2027春节"
+HOLIDAY_START, HOLIDAY_END = dt.date(2027, 2, 10), dt.date(2027, 2, 16)
 
 
 @dataclass
@@ -66,6 +70,7 @@ class DemoSummary:
     console_token: str
     console_room: str
     incidents: int = 0
+    rollcalls: int = 0
 
     @property
     def console_link(self) -> str:
@@ -87,7 +92,7 @@ def _phone(rng: random.Random) -> str:
 
 
 async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], days: int = 30,
-                    today: dt.date | None = None, incidents: bool = True) -> DemoSummary:
+                    today: dt.date | None = None, incidents: bool = True, rollcalls: bool = True) -> DemoSummary:
     """Load the demo city under the root unit; refuses if it is already there. With ``incidents``,
     also the month of incidents before ``today`` (``incidents/demo.py``), filed through the real
     service so that their deadlines, flags and notices follow the real rules."""
@@ -156,6 +161,22 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], days: int = 
                     leader_name=_person(rng), leader_phone=_phone(rng),
                     officers=[{"name": _person(rng), "phone": _phone(rng)} for _ in range(2)]))
         db.add_all(shifts)
+        # The holiday roster the directory page opens on (2027春节): most units have submitted
+        # theirs, a few have not (报送情况 shows both), and the handbook has pages to print.
+        holiday = [HOLIDAY_START + dt.timedelta(days=n) for n in range((HOLIDAY_END - HOLIDAY_START).days + 1)
+                   if HOLIDAY_START + dt.timedelta(days=n) >= today + dt.timedelta(days=days)]  # not rostered above
+        submitted = [u for u in [root, *units] if rng.random() < 0.85]
+        by_unit = {room.unit_id: room for room in rooms}
+        for unit in submitted:
+            holiday_room = by_unit.get(unit.id)
+            if holiday_room is None:
+                continue
+            for day in holiday:
+                shifts.append(RosterShift(duty_room_id=holiday_room.id, date=day, leader_name=_person(rng),
+                                          leader_phone=_phone(rng),
+                                          officers=[{"name": _person(rng), "phone": _phone(rng)} for _ in range(2)]))
+                db.add(shifts[-1])
+            db.add(RosterSubmission(unit_id=unit.id, period=HOLIDAY_PERIOD, rows=len(holiday)))
         console_token = security.new_token()
         console_room = rooms[1]
         db.add(DeviceCredential(duty_room_id=console_room.id, token_hash=security.token_hash(console_token),
@@ -167,4 +188,8 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession], days: int = 
         from ..incidents.demo import load_incidents  # incidents build on the directory, not the reverse
 
         summary.incidents = await load_incidents(sessionmaker, today)
+    if rollcalls:
+        from ..rollcall.demo import load_rollcalls  # roll-calls build on the directory, not the reverse
+
+        summary.rollcalls = await load_rollcalls(sessionmaker, today)
     return summary

@@ -169,6 +169,11 @@ async def create_device_credential(request: web.Request) -> web.Response:
                                                                     label), 201)
 
 
+@routes.get("/api/rooms/{id}/device-credentials")
+async def list_device_credentials(request: web.Request) -> web.Response:
+    return ok(await request.app[DIRECTORY].list_device_credentials(principal_of(request), _int(request, "id")))
+
+
 @routes.post("/api/device-credentials/{id}/revoke")
 async def revoke_device_credential(request: web.Request) -> web.Response:
     await request.app[DIRECTORY].revoke_device_credential(principal_of(request), _int(request, "id"))

@@ -2,12 +2,76 @@
 "use strict";
 
 let units = [];
+// The unit tree is collapsed below the first level (a city has ~100 units); a branch opens by its
+// ▸ button and stays open across reloads of the list.
+const expanded = new Set();
+let expandedOnce = false;
+// Rows of the duty room and account tables shown before "show all" (a filter finds the rest).
+const FIRST_ROWS = 8;
+
+// An empty table says so, in a row spanning its columns.
+function emptyRow(table) {
+  const columns = table.querySelectorAll("thead th").length || 1;
+  const row = el("tr", { className: "empty" }, el("td", { colSpan: columns, textContent: t("res_none") }));
+  row.firstChild.dataset.i18n = "res_none";
+  return row;
+}
+
+// Show the rows of a long table that match its filter, the first FIRST_ROWS unless "all" was asked.
+function limitRows(table, filter, more) {
+  const rows = [...table.querySelectorAll("tbody tr:not(.empty):not(.credentials)")];
+  const query = filter.value.trim().toLowerCase();
+  let shown = 0;
+  for (const row of rows) {
+    const match = !query || row.textContent.toLowerCase().includes(query);
+    row.hidden = !match || (!more.dataset.all && shown >= FIRST_ROWS);
+    if (match && !row.hidden) shown += 1;
+    const details = row.nextElementSibling;
+    if (details && details.classList.contains("credentials")) details.hidden = row.hidden || details.dataset.open !== "1";
+  }
+  const total = rows.filter((row) => !query || row.textContent.toLowerCase().includes(query)).length;
+  more.hidden = Boolean(more.dataset.all) || total <= FIRST_ROWS;
+  more.textContent = t("dir_show_all").replace("{n}", String(total));
+}
+
+function wireLimit(table, filter, more) {
+  filter.addEventListener("input", () => limitRows(table, filter, more));
+  more.addEventListener("click", () => { more.dataset.all = "1"; limitRows(table, filter, more); });
+}
+
+// Rows of collapsed branches are hidden; each row with children has its ▸/▾ button.
+function showTree() {
+  const byId = Object.fromEntries(units.map((u) => [u.id, u]));
+  for (const row of $("units").querySelectorAll("tbody tr[data-unit-id]")) {
+    let parent = byId[Number(row.dataset.parentId)];
+    let visible = true;
+    while (parent) {
+      if (!expanded.has(parent.id)) visible = false;
+      parent = byId[parent.parent_id];
+    }
+    row.hidden = !visible;
+    const toggle = row.querySelector("button.toggle");
+    if (toggle) {
+      const open = expanded.has(Number(row.dataset.unitId));
+      toggle.textContent = open ? "▾" : "▸";
+      toggle.setAttribute("aria-expanded", String(open));
+      toggle.title = t(open ? "dir_collapse" : "dir_expand");
+    }
+  }
+}
 
 async function load() {
   units = await api("GET", "/api/units?include_inactive=1");
   const rooms = await api("GET", "/api/rooms");
   const depth = {};
   for (const unit of units) depth[unit.id] = unit.parent_id in depth ? depth[unit.parent_id] + 1 : 0;
+  const children = {};
+  for (const unit of units) children[unit.parent_id] = (children[unit.parent_id] || 0) + 1;
+  if (!expandedOnce) {
+    // Opened: the top of the tree (the city and its districts, agencies...), nothing deeper.
+    for (const unit of units) if (depth[unit.id] === 0) expanded.add(unit.id);
+    expandedOnce = true;
+  }
   const body = $("units").querySelector("tbody");
   body.replaceChildren();
   const admin = me.role === "admin";
@@ -21,15 +85,27 @@ async function load() {
         el("button", { textContent: t("deactivate"), className: "deactivate", onclick: () => deactivate(unit) }),
       );
     }
+    const name = el("td", { className: `depth-${Math.min(depth[unit.id], 3)}` });
+    if (children[unit.id]) {
+      name.append(el("button", { type: "button", className: "toggle", onclick: () => {
+        if (expanded.has(unit.id)) expanded.delete(unit.id); else expanded.add(unit.id);
+        showTree();
+      } }), " ");
+    }
+    name.append(unit.name);
     const row = el("tr", { className: unit.active ? "" : "inactive" },
       el("td", { textContent: unit.code }),
-      el("td", { textContent: unit.name, className: `depth-${Math.min(depth[unit.id], 3)}` }),
+      name,
       el("td", { textContent: t("kind_" + unit.kind) }),
       el("td", { textContent: roomNames }),
       actions);
     row.dataset.code = unit.code;
+    row.dataset.unitId = unit.id;
+    if (unit.parent_id !== null) row.dataset.parentId = unit.parent_id;
     body.append(row);
   }
+  if (!units.length) body.append(emptyRow($("units")));
+  showTree();
   for (const select of [$("new-unit-parent"), $("new-room-unit")]) {
     select.replaceChildren(...units.filter((u) => u.active).map((u) => el("option", { value: u.id, textContent: `${u.code} ${u.name}` })));
   }
@@ -54,18 +130,33 @@ async function loadAdmin(rooms) {
         }
       },
     }));
+    // Its consoles' credentials, each revocable (a stolen or replaced PC is signed out at once).
+    const list = el("td", { colSpan: 3 });
+    const details = el("tr", { className: "credentials", hidden: true }, list);
+    cell.append(" ", el("button", { type: "button", textContent: t("dir_credentials"), className: "credentials",
+      onclick: async () => {
+        details.dataset.open = details.dataset.open === "1" ? "" : "1";
+        details.hidden = details.dataset.open !== "1";
+        if (!details.hidden) await showCredentials(room, list);
+      } }));
     const row = el("tr", {}, el("td", { textContent: room.name }), el("td", { textContent: room.phone }), cell);
     row.dataset.roomId = room.id;
-    return row;
-  });
-  $("rooms").querySelector("tbody").replaceChildren(...roomRows);
+    details.dataset.roomId = room.id;
+    return [row, details];
+  }).flat();
+  $("rooms").querySelector("tbody").replaceChildren(...(roomRows.length ? roomRows : [emptyRow($("rooms"))]));
+  limitRows($("rooms"), $("rooms-filter"), $("rooms-more"));
   const accounts = await api("GET", "/api/accounts");
   const unitName = Object.fromEntries(units.map((u) => [u.id, u.name]));
   $("accounts").querySelector("tbody").replaceChildren(...accounts.map((account) => {
     const actions = el("td");
     if (account.active && account.id !== me.id) {
       actions.append(el("button", { textContent: t("disable"), className: "disable",
-        onclick: () => act(api("PATCH", `/api/accounts/${account.id}`, { active: false })) }));
+        onclick: () => {
+          if (confirm(t("dir_confirm_disable").replace("{name}", `${account.display_name}（${account.username}）`))) {
+            act(api("PATCH", `/api/accounts/${account.id}`, { active: false }));
+          }
+        } }));
     }
     const row = el("tr", { className: account.active ? "" : "inactive" },
       el("td", { textContent: account.username }), el("td", { textContent: account.display_name }),
@@ -74,6 +165,40 @@ async function loadAdmin(rooms) {
     row.dataset.username = account.username;
     return row;
   }));
+  if (!accounts.length) $("accounts").querySelector("tbody").append(emptyRow($("accounts")));
+  limitRows($("accounts"), $("accounts-filter"), $("accounts-more"));
+}
+
+async function showCredentials(room, list) {
+  let credentials;
+  try {
+    credentials = await api("GET", `/api/rooms/${room.id}/device-credentials`);
+  } catch (err) {
+    list.replaceChildren(el("span", { className: "bad", textContent: err.message }));
+    return;
+  }
+  const items = credentials.map((c) => {
+    const state = c.revoked_at ? t("dir_revoked_at").replace("{at}", zonedTime(c.revoked_at))
+      : c.last_used_at ? t("dir_used_at").replace("{at}", zonedTime(c.last_used_at)) : t("dir_unused");
+    const item = el("li", {}, `${t("dir_issued_at").replace("{at}", zonedTime(c.created_at))}　${c.label || ""}　${state} `);
+    item.dataset.credentialId = c.id;
+    item.dataset.state = c.revoked_at ? "revoked" : "active";
+    if (!c.revoked_at) {
+      item.append(el("button", { type: "button", className: "revoke", textContent: t("dir_revoke"), onclick: async () => {
+        if (!confirm(t("dir_confirm_revoke").replace("{room}", room.name))) return;
+        try {
+          await api("POST", `/api/device-credentials/${c.id}/revoke`);
+          showError("");
+        } catch (err) {
+          showError(err.message);
+        }
+        await showCredentials(room, list);
+      } }));
+    }
+    return item;
+  });
+  list.replaceChildren(el("ul", { className: "credential-list" },
+    ...(items.length ? items : [el("li", { textContent: t("res_none") })])));
 }
 
 $("new-account").addEventListener("submit", (event) => {
@@ -107,8 +232,19 @@ function move(unit) {
 }
 
 function deactivate(unit) {
+  if (!confirm(t("dir_confirm_deactivate").replace("{name}", unit.name))) return;
   act(api("POST", `/api/units/${unit.id}/deactivate`));
 }
+
+wireLimit($("rooms"), $("rooms-filter"), $("rooms-more"));
+wireLimit($("accounts"), $("accounts-filter"), $("accounts-more"));
+$("expand-all").addEventListener("click", () => { for (const u of units) expanded.add(u.id); showTree(); });
+$("collapse-all").addEventListener("click", () => {
+  expanded.clear();
+  for (const u of units) if (u.parent_id === null || !units.some((p) => p.id === u.parent_id)) expanded.add(u.id);
+  showTree();
+});
+document.addEventListener("languagechange", () => { if (me) showTree(); });
 
 $("new-unit").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -131,6 +267,10 @@ $("search").addEventListener("input", () => {
   searchTimer = setTimeout(async () => {
     const q = $("search").value.trim();
     const results = q ? await api("GET", `/api/contacts?q=${encodeURIComponent(q)}`).catch(() => []) : [];
+    if (q && !results.length) {
+      $("results").replaceChildren(el("li", { textContent: t("res_none") }));
+      return;
+    }
     $("results").replaceChildren(...results.map((r) => el("li", {
       textContent: `${t("type_" + r.type)}　${r.name}${r.unit_name ? "（" + r.unit_name + "）" : ""}　${r.phone || ""}`,
     })));
@@ -160,7 +300,8 @@ $("upload-roster").addEventListener("click", async () => {
 $("show-status").addEventListener("click", async () => {
   try {
     const report = await api("GET", `/api/roster/status?period=${encodeURIComponent($("period").value)}`);
-    $("roster-messages").replaceChildren(...report.map((r) => el("li", {
+    if (!report.length) $("roster-messages").replaceChildren(el("li", { textContent: t("res_none") }));
+    else $("roster-messages").replaceChildren(...report.map((r) => el("li", {
       className: r.submitted ? "" : "bad", textContent: `${r.code} ${r.name}：${t(r.submitted ? "submitted" : "not_submitted")}`,
     })));
   } catch (err) {

@@ -2,7 +2,7 @@
 "use strict";
 
 function localTime(iso) {
-  return new Date(iso).toLocaleString(LANG === "en" ? "en-GB" : "zh-CN", { hour12: false });
+  return zonedTime(iso); // the deployment's zone (common.js), not the browser's
 }
 
 async function act(path, body) {
@@ -29,7 +29,9 @@ async function loadNotices() {
     }
     if (notice.may_close) {
       actions.append(el("button", { textContent: t("res_close"), className: "close",
-                                    onclick: () => act(`/api/notices/${notice.id}/close`) }));
+                                    onclick: () => {
+                                      if (confirm(t("res_confirm_close"))) act(`/api/notices/${notice.id}/close`);
+                                    } }));
     }
     const row = el("tr", {},
       el("td", { textContent: notice.room_name }),
@@ -42,6 +44,10 @@ async function loadNotices() {
     row.dataset.status = notice.status;
     return row;
   }));
+  if (!notices.length) {
+    $("notices").querySelector("tbody").replaceChildren(el("tr", { className: "empty" },
+      el("td", { colSpan: 6, textContent: t("res_none") })));
+  }
 }
 
 function percent(rate) {
@@ -49,13 +55,15 @@ function percent(rate) {
 }
 
 function statsTable(table, rows) {
-  const head = el("tr", {}, ...["res_unit", "st_on_time", "st_late", "st_absent", "st_offline", "st_excused",
-                                "res_rate", "res_on_time_rate"].map((key) => el("th", { textContent: t(key) })));
+  // Counts, then rates: "On time" once (a count), the rate says it is one.
+  const head = el("tr", {}, ...["res_unit", "res_col_on_time", "st_late", "st_absent", "st_offline", "st_excused",
+                                "res_col_rate", "res_col_on_time_rate"].map((key) => el("th", { textContent: t(key) })));
   const body = rows.length ? rows.map((row) => el("tr", {},
     el("td", { textContent: row.name }),
     ...["on_time", "late", "absent", "offline", "excused"].map((key) => el("td", { textContent: row[key] })),
     el("td", { textContent: percent(row.attendance_rate), className: "rate" }),
-    el("td", { textContent: percent(row.on_time_rate) }))) : [el("tr", {}, el("td", { textContent: t("res_none") }))];
+    el("td", { textContent: percent(row.on_time_rate) }))) : [el("tr", { className: "empty" },
+    el("td", { colSpan: 8, textContent: t("res_none") }))];
   table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
 }
 
