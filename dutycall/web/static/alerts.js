@@ -96,9 +96,8 @@ class IncidentAlerts {
   }
 }
 
-// An instant as the duty room reads it, to the minute, in this computer's zone (the city's).
+// An instant as the duty room reads it, to the minute, in the deployment's zone (common.js).
 function alertTime(iso) {
   if (!iso) return "";
-  return new Date(iso).toLocaleString(LANG === "en" ? "en-GB" : "zh-CN",
-    { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
+  return zonedTime(iso, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 }

@@ -33,12 +33,12 @@ function fill(key, params = {}) {
   return t(key).replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
-// An instant as the duty office reads it: date and time to the minute, in this computer's zone
-// (the deployment's, as on the other pages).
+// An instant as the duty office reads it: date and time to the minute, in the deployment's zone
+// (the server's --timezone, as on the other pages; entered times still use this computer's).
 const TIME_FORMAT = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false };
 
 function localTime(iso) {
-  return iso ? new Date(iso).toLocaleString(LANG === "en" ? "en-GB" : "zh-CN", TIME_FORMAT) : "—";
+  return iso ? zonedTime(iso, TIME_FORMAT) : "—"; // the deployment's zone (--timezone), common.js
 }
 
 function pad(n) {
