@@ -1,0 +1,363 @@
+"""Leadership greetings with real aiortc consoles through the real server: invitations, receipts
+(a room joining late, one leaving early and coming back, one never joining), the reply floor
+passing to a room and returning, scope, bad input; the receipt report as CSV, XLSX and PDF."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import fractions
+import io
+import math
+
+import aiohttp
+import numpy as np
+import pytest
+from aiortc import AudioStreamTrack
+from av import AudioFrame
+from openpyxl import load_workbook
+from pypdf import PdfReader
+from sqlalchemy import func, select
+
+from dutycall.client import SignallingClient, SignallingError, publish, sign_in, subscribe
+from dutycall.greetings.models import Greeting, GreetingReceipt
+from dutycall.synthetic import EncodedColorTrack
+from dutycall.web import create_app
+from dutycall.web.auth import DIRECTORY
+from dutycall.web.greetings import GREETINGS
+
+from .conftest import ADMIN_PASSWORD, PASSWORD, make_config
+from .utils import FrameReader, close_colour, wait_for
+
+RED, GREEN, BLUE = (220, 40, 40), (40, 200, 40), (40, 60, 220)
+
+
+class ManualTime:
+    """The greetings' clock: moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2027, 2, 10, 2, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class ToneTrack(AudioStreamTrack):
+    """A 440 Hz tone (48 kHz mono, 20 ms frames): audio a listener can tell from silence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._samples = 0
+
+    async def recv(self) -> AudioFrame:
+        await super().recv()  # paced silence (20 ms a frame): its timing, our samples
+        t = (np.arange(960) + self._samples) / 48000
+        data = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1)
+        tone = AudioFrame.from_ndarray(data, format="s16", layout="mono")
+        tone.sample_rate, tone.pts, tone.time_base = 48000, self._samples, fractions.Fraction(1, 48000)
+        self._samples += 960
+        return tone
+
+
+@pytest.fixture
+async def city(aiohttp_server, tmp_path):
+    """city → district A (rooms 甲 乙 丙), district B (room 丁); a mayor (leader at the city),
+    a host and a leader of district A, a viewer at the city."""
+    app = create_app(make_config(f"sqlite:///{tmp_path}/g.sqlite3"))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    directory = app[DIRECTORY]
+    _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+    ids: dict[str, int] = {"city": admin.unit_id}
+    tokens: dict[str, str] = {}
+    for code, name in (("A", "东城区"), ("B", "西城区")):
+        ids[code] = (await directory.create_unit(admin, {"code": code, "name": name, "kind": "district",
+                                                         "parent_id": admin.unit_id}))["id"]
+    for room, unit in (("甲", "A"), ("乙", "A"), ("丙", "A"), ("丁", "B")):
+        ids[room] = (await directory.create_room(admin, {"unit_id": ids[unit], "name": f"{room}值班室"}))["id"]
+        tokens[room] = (await directory.create_device_credential(admin, ids[room]))["token"]
+    for username, role, unit in (("mayor", "leader", "city"), ("hostA", "host", "A"), ("leaderA", "leader", "A"),
+                                 ("viewer", "viewer", "city"), ("officerA", "duty_officer", "A")):
+        ids[username] = (await directory.create_account(admin, {
+            "username": username, "display_name": {"mayor": "王市长"}.get(username, username), "password": PASSWORD,
+            "role": role, "unit_id": ids[unit]}))["id"]
+    server.ids, server.tokens = ids, tokens  # type: ignore[attr-defined]
+    yield server
+
+
+def base_of(server) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def api_session(server, username: str, password: str = PASSWORD, lang: str = "zh-CN"):
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                    headers={"X-Dutycall-Lang": lang})
+    resp = await session.post(f"{base_of(server)}/api/session", json={"username": username, "password": password})
+    assert resp.status == 200, await resp.text()
+    session.headers["X-CSRF-Token"] = (await resp.json())["csrf_token"]
+    return session
+
+
+class Console:
+    """A duty room's console on standby that follows a greeting's invitation into its room."""
+
+    async def start(self, server, room: str, colour=(128, 128, 128)) -> Console:
+        self.server, self.room_id = server, server.ids[room]
+        cookies = await sign_in(base_of(server), device_token=server.tokens[room])
+        self.client = await SignallingClient(base_of(server).replace("http", "ws") + "/ws", cookies=cookies).connect()
+        self.colour = colour
+        self.pcs: list = []
+        self.readers: dict[str, FrameReader] = {}
+        await self.enter(f"standby-{self.room_id}")
+        return self
+
+    async def enter(self, room: str) -> dict:
+        await self.drop()
+        if self.client.participant_id is not None:
+            await self.client.request("leave")
+        self.joined = await self.client.join(room, "")
+        pc, self.publication = await publish(self.client, video=EncodedColorTrack(self.colour))
+        self.pcs.append(pc)
+        return self.joined
+
+    async def watch(self) -> None:
+        """In a greeting: the leader's own stream, and the floor (whoever replies)."""
+        leader = next(p for p in self.joined["publications"] if p["participant_id"] not in self.consoles())
+        pc, _, tracks = await subscribe(self.client, leader["publication_id"], ("video", "audio"))
+        self.pcs.append(pc)
+        self.readers["leader"] = FrameReader(tracks["video"])
+        pc, _, tracks = await subscribe(self.client, None, ("video",))
+        self.pcs.append(pc)
+        self.readers["floor"] = FrameReader(tracks["video"])
+
+    def consoles(self) -> set[str]:
+        return {p["participant_id"] for p in self.joined["participants"] if p.get("duty_room_id") is not None}
+
+    async def drop(self) -> None:
+        for reader in self.readers.values():
+            await reader.stop()
+        self.readers.clear()
+        for pc in self.pcs:
+            await pc.close()
+        self.pcs.clear()
+
+    async def close(self) -> None:
+        await self.drop()
+        await self.client.close()
+
+
+async def test_receipts_and_the_reply_floor(city):
+    app = city.app
+    greetings = app[GREETINGS]
+    clock = greetings.clock = ManualTime()
+    directory = app[DIRECTORY]
+    _, mayor = await directory.sign_in("mayor", PASSWORD)
+    ids = city.ids
+
+    # Password checks (argon2) first: with consoles encoding on this same loop they crawl.
+    leader_cookies = await sign_in(base_of(city), "mayor", PASSWORD)
+    session = await api_session(city, "mayor")
+    # Two consoles of district A wait on standby; 丙 is off; 丁 (district B) is not chosen.
+    a = await Console().start(city, "甲", GREEN)
+    b = await Console().start(city, "乙", BLUE)
+    created = await greetings.create(mayor, {"title": "新春慰问", "unit_ids": [ids["A"]]})
+    gid, room = created["id"], created["room"]
+    assert created["status"] == "scheduled" and created["targets"] == 3 and created["leader"] == "王市长"
+
+    await greetings.command(mayor, gid, "start", {})
+    invite_a = await a.client.wait_event("greeting_invite", timeout=10, greeting_id=gid)
+    await b.client.wait_event("greeting_invite", timeout=10, greeting_id=gid)
+    assert invite_a["room"] == room and invite_a["title"] == "新春慰问"
+
+    # The leader joins the greeting's room and publishes (a red picture and a tone).
+    leader = await SignallingClient(base_of(city).replace("http", "ws") + "/ws", cookies=leader_cookies).connect()
+    await leader.join(room, "")
+    leader_pc, _ = await publish(leader, video=EncodedColorTrack(RED), audio=ToneTrack())
+    leader_floor_pc, _, leader_floor = await subscribe(leader, None, ("video",))
+    leader_floor_reader = FrameReader(leader_floor["video"])
+
+    # 甲 joins at once; 乙 10 s later. The leader is told how many rooms watch, live.
+    joined = await a.enter(invite_a["room"])
+    assert joined["room_info"] == {"kind": "greeting", "greeting_id": gid, "title": "新春慰问", "leader": "王市长",
+                                   "floor_room_id": None}
+    await leader.wait_event("greeting_watching", timeout=10, watching=1)
+    clock.advance(10)
+    await b.enter(room)
+    await leader.wait_event("greeting_watching", timeout=10, watching=2)
+    await a.watch()
+    await b.watch()
+    await wait_for(lambda: close_colour(b.readers["leader"].last_rgb, RED), timeout=20, what="乙 sees the leader")
+
+    # The leader brings 甲 up: everyone's floor carries 甲 (seen and heard by all), 甲 publishes
+    # full quality, and the leader's own stream goes on.
+    detail = await greetings.command(mayor, gid, "reply", {"duty_room_id": ids["甲"]})
+    assert detail["floor_room_id"] == ids["甲"]
+    assert (await a.client.wait_event("publish_quality", timeout=10))["profile"] == "full"
+    await wait_for(lambda: close_colour(b.readers["floor"].last_rgb, GREEN), timeout=20, what="乙's floor shows 甲")
+    await wait_for(lambda: close_colour(leader_floor_reader.last_rgb, GREEN), timeout=20, what="the leader sees 甲")
+    seen = b.readers["leader"].frames
+    await wait_for(lambda: b.readers["leader"].frames > seen + 10, timeout=10, what="the leader still seen by 乙")
+    # ... and returns: the floor carries nobody, 甲 goes back to the small profile, and the
+    # leader's picture is what every room still receives.
+    await greetings.command(mayor, gid, "reply", {"duty_room_id": None})
+    assert (await a.client.wait_event("publish_quality", timeout=10))["profile"] == "idle"
+    floor_frames = b.readers["floor"].frames
+    await wait_for(lambda: b.readers["leader"].frames > seen + 40, timeout=10, what="the leader's frames go on")
+    assert b.readers["floor"].frames - floor_frames < 10  # the floor stopped carrying 甲
+    assert close_colour(b.readers["leader"].last_rgb, RED)
+
+    # 甲 leaves early (5 s later) and comes back for 5 s; 乙 watches to the end; 丙 never joins.
+    clock.advance(5)
+    await a.enter(f"standby-{ids['甲']}")
+    await leader.wait_event("greeting_watching", timeout=10, watching=1)
+    clock.advance(5)
+    await a.enter(room)
+    await leader.wait_event("greeting_watching", timeout=10, watching=2)
+    clock.advance(5)
+    await a.enter(f"standby-{ids['甲']}")
+    await leader.wait_event("greeting_watching", timeout=10, watching=1)
+    clock.advance(15)
+    await greetings.settled()
+    live = {r["room"]: r for r in (await greetings.detail(mayor, gid))["receipts"]}
+    assert live["乙值班室"]["watching"] and live["乙值班室"]["watched_seconds"] == 30  # open stay counted to now
+    await greetings.command(mayor, gid, "end", {})
+    await b.client.wait_event("greeting_ended", timeout=10, greeting_id=gid)
+    await greetings.settled()
+
+    start = dt.datetime(2027, 2, 10, 2, 0, tzinfo=dt.UTC)
+    rows = {r["room"]: r for r in (await greetings.detail(mayor, gid))["receipts"]}
+    assert rows["甲值班室"]["first_joined_at"] == start.isoformat()
+    assert rows["甲值班室"]["watched_seconds"] == 20 and rows["甲值班室"]["joins"] == 2  # 15 + 5
+    assert rows["乙值班室"]["first_joined_at"] == (start + dt.timedelta(seconds=10)).isoformat()
+    assert rows["乙值班室"]["watched_seconds"] == 30 and rows["乙值班室"]["joins"] == 1
+    assert rows["丙值班室"]["offline"] and rows["丙值班室"]["watched_seconds"] == 0
+    assert not rows["乙值班室"]["offline"] and "丁值班室" not in rows  # district B was not chosen
+
+    # The report: page JSON above; CSV, XLSX and PDF with the rooms that missed it.
+    try:
+        resp = await session.get(f"{base_of(city)}/api/greetings/{gid}/receipts.csv")
+        assert resp.status == 200
+        table = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
+        assert table[0][:3] == ["单位", "值班室", "收看情况"]
+        assert ["东城区", "丙值班室", "未收看（离线）", "", "0.0", "0"] in table
+        resp = await session.get(f"{base_of(city)}/api/greetings/{gid}/receipts.xlsx")
+        sheet = load_workbook(io.BytesIO(await resp.read())).active
+        cells = [c for row in sheet.iter_rows(values_only=True) for c in row if c]
+        assert "未收看、需跟进的值班室" in cells and cells[-1] == "丙值班室"
+        resp = await session.get(f"{base_of(city)}/api/greetings/{gid}/receipts.pdf")
+        assert resp.status == 200 and resp.content_type == "application/pdf"
+        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(await resp.read())).pages)
+        assert "慰问回执" in text and "丙值班室" in text and "需跟进" in text
+    finally:
+        await session.close()
+        await leader_floor_reader.stop()
+        for pc in (leader_pc, leader_floor_pc):
+            await pc.close()
+        await leader.close()
+        await a.close()
+        await b.close()
+
+
+async def test_a_console_connecting_during_a_greeting_is_pulled_in_and_the_room_closes_after(city):
+    app = city.app
+    greetings = app[GREETINGS]
+    _, mayor = await app[DIRECTORY].sign_in("mayor", PASSWORD)
+    created = await greetings.create(mayor, {"title": "元宵慰问"})
+    assert created["targets"] == 4  # every room in the mayor's scope
+    await greetings.command(mayor, created["id"], "start", {})
+    late = await Console().start(city, "丁")  # comes on standby after the start
+    try:
+        invite = await late.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+        await late.enter(invite["room"])
+        await greetings.command(mayor, created["id"], "end", {})
+        await late.client.wait_event("greeting_ended", timeout=10)
+        # Ended: its room admits no one any more.
+        await late.client.request("leave")
+        with pytest.raises(SignallingError) as refused:
+            await late.client.join(invite["room"], "")
+        assert refused.value.code == "not_found"
+    finally:
+        await late.close()
+
+
+async def test_scope_roles_and_bad_input_store_nothing(city):
+    ids, base = city.ids, base_of(city)
+
+    async def stored() -> tuple[int, int]:
+        async with city.app[DIRECTORY].sessionmaker() as db:
+            return ((await db.execute(select(func.count()).select_from(Greeting))).scalar_one(),
+                    (await db.execute(select(func.count()).select_from(GreetingReceipt))).scalar_one())
+
+    host = await api_session(city, "hostA", lang="en")
+    viewer = await api_session(city, "viewer")
+    officer = await api_session(city, "officerA")
+    try:
+        # A district host cannot greet another district's rooms: 404, as if it did not exist.
+        resp = await host.post(f"{base}/api/greetings", json={"title": "慰问", "unit_ids": [ids["B"]],
+                                                              "leader_account_id": ids["leaderA"]})
+        assert resp.status == 404
+        body = await resp.json()
+        assert body["error"]["errors"][0]["field"] == "unit_ids" and "not in your scope" in body["error"]["message"]
+        # A host greets on a leader's behalf, and must say whose.
+        resp = await host.post(f"{base}/api/greetings", json={"title": "慰问"})
+        assert resp.status == 422 and (await resp.json())["error"]["errors"][0]["field"] == "leader_account_id"
+        for bad in ({"title": ""}, {"title": "x" * 129}, {"title": "慰\u202e问"}, {"title": 5},
+                    {"title": "慰问", "unit_ids": "A"}, {"title": "慰问", "unit_ids": [True]},
+                    {"title": "慰问", "scheduled_at": "2020-01-01T00:00:00+08:00"},
+                    {"title": "慰问", "scheduled_at": "2099-01-01T00:00:00"}, {"title": "慰问", "scheduled_at": 5}):
+            resp = await host.post(f"{base}/api/greetings", json={"leader_account_id": ids["leaderA"], **bad})
+            assert resp.status == 422, (bad, await resp.text())
+        resp = await viewer.post(f"{base}/api/greetings", json={"title": "慰问"})
+        assert resp.status == 403 and "只有领导、主持人和管理员" in (await resp.json())["error"]["message"]
+        resp = await officer.get(f"{base}/api/greetings")
+        assert resp.status == 403
+        assert await stored() == (0, 0)
+
+        # A scheduled greeting: on the rooms' calendars; the district host reads its own, not the city's.
+        at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(microsecond=0)
+        resp = await host.post(f"{base}/api/greetings", json={
+            "title": "春节慰问", "leader_account_id": ids["leaderA"], "scheduled_at": at.isoformat()})
+        assert resp.status == 201, await resp.text()
+        mine = await resp.json()
+        assert mine["targets"] == 3 and mine["scheduled_at"] == at.isoformat() and mine["status"] == "scheduled"
+        resp = await host.get(f"{base}/api/rooms/{ids['甲']}/greetings.ics")
+        calendar = await resp.text()
+        assert resp.status == 200 and "春节慰问" in calendar and at.strftime("%Y%m%dT%H%M%SZ") in calendar
+        _, mayor = await city.app[DIRECTORY].sign_in("mayor", PASSWORD)
+        citywide = await city.app[GREETINGS].create(mayor, {"title": "全市慰问"})
+        resp = await host.get(f"{base}/api/greetings/{citywide['id']}")
+        assert resp.status == 404
+        assert [g["title"] for g in await (await host.get(f"{base}/api/greetings")).json()] == ["春节慰问"]
+        assert {g["title"] for g in await (await viewer.get(f"{base}/api/greetings")).json()} == {"春节慰问", "全市慰问"}
+        resp = await viewer.post(f"{base}/api/greetings/{mine['id']}/start")
+        assert resp.status == 403
+        resp = await host.post(f"{base}/api/greetings/{mine['id']}/end")
+        assert resp.status == 409  # not live
+        resp = await host.post(f"{base}/api/greetings/{mine['id']}/reply", json={"duty_room_id": "甲"})
+        assert resp.status == 422
+        resp = await host.post(f"{base}/api/greetings/{mine['id']}/cancel")
+        assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
+
+        # A console sees its own room's upcoming greetings, and no receipts.
+        cookies = await sign_in(base, device_token=city.tokens["丁"])
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), cookies=cookies) as console:
+            upcoming = await (await console.get(f"{base}/api/greetings/upcoming")).json()
+            assert [g["title"] for g in upcoming] == ["全市慰问"]
+            assert (await console.get(f"{base}/api/greetings/{citywide['id']}")).status == 403
+    finally:
+        for session in (host, viewer, officer):
+            await session.close()
+
+
+async def test_the_scheduler_starts_a_greeting_at_its_time(city):
+    greetings = city.app[GREETINGS]
+    clock = greetings.clock = ManualTime()
+    _, mayor = await city.app[DIRECTORY].sign_in("mayor", PASSWORD)
+    created = await greetings.create(mayor, {"title": "定时慰问",
+                                             "scheduled_at": (clock.now + dt.timedelta(minutes=5)).isoformat()})
+    assert await greetings.start_due() == []
+    clock.advance(301)
+    assert await greetings.start_due() == [created["id"]]
+    assert (await greetings.detail(mayor, created["id"]))["status"] == "live"
