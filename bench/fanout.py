@@ -217,6 +217,8 @@ async def run_worker(url: str, publication_id: str, count: int, first_index: int
 
 #: Seconds a frame sent inside the window may take to arrive and still count as delivered.
 GRACE = 2.0
+#: Seconds each worker process may take to have its consoles connected and receiving.
+READY_TIMEOUT = 600
 
 
 def _percentile(sorted_us: list[int], pct: float) -> float | None:
@@ -302,7 +304,9 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             ))
             index += count
         for worker in workers:
-            line = await asyncio.wait_for(worker.stdout.readline(), 120)
+            # Workers start one after another's consoles sign in and subscribe: on a loaded
+            # machine 150 consoles take minutes.
+            line = await asyncio.wait_for(worker.stdout.readline(), READY_TIMEOUT)
             if line.strip() != b"ready":
                 raise RuntimeError(f"worker failed to start: {line!r}")
         # K processes that each keep a core busy, beside the server for the whole run.
