@@ -34,8 +34,10 @@ async function loadNotices() {
                                     } }));
     }
     const row = el("tr", {},
-      el("td", { textContent: notice.room_name }),
-      el("td", { textContent: t("st_" + notice.outcome) }),
+      // A roll-call's notice names its duty room; an incident's, the incident (and links to it).
+      notice.room_name || !notice.incident_id ? el("td", { textContent: notice.room_name || notice.subject || "" })
+        : el("td", {}, el("a", { href: `/incidents?id=${notice.incident_id}`, textContent: notice.subject || `#${notice.incident_id}` })),
+      el("td", { textContent: MESSAGES["zh-CN"]["st_" + notice.outcome] ? t("st_" + notice.outcome) : notice.outcome }),
       el("td", { textContent: localTime(notice.deadline) }),
       el("td", { textContent: t("no_" + notice.status) + (notice.overdue ? t("res_overdue") : ""), className: "state" }),
       el("td", { textContent: notice.response || "" }),
@@ -81,6 +83,17 @@ async function loadStatistics() {
   }
 }
 
+// Opened early in a month with nothing counted yet, the page shows the month before (once).
+async function loadLatestStatistics() {
+  await loadStatistics();
+  if ($("districts").querySelector("tr.empty") && $("units").querySelector("tr.empty")) {
+    const [year, month] = $("month").value.split("-").map(Number);
+    const before = new Date(Date.UTC(year, month - 2, 1));
+    $("month").value = `${before.getUTCFullYear()}-${String(before.getUTCMonth() + 1).padStart(2, "0")}`;
+    await loadStatistics();
+  }
+}
+
 $("month-form").addEventListener("submit", (event) => {
   event.preventDefault();
   loadStatistics();
@@ -91,5 +104,5 @@ $("month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2
 // A duty-room console sees its own room's notices; statistics are the host side's (the server refuses them).
 startPage("results", () => {
   $("stats").hidden = me.kind === "device";
-  return Promise.all([loadNotices(), me.kind === "device" ? null : loadStatistics()]);
+  return Promise.all([loadNotices(), me.kind === "device" ? null : loadLatestStatistics()]);
 });
