@@ -29,6 +29,9 @@ class Config:
     #: "passthrough" (the SFU) or "transcode" (benchmark baseline only).
     forwarding: str = "passthrough"
     media_timeout: float = 3.0
+    #: Media worker processes for subscribers' connections (conference/workers.py); 0: none,
+    #: everything in the one process.
+    media_workers: int = 0
     tls_cert: str | None = None
     tls_key: str | None = None
     log_level: str = "INFO"
@@ -113,6 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("DUTYCALL_FORWARDING", "passthrough"), help=argparse.SUPPRESS,
     )
     parser.add_argument("--media-timeout", type=float, default=float(env("DUTYCALL_MEDIA_TIMEOUT", "3")))
+    parser.add_argument(
+        "--media-workers", default=env("DUTYCALL_MEDIA_WORKERS", "0"),
+        help="media worker processes that send subscribers their media, a number or 'auto' (one per "
+             "core); 0 (default): all in the server process",
+    )
     parser.add_argument("--tls-cert", default=env("DUTYCALL_TLS_CERT"))
     parser.add_argument("--tls-key", default=env("DUTYCALL_TLS_KEY"))
     parser.add_argument("--log-level", default=env("DUTYCALL_LOG_LEVEL", "INFO"))
@@ -153,6 +161,7 @@ def from_args(args: argparse.Namespace) -> Config:
         client_ice_servers=_ice_servers(args.client_ice_servers, "--client-ice-servers"),
         forwarding=args.forwarding,
         media_timeout=args.media_timeout,
+        media_workers=_media_workers(args.media_workers),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         log_level=args.log_level,
@@ -168,6 +177,16 @@ def from_args(args: argparse.Namespace) -> Config:
         **_alert_webhook(os.environ),
         **_recordings(os.environ),
     )
+
+
+def _media_workers(value: str) -> int:
+    """--media-workers (DUTYCALL_MEDIA_WORKERS): a number 0-64 or "auto" (one per core)."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) > 64:
+        raise SystemExit("--media-workers: a number from 0 to 64, or auto")
+    return int(text)
 
 
 def from_timezone_flag(name: str | None) -> str:

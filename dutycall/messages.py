@@ -299,6 +299,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "conference.own_publication": _m("不能订阅自己的发布", "You cannot subscribe to your own publication"),
     "conference.too_many_subscriptions": _m("订阅数量过多", "Too many subscriptions"),
     "conference.publication_closed": _m("发布 {id} 在订阅过程中已关闭", "Publication {id} closed while subscribing"),
+    "conference.worker_gone": _m("媒体工作进程已退出，请重新订阅", "The media worker has stopped; subscribe again"),
     "conference.left_while_subscribing": _m("参会方在订阅过程中离开", "The participant left while subscribing"),
     "conference.publication_not_here": _m("该发布不在本会议室中", "That publication is not in this room"),
     "sdp.empty": _m("sdp 应为非空文本", "sdp must be a non-empty string"),

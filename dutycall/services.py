@@ -55,6 +55,7 @@ def build_services(config: Config) -> Services:
         ice_servers=config.server_ice_servers,
         forwarding=config.forwarding,
         media_timeout=config.media_timeout,
+        media_workers=config.media_workers,
     ))
     coordinator = RollCallCoordinator(sessionmaker, conference, evidence_gap=config.evidence_gap)
     results = Results(sessionmaker)

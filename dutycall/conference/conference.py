@@ -17,6 +17,7 @@ from .participant import Participant
 from .publication import Publication
 from .room import Room
 from .settings import ConferenceSettings
+from .workers import MediaWorkers
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Conference:
             aiortc_compat.set_host_addresses(self.settings.ice_addresses)
         self.rooms: dict[str, Room] = {}
         self.closed = False
+        #: The media worker processes (``start()`` starts ``settings.media_workers`` of them).
+        self.workers: MediaWorkers | None = None
         #: Called after a participant joined any room (after the others were told).
         self.on_participant_joined: list[OnParticipantJoined] = []
         #: Called after a participant left any room, with why (after the others were told).
@@ -54,7 +57,7 @@ class Conference:
         room = self.rooms.get(name)
         if room is None or room.closed:
             room = Room(name, self.settings, on_joined=self._joined, on_left=self._left,
-                        on_published=self._published, on_unpublished=self._unpublished)
+                        on_published=self._published, on_unpublished=self._unpublished, workers=self.workers)
             self.rooms[name] = room
         return room
 
@@ -171,9 +174,24 @@ class Conference:
             except Exception:
                 logger.exception("on_unpublished hook failed")
 
+    async def start(self) -> None:
+        """Start the media workers, if any (``settings.media_workers``); RuntimeError if they
+        do not come up."""
+        if self.settings.media_workers > 0 and self.workers is None:
+            workers = MediaWorkers(self.settings.media_workers, self.settings)
+            await workers.start()
+            self.workers = workers
+
+    def worker_stats(self) -> list[dict[str, Any]]:
+        """Per media worker: index, pid, subscriptions, CPU seconds, frames (empty: none run)."""
+        return self.workers.worker_stats() if self.workers is not None else []
+
     async def close(self) -> None:
-        """Close every room. Idempotent."""
+        """Close every room, then stop the media workers. Idempotent."""
         self.closed = True
         for room in tuple(self.rooms.values()):
             await room.close()
         self.rooms.clear()
+        workers, self.workers = self.workers, None
+        if workers is not None:
+            await workers.close()

@@ -209,6 +209,13 @@ class ForwardedTrack(MediaStreamTrack):
     def queued(self) -> int:
         return len(self._queue)
 
+    def restart_at_keyframe(self) -> None:
+        """Drop what is queued and wait for the next keyframe (the source lost frames)."""
+        self.frames_dropped += len(self._queue)
+        self._queue.clear()
+        self._need_keyframe = True
+        self._asked_at = time.monotonic()
+
     def take(self) -> av.Packet | None:
         """The next packet still fresh enough to send, or None (nothing queued, or all stale)."""
         queue = self._queue
@@ -322,7 +329,7 @@ class TrackForwarder:
         Requests inside the interval are coalesced into one sent when it ends, so
         a burst of joiners costs the publisher one keyframe, not one each.
         """
-        if self.kind != "video" or self.receiver is None or self._task is None:
+        if self.kind != "video" or not self._can_ask():
             return
         now = time.monotonic()
         wait = self._last_keyframe_request + self._keyframe_interval - now
@@ -342,12 +349,21 @@ class TrackForwarder:
         except TimeoutError:
             return False
 
+    def _can_ask(self) -> bool:
+        """Whether a keyframe request can reach the publisher now."""
+        return self.receiver is not None and self._task is not None and not self._task.done()
+
     def _send_keyframe_request(self) -> None:
         self._pending_keyframe = None
-        if self._task is None or self._task.done() or self.receiver is None:
+        if not self._can_ask():
             return
         self._last_keyframe_request = time.monotonic()
         self.keyframe_requests_sent += 1
+        self._ask_publisher()
+
+    def _ask_publisher(self) -> None:
+        """Send the publisher a PLI (a piped forwarder asks the process that holds it instead)."""
+        assert self.receiver is not None
         request = asyncio.ensure_future(aiortc_compat.send_pli(self.receiver))
         self._requests.add(request)
         request.add_done_callback(self._requests.discard)
@@ -364,26 +380,39 @@ class TrackForwarder:
                     # this connection: never forward decoded frames.
                     logger.error("forwarder got a decoded %s frame; dropping", self.kind)
                     continue
-                self.frames_received += 1
-                now = time.monotonic()
-                if packet.is_keyframe and self.kind == "video":
-                    self.keyframes_received += 1
-                    waiters, self._keyframe_waiters = self._keyframe_waiters, []
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_result(None)
-                self.last_frame_at = now
-                # Subscribers judge staleness from when the frame *should* have arrived.
-                self.last_lateness = late = self.lateness.of(packet, now)
-                due = now - late
-                for sub in tuple(self._subscribers):
-                    sub.push(packet, due)
+                self.deliver(packet)
         finally:
             if self._pending_keyframe is not None:
                 self._pending_keyframe.cancel()
                 self._pending_keyframe = None
             if self._on_ended is not None:
                 self._on_ended()
+
+    def deliver(self, packet: av.Packet) -> None:
+        """One frame from the publisher: to every subscriber, now."""
+        self.frames_received += 1
+        now = time.monotonic()
+        if packet.is_keyframe and self.kind == "video":
+            self.keyframes_received += 1
+            waiters, self._keyframe_waiters = self._keyframe_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        self.last_frame_at = now
+        # Subscribers judge staleness from when the frame *should* have arrived.
+        self.last_lateness = late = self.lateness.of(packet, now)
+        due = now - late
+        for sub in tuple(self._subscribers):
+            sub.push(packet, due)
+
+    def resync(self) -> None:
+        """Frames were lost before they reached us (a piped stream's gap): every video
+        subscriber waits for a keyframe, asked for now."""
+        if self.kind != "video":
+            return
+        for sub in tuple(self._subscribers):
+            sub.restart_at_keyframe()
+        self.request_keyframe()
 
     async def stop(self) -> None:
         """Stop reading and end every subscriber track. Idempotent."""

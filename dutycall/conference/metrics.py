@@ -24,6 +24,7 @@ from typing import Any
 from . import aiortc_compat
 from .conference import Conference
 from .forwarding import ForwardedTrack
+from .workers import RemoteSubscription
 
 Label = tuple[str, ...]
 
@@ -173,7 +174,8 @@ class ConferenceCounters:
                                 tracks.append((track, (kind,)))
                 for subscription in tuple(participant.subscriptions.values()):
                     counts.subscriptions["floor" if subscription.floor else "publication"] += 1
-                    pcs.append(subscription.pc)
+                    if not isinstance(subscription, RemoteSubscription):  # a worker's counts its own
+                        pcs.append(subscription.pc)
         for pc in pcs:
             for transceiver in pc.getTransceivers():
                 kind = transceiver.kind

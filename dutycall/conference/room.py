@@ -22,6 +22,7 @@ from .publication import Publication
 from .sdp import Offer
 from .settings import ConferenceSettings
 from .subscription import BaseSubscription, FloorSubscription, Subscription
+from .workers import MediaWorkers, RemoteSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,12 @@ class Room:
 
     def __init__(self, name: str, settings: ConferenceSettings,
                  on_joined: OnJoined | None = None, on_left: OnLeft | None = None,
-                 on_published: OnPublished | None = None, on_unpublished: OnUnpublished | None = None) -> None:
+                 on_published: OnPublished | None = None, on_unpublished: OnUnpublished | None = None,
+                 workers: MediaWorkers | None = None) -> None:
         self.name = name
         self.settings = settings
+        #: Where subscriptions to publications go when media workers run (None: here).
+        self.workers = workers
         self.participants: dict[str, Participant] = {}
         self.closed = False
         #: The publication everyone's floor subscription follows (see set_floor).
@@ -202,8 +206,14 @@ class Room:
             raise InvalidState("conference.own_publication")
         if len(participant.subscriptions) >= self.settings.max_subscriptions_per_participant:
             raise LimitExceeded("conference.too_many_subscriptions")
-        subscription = Subscription(new_id("sub"), participant, publication, self.settings,
-                                    on_close=self._subscription_closed, on_ended=self._subscription_ended)
+        link = self.workers.place(publication) if self.workers is not None else None
+        if link is not None:  # its connection lives in a media worker, the publication piped there
+            subscription: Subscription = RemoteSubscription(
+                new_id("sub"), participant, publication, link,
+                on_close=self._subscription_closed, on_ended=self._subscription_ended)
+        else:
+            subscription = Subscription(new_id("sub"), participant, publication, self.settings,
+                                        on_close=self._subscription_closed, on_ended=self._subscription_ended)
         sdp = await subscription.negotiate(offer)
         if publication.closed or participant.closed or subscription.closed:
             await subscription.close(CloseReason.PUBLICATION_CLOSED)

@@ -34,6 +34,8 @@ class ConferenceSettings:
     max_participants_per_room: int = 500
     max_publications_per_participant: int = 4
     max_subscriptions_per_participant: int = 64
+    #: Media worker processes holding subscribers' connections (workers.py); 0: all in this one.
+    media_workers: int = 0
 
     @property
     def passthrough(self) -> bool:

@@ -106,13 +106,17 @@ class Subscription(BaseSubscription):
     def publication_id(self) -> str | None:
         return self.publication.id
 
-    async def negotiate(self, offer: Offer) -> str:
-        """Answer the subscriber's recvonly offer with the publication's tracks."""
+    def _check_kinds(self, offer: Offer) -> None:
         publication = self.publication
         missing = [k for k in offer.kinds if k not in publication.forwarders]
         if missing:
             raise SdpError("sdp.missing_kinds", id=publication.id, missing=", ".join(missing),
                            has=", ".join(publication.kinds) or Msg("sdp.nothing"))
+
+    async def negotiate(self, offer: Offer) -> str:
+        """Answer the subscriber's recvonly offer with the publication's tracks."""
+        publication = self.publication
+        self._check_kinds(offer)
 
         def add_transceivers() -> None:
             for section in offer.media:

@@ -298,7 +298,8 @@ async def _evidence_pool(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _conference(app: web.Application) -> AsyncIterator[None]:
-    """Rooms close after every dropped socket's leave has finished."""
+    """Media workers start first; rooms close after every dropped socket's leave has finished."""
+    await app[CONFERENCE].start()
     yield
     if app[CLEANUPS]:
         await asyncio.gather(*app[CLEANUPS], return_exceptions=True)
