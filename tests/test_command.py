@@ -33,33 +33,74 @@ GREEN = (40, 200, 60)
 
 
 class Console:
-    """A duty room's console: signed in with its device credential, publishing a colour."""
+    """A duty room's console: signed in with its device credential, publishing a colour; like a
+    real console it connects again and publishes again when the server drops it (on a loaded
+    machine a starved test process misses the 3 s media timeout or a heartbeat now and then)."""
 
     def __init__(self, base: str, token: str, rgb: tuple[int, int, int]) -> None:
         self.base, self.token, self.rgb = base, token, rgb
         self.client: SignallingClient | None = None
         self.pc = None
+        self.rings: asyncio.Queue[dict] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self._up = asyncio.Event()
 
     async def join(self, room: str) -> Console:
+        self._task = asyncio.ensure_future(self._run(room))
+        await asyncio.wait_for(self._up.wait(), 60)
+        return self
+
+    async def _run(self, room: str) -> None:
         cookies = await sign_in(self.base, device_token=self.token)
-        self.client = await SignallingClient(self.base.replace("http", "ws") + "/ws", cookies=cookies).connect()
-        await self.client.join(room, "")
-        # On a loaded machine a DTLS handshake can time out: publish again then, as a console does.
-        for _ in range(3):
-            self.pc, _ = await publish(self.client, video=EncodedColorTrack(self.rgb, width=320, height=180, fps=10))
-            pc = self.pc
-            await wait_for(lambda: pc.connectionState in ("connected", "failed", "closed"), timeout=30,
-                           what="the console's publication connected")
-            if pc.connectionState == "connected":
-                return self
-            await pc.close()
-        raise AssertionError("the console could not publish")
+        while True:
+            client = self.client = SignallingClient(self.base.replace("http", "ws") + "/ws", cookies=cookies)
+            try:
+                await client.connect()
+                await client.join(room, "")
+                while True:  # publish until the socket goes
+                    pc, reply = await publish(client, video=EncodedColorTrack(self.rgb, width=320, height=180, fps=10))
+                    self.pc = pc
+                    self._up.set()
+                    while True:
+                        try:
+                            event = await asyncio.wait_for(client.events.get(), 1.0)
+                        except TimeoutError:
+                            if client.ws is None or client.ws.closed:
+                                raise ConnectionError("the socket closed") from None
+                            continue
+                        if event.get("type") == "rollcall_ring":
+                            await self.rings.put(event)
+                        elif (event.get("type") == "publication_removed"
+                              and event.get("publication_id") == reply["publication_id"]):
+                            break
+                    await pc.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the socket went: connect again
+                pass
+            finally:
+                if self.pc is not None:
+                    await self.pc.close()
+                await client.close()
+            await asyncio.sleep(0.2)
+
+    async def answer(self, timeout: float = 20) -> None:
+        ring = await asyncio.wait_for(self.rings.get(), timeout)
+
+        async def answered() -> bool:
+            try:  # the socket may be between a drop and its reconnect
+                assert self.client is not None and self.client.ws is not None and not self.client.ws.closed
+                await self.client.request("rollcall_answer", roll_call_id=ring["roll_call_id"], officer="值班员")
+                return True
+            except Exception:  # noqa: BLE001
+                return False
+
+        await wait_for(answered, timeout=timeout, interval=0.3, what="the console's answer")
 
     async def close(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
-        if self.client is not None:
-            await self.client.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 async def consoles_for(world, *rooms: tuple[str, tuple[int, int, int]]) -> list[Console]:
@@ -91,11 +132,11 @@ async def look(api, rooms: list[int], viewer: str = "test") -> dict:
 
 async def test_wall_thumbnails_in_scope_only(world):
     ids = world.ids
+    host, viewer, admin_b = (await world.client("hostA"), await world.client("viewerA"), await world.client("adminB"))
+    console = await world.client(None)
     red, blue = await consoles_for(world, ("roomA1", RED), ("roomB1", BLUE))
     await red.join(f"standby-{ids['roomA1']}")
     await blue.join(f"standby-{ids['roomB1']}")
-    host, viewer, admin_b = (await world.client("hostA"), await world.client("viewerA"), await world.client("adminB"))
-    console = await world.client(None)
     thumbnails = world.server.app[THUMBNAILS]
     try:
         # hostA's scope is district A: B1's room is dropped from the look, silently.
@@ -107,7 +148,7 @@ async def test_wall_thumbnails_in_scope_only(world):
             rooms = {r["duty_room_id"]: r for r in (await look(host, [ids["roomA"], ids["roomA1"]]))["rooms"]}
             return rooms[ids["roomA1"]]["taken_at"] is not None and rooms
 
-        rooms = await wait_for(fresh, timeout=15, interval=0.3, what="a thumbnail of room A1")
+        rooms = await wait_for(fresh, timeout=30, interval=0.3, what="a thumbnail of room A1")
         assert rooms[ids["roomA"]]["problems"] == ["offline"] and rooms[ids["roomA"]]["taken_at"] is None
         status, data = await host.call("GET", f"/api/wall/{ids['roomA1']}/thumb.jpg")
         assert status == 200
@@ -153,3 +194,152 @@ async def test_wall_thumbnails_in_scope_only(world):
             await api.close()
         await red.close()
         await blue.close()
+
+
+# -- the page, in Chromium ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def chromium(tmp_path):
+    async with async_playwright() as pw:
+        browser = await launch(pw, tmp_path / "host", write_y4m(tmp_path / "green.y4m", GREEN))
+        yield browser
+        await browser.close()
+
+
+async def open_page(browser, base: str, path: str, username: str, lang: str):
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda msg: print(f"[{username}] {msg.type}: {msg.text}") if msg.type == "error" else None)
+    await page.goto(f"{base}{path}{'&' if '?' in path else '?'}lang={lang}")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#command:not([hidden])", timeout=20000)
+    return page
+
+
+async def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"command-{name}.png"), full_page=True)
+
+
+async def tile_ages(page) -> dict[str, int | None]:
+    """Each wall tile's picture age in seconds (None: no picture yet), by duty room id."""
+    return await page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.wall-tile')].map(
+        (t) => [t.dataset.roomId, t.dataset.age === undefined || !t.querySelector('img').naturalWidth
+                ? null : Number(t.dataset.age)]))""")
+
+
+async def tile_status(page, room_id: int) -> str | None:
+    return await page.get_attribute(f'.wall-tile[data-room-id="{room_id}"]', "data-status")
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, lang):
+    ids = world.ids
+    a, a1 = await consoles_for(world, ("roomA", RED), ("roomA1", BLUE))
+    host_api = await world.client("hostA")
+    status, created = await host_api.call("POST", "/api/rollcalls", {
+        "title": "周三点名", "room_ids": [ids["roomA"], ids["roomA1"]], "answer_window": 8, "late_after": 4})
+    assert status == 201, created
+    rid = created["id"]
+    await a.join(f"rollcall-{rid}")
+    await a1.join(f"rollcall-{rid}")
+    base = f"http://127.0.0.1:{world.server.port}"
+    page = viewer = None
+    try:
+        page = await open_page(chromium, base, f"/command?rollcall={rid}", "hostA", lang)
+        await page.wait_for_selector("#start:not([hidden])", timeout=20000)
+        await page.click("#start")
+        # The wall: both rooms, each with a picture at most 5 s old.
+        await page.wait_for_selector(".wall-tile[data-callable]", timeout=20000)
+
+        async def pictures():
+            ages = await tile_ages(page)
+            return len(ages) == 2 and all(age is not None and age <= 5 for age in ages.values()) and ages
+
+        await wait_for(pictures, timeout=20, interval=0.3, what="both tiles with fresh pictures")
+        # Clicking A1's tile calls it: the seat shows A1's own picture, its name and the countdown.
+        await page.click(f'.wall-tile[data-room-id="{ids["roomA1"]}"]')
+        await wait_for(lambda: tile_status(page, ids["roomA1"]), what="a status")
+        await wait_for(lambda: page.locator("#called-name").text_content(), what="the called room's name")
+        assert await page.locator("#called-name").text_content() == "园岭街道值班室"
+        left = int(await page.get_attribute("#countdown", "data-left"))
+        assert 0 < left <= 8
+
+        async def floor_blue():
+            rgb = await page.evaluate(VIDEO_RGB_JS, "#stage .tile[data-floor-tile] video")
+            return rgb is not None and close_colour(tuple(rgb[:3]), BLUE, 40)
+
+        await wait_for(floor_blue, timeout=20, interval=0.2, what="the called room's picture on the seat")
+        frames = await page.evaluate("() => document.querySelector('#stage .tile[data-floor-tile] video')"
+                                     ".getVideoPlaybackQuality().totalVideoFrames")
+        assert frames > 0
+        assert await page.locator("#stage .tile[data-local] video").count() == 1  # our own camera, small
+        assert await tile_status(page, ids["roomA1"]) == "speaking"
+        await shot(page, f"seat-{lang}")
+        # Mute and unmute the host's microphone.
+        await page.click("#mute")
+        assert await page.get_attribute("#mute", "data-muted") == "1"
+        await page.click("#mute")
+        assert await page.get_attribute("#mute", "data-muted") == "0"
+        # A1 answers: its tile says so.
+        await a1.answer()
+        await wait_for(lambda: _is(tile_status(page, ids["roomA1"]), "on_time"), what="A1 answered on the wall")
+        # A is called and does not answer: absent when its window ends.
+        await page.click(f'.wall-tile[data-room-id="{ids["roomA"]}"]')
+        await wait_for(lambda: _is(tile_status(page, ids["roomA"]), "speaking"), what="A called")
+        await wait_for(lambda: _is(tile_status(page, ids["roomA"]), "absent"), timeout=20, what="A absent")
+        await shot(page, f"wall-statuses-{lang}")
+        # A viewer in scope follows the same seat and wall, with no button to call.
+        viewer = await open_page(chromium, base, f"/command?rollcall={rid}", "viewerA", lang)
+        await viewer.wait_for_selector(".wall-tile", timeout=20000)
+        await wait_for(lambda: _is(tile_status(viewer, ids["roomA"]), "absent"), what="the viewer's wall")
+        assert await viewer.locator(".wall-tile[data-callable]").count() == 0
+        assert await viewer.locator("#next").is_hidden() and await viewer.locator("#start").is_hidden()
+    finally:
+        for p in (page, viewer):
+            if p is not None:
+                await p.close()
+        await host_api.close()
+        await a.close()
+        await a1.close()
+
+
+async def _is(value, expected) -> bool:
+    return (await value) == expected
+
+
+async def test_scope_wall_spot_checks_a_room(world, chromium):
+    ids = world.ids
+    (a1,) = await consoles_for(world, ("roomA1", RED))
+    await a1.join(f"standby-{ids['roomA1']}")
+    base = f"http://127.0.0.1:{world.server.port}"
+    page = await open_page(chromium, base, "/command", "hostA", "en")
+    try:
+        # District A's rooms only (A and A1), never district B's.
+        await page.wait_for_selector(".wall-tile", timeout=20000)
+        shown = sorted(int(i) for i in await page.eval_on_selector_all(".wall-tile", "ts => ts.map(t => t.dataset.roomId)"))
+        assert shown == sorted([ids["roomA"], ids["roomA1"]])
+        await wait_for(lambda: _is(tile_status(page, ids["roomA"]), "offline"), what="A offline")
+
+        async def a1_picture():
+            age = (await tile_ages(page)).get(str(ids["roomA1"]))
+            return age is not None and age <= 5
+
+        await wait_for(a1_picture, timeout=20, interval=0.3, what="A1's picture on the wall")
+        assert await tile_status(page, ids["roomA1"]) == "ready"
+        assert "s ago" in await page.locator(f'.wall-tile[data-room-id="{ids["roomA1"]}"] .age').text_content()
+        await page.click(f'.wall-tile[data-room-id="{ids["roomA1"]}"]')
+
+        async def seat_red():
+            rgb = await page.evaluate(VIDEO_RGB_JS, "#stage .tile:not([data-local]) video")
+            return rgb is not None and close_colour(tuple(rgb[:3]), RED, 40)
+
+        await wait_for(seat_red, timeout=20, interval=0.2, what="the spot-checked room's picture on the seat")
+        await shot(page, "scope-spot-check-en")
+        await page.click("#leave-spot")
+        await wait_for(lambda: page.locator("#stage .tile:not([data-local])").count() == 0 or True, what="left")
+    finally:
+        await page.close()
+        await a1.close()

@@ -164,6 +164,12 @@ const MESSAGES = {
     inc_access_watched_live: "实时观看", inc_access_relayed: "转发", inc_access_played: "回放", inc_access_downloaded: "下载",
     inc_access_range: "时间段 {from} – {to}", inc_access_segment: "片段 #{id}", inc_access_source: "视频源 #{id}",
     relay_heading: "现场视频转发", relay_connecting: "正在接收…", relay_ended: "转发已结束", relay_close: "关闭",
+    // The command seat and the wall (/command).
+    doc_command: "dutycall · 指挥席", cmd_title: "指挥席", cmd_open: "指挥席（视频与多画面）", cmd_called: "正在点名",
+    cmd_seat_empty: "点击下方画面墙中的值班室，在此查看其实时画面", cmd_mute: "静音", cmd_unmute: "取消静音",
+    cmd_leave_spot: "结束抽查", cmd_wall: "多画面", cmd_per_page: "每页", cmd_prev: "上一页", cmd_next: "下一页",
+    cmd_left: "剩余 {s} 秒", cmd_age: "{s} 秒前", cmd_no_picture: "暂无画面", cmd_rooms: "共 {n} 个值班室",
+    cmd_online: "在线", cmd_spot: "抽查", cmd_scope_title: "我的值班室（实时）",
   },
   en: {
     title: "Duty video", room: "Room", name: "Name", join: "Join", leave: "Leave",
@@ -330,6 +336,12 @@ const MESSAGES = {
     inc_access_watched_live: "watched live", inc_access_relayed: "relayed", inc_access_played: "played", inc_access_downloaded: "downloaded",
     inc_access_range: "range {from} – {to}", inc_access_segment: "segment #{id}", inc_access_source: "source #{id}",
     relay_heading: "Relayed on-scene video", relay_connecting: "Receiving…", relay_ended: "The relay ended", relay_close: "Close",
+    // The command seat and the wall (/command).
+    doc_command: "dutycall · Command seat", cmd_title: "Command seat", cmd_open: "Command seat (video and wall)",
+    cmd_called: "Calling", cmd_seat_empty: "Click a duty room on the wall below to see its live picture here",
+    cmd_mute: "Mute", cmd_unmute: "Unmute", cmd_leave_spot: "End spot-check", cmd_wall: "Wall", cmd_per_page: "Per page",
+    cmd_prev: "Previous", cmd_next: "Next", cmd_left: "{s} s left", cmd_age: "{s} s ago", cmd_no_picture: "No picture yet",
+    cmd_rooms: "{n} duty rooms", cmd_online: "Online", cmd_spot: "Spot-check", cmd_scope_title: "My duty rooms, live",
   },
 };
 
