@@ -300,6 +300,8 @@ async def test_an_h264_aac_mp4_keeps_its_video_gets_opus_and_late_joiners_start_
     # A console joining now (past the first two flashes) gets its own playout from the start.
     late_play = await playouts.for_late_joiner(play, lead=1.0)
     assert late_play is not play and late_play.tag == f"greeting_media:{row['id']}:late"
+    # Another console right after (before the copy has begun) shares it: it too sees it all.
+    assert await playouts.for_late_joiner(play, lead=1.0) is late_play
     late = await Watcher().start(media["ws_url"], "playout-2", late_play.publication.id, "迟到值班室")
     await wait_for(lambda: late_play.ended.is_set() and play.ended.is_set(), 30, what="both playouts ending")
     await watcher.close()

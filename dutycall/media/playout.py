@@ -13,7 +13,8 @@ The API the greetings layer calls (``app[GREETING_MEDIA]`` is a :class:`Greeting
     #   mode "live": ``playout`` itself (the late console joins mid-way: it waits for the next
     #   keyframe, at most ~1-2 s, see Keyframes); mode "from_start": a new playout of the same
     #   prepared file from its beginning in the same room (tag "greeting_media:<id>:late"), for
-    #   that console alone to subscribe to; packet copy only, one thread, almost no CPU.
+    #   that console to subscribe to; packet copy only, one thread, almost no CPU. Consoles
+    #   joining within one ``lead`` (0.5 s) of each other share such a copy (it has not begun).
     await playout.stop()
     await library.playouts.close()   # server stop
 
@@ -457,6 +458,10 @@ class Playout:
         self.video = PacketTrack("video")
         self.audio = PacketTrack("audio", AUDIO_CLOCK) if self.audio_codec else None
         self.reader: Reader | None = None
+        #: Whether its packets have begun (a from_start playout still in its lead is shared).
+        self.sending = False
+        #: The playout this one is a late joiners' copy of (from_start), if it is one.
+        self.late_for: Playout | None = None
         self._pc: RTCPeerConnection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -499,6 +504,7 @@ class Playout:
             if lead > 0:
                 await asyncio.sleep(lead)
             assert self.reader is not None
+            self.sending = True
             self.reader.start()
             reason = await self.reader.ended
         except asyncio.CancelledError:
@@ -575,11 +581,19 @@ class Playouts:
 
     async def for_late_joiner(self, playout: Playout, lead: float = 0.5) -> Playout:
         """What a console joining ``playout`` late subscribes to: ``playout`` itself in "live"
-        mode; in "from_start" mode a new playout of the same file from its beginning."""
+    mode; in "from_start" mode a playout of the same file from its beginning: a new one, or
+        one made for another late console that has not begun yet (within its ``lead``)."""
         if playout.mode == "live" and not playout.ended.is_set():
             return playout
-        return await self.start(playout.room_name, playout.media_id, "from_start",
+        # Consoles joining within one lead of each other share a copy: it has not begun, so each of
+        # them still sees it from the first frame (150 late consoles do not make 150 playouts).
+        for late in self.active.values():
+            if late.late_for is playout and not late.sending and not late.ended.is_set():
+                return late
+        late = await self.start(playout.room_name, playout.media_id, "from_start",
                                 tag=f"greeting_media:{playout.media_id}:late", lead=lead)
+        late.late_for = playout
+        return late
 
     def playing(self, media_id: int) -> bool:
         return any(p.media_id == media_id for p in self.active.values())
