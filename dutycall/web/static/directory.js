@@ -105,6 +105,7 @@ async function load() {
     body.append(row);
   }
   if (!units.length) body.append(emptyRow($("units")));
+  $("expand-all").parentElement.hidden = !units.some((u) => children[u.id]); // nothing to fold
   showTree();
   for (const select of [$("new-unit-parent"), $("new-room-unit")]) {
     select.replaceChildren(...units.filter((u) => u.active).map((u) => el("option", { value: u.id, textContent: `${u.code} ${u.name}` })));
