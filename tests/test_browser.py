@@ -318,12 +318,14 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     await host.fill("#password", ADMIN_PASSWORD)
     await host.click("#sign-in")
     await host.wait_for_selector(".pick")
+    await host.click("#pick-all")  # nothing is pre-ticked
     await host.fill("#rc-window", "20")
     await host.fill("#rc-late", "10")
     await host.click("#new-rollcall button[type=submit]")
     await host.wait_for_selector(f'#board tr[data-room-id="{present["id"]}"]')
     await host.click('.controls button[data-action="start"]')
-    await host.wait_for_selector('#board tr[data-status="pending"] >> text=是', timeout=20000)  # console arrived
+    # The console arrived in the roll-call's room (its 在线 said 是 already on standby).
+    await host.wait_for_selector(f'#board tr[data-room-id="{present["id"]}"][data-presence="in_room"]', timeout=20000)
     # Opened as ?room=standby-N, the console's address now names the roll-call: a reload lands there.
     assert "room=rollcall-" in console.url
     await host.click('.controls button[data-action="call"]')
@@ -336,6 +338,7 @@ async def test_host_runs_a_roll_call_from_the_board_page(server, browsers):
     assert await host.text_content(f"{row} td.officer") == "李四"
     await host.click('.controls button[data-action="call"]')
     await host.wait_for_selector(f'#board tr[data-room-id="{missing["id"]}"][data-status="offline"]', timeout=30000)
+    host.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))  # finishing asks first
     await host.click('.controls button[data-action="finish"]')
     await host.wait_for_selector('#phase[data-phase="finished"]', timeout=30000)
     assert "按时应答" in await host.text_content(f'#board tr[data-room-id="{present["id"]}"]')

@@ -160,6 +160,20 @@ class RollCallCoordinator(EffectHandlers):
             record = await self._in_scope(uow, who, roll_call_id)
             return await self._describe_readiness(uow, room_ids_of(record))
 
+    async def precheck_rooms(self, who: Principal, room_ids: object) -> list[dict[str, Any]]:
+        """Before a roll-call is created: readiness of the rooms picked (all in ``who``'s scope)."""
+        self._require_host(who)
+        if (not isinstance(room_ids, list) or len(room_ids) > 5000
+                or not all(isinstance(r, int) and not isinstance(r, bool) and 0 < r < 2**63 for r in room_ids)):
+            raise Invalid("rollcall.room_ids", field="room_ids")
+        ids = list(dict.fromkeys(room_ids))
+        async with self.store.begin() as uow:
+            found = await uow.rooms_in_scope(tuple(ids), who.unit_path)
+            missing = [r for r in ids if r not in found]
+            if missing:
+                raise NotFound("rollcall.rooms_not_in_scope", field="room_ids", ids=", ".join(map(str, missing[:20])))
+            return await self._describe_readiness(uow, ids)
+
     async def describe_readiness(self, room_ids: list[int]) -> list[dict[str, Any]]:
         """Readiness of ``room_ids`` with their names (a plan's pre-check)."""
         async with self.store.begin() as uow:
@@ -254,18 +268,29 @@ class RollCallCoordinator(EffectHandlers):
             return await self._board(uow, record, live.state if live else from_json(record.state))
 
     def _presence_changed(self, publication: Publication) -> None:
+        duty_room_id = duty_room_of(publication.participant.tag)
+        if duty_room_id is None:
+            return
         managed = parse_room(publication.participant.room_name)
-        if managed is not None and managed.kind is RoomKind.ROLLCALL and duty_room_of(publication.participant.tag):
+        if managed is not None and managed.kind is RoomKind.ROLLCALL:
             self.followers.changed(managed.id)
+        # Wherever it is (standby too): the pre-check shown on every followed board that calls it.
+        for roll_call_id in self.followers.followed_ids():
+            live = self._live.get(roll_call_id)
+            if live is not None and any(call.room_id == duty_room_id for call in live.state.rooms):
+                self.followers.changed(roll_call_id)
 
     async def _board(self, uow: UnitOfWork, record: RollCallRecord, state: machine.RollCall) -> dict[str, Any]:
         rows = await uow.attendance(record.id)
         names = await uow.room_names(room_ids_of(record))
+        # The pre-check's own answer (what stops each room taking part now): the board's 在线.
+        readiness = self.readiness([call.room_id for call in state.rooms])
         rooms = []
         for call in state.rooms:
             row = rows.get(call.room_id)
             rooms.append({"duty_room_id": call.room_id, "name": names.get(call.room_id, ""), "status": call.status,
                           "attempts": call.attempts, "connected": self.is_connected(record.id, call.room_id),
+                          "problems": readiness.get(call.room_id, []),
                           "officer": row.officer if row else None, "on_roster": row.on_roster if row else None,
                           "reason": row.reason if row else None, "evidence": row.evidence if row else None,
                           "evidence_sha256": row.evidence_sha256 if row else None,

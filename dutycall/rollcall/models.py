@@ -85,5 +85,22 @@ class RollCallPlan(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+class RoomGroup(Base):
+    """A saved choice of duty rooms for the roll-call picker ("全市街道"): its owner's, or shared
+    with everyone at the owner's unit. Its rooms are checked against the saver's scope when
+    saved and the reader's when read: a group never hands out a room outside the reader's scope."""
+
+    __tablename__ = "room_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    #: The owner's unit (a shared group is listed to every account of this unit).
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    shared: Mapped[bool] = mapped_column(default=False)
+    name: Mapped[str] = mapped_column(String(64))
+    room_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 # Supervision notices are one model for roll-calls and incidents; kept importable from here.
 from ..supervision.models import Notice  # noqa: E402, F401

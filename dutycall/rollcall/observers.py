@@ -51,6 +51,10 @@ class BoardFollowers:
         """How many follow the board of ``roll_call_id``."""
         return len(self._observers.get(roll_call_id, ()))
 
+    def followed_ids(self) -> list[int]:
+        """The roll-calls somebody follows."""
+        return list(self._observers)
+
     def changed(self, roll_call_id: int) -> None:
         """The board of ``roll_call_id`` may have changed: read it soon and tell its followers."""
         if roll_call_id not in self._observers:

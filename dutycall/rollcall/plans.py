@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, Y
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import timezone
 from ..directory.models import Account, DutyRoom, Unit, UnitKind, as_utc, utcnow
 from ..directory.principal import Principal, PrincipalKind
 from ..directory.scope import within
@@ -189,7 +191,72 @@ def plan_json(plan: RollCallPlan) -> dict[str, Any]:
     return {"id": plan.id, "title": plan.title, "target_unit_id": plan.target_unit_id,
             "target_kinds": plan.target_kinds, "dtstart": plan.dtstart, "rrule": plan.rrule,
             "dates": plan.dates, "answer_window": plan.answer_window, "late_after": plan.late_after,
-            "custom_order": plan.custom_order, "focus_points": plan.focus_points, "active": plan.active}
+            "custom_order": plan.custom_order, "focus_points": plan.focus_points, "active": plan.active,
+            "schedule": schedule_of(plan.dtstart, plan.rrule)}
+
+
+# -- the page's schedule form: weekly or monthly at a local time, as DTSTART and RRULE ----------
+
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+PREVIEW_COUNT = 5
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_WEEKLY_RE = re.compile(r"^FREQ=WEEKLY;BYDAY=((?:MO|TU|WE|TH|FR|SA|SU)(?:,(?:MO|TU|WE|TH|FR|SA|SU))*)$")
+_MONTHLY_RE = re.compile(r"^FREQ=MONTHLY;BYMONTHDAY=([1-9]|[12]\d|3[01])$")
+
+
+def schedule_rule(schedule: object, now: dt.datetime | None = None) -> tuple[str, str]:
+    """The page's schedule form as (DTSTART, RRULE): ``{"freq": "weekly", "weekdays": ["MO"],
+    "time": "09:00"}`` or ``{"freq": "monthly", "monthday": 15, "time": "09:00"}``, in the
+    deployment's zone. DTSTART is the rule's first occurrence after ``now`` (RFC 5545 counts
+    DTSTART as an occurrence whether or not the rule matches it). Invalid otherwise."""
+    if not isinstance(schedule, dict):
+        raise Invalid("plans.schedule", field="schedule")
+    time = _TIME_RE.match(str(schedule.get("time", "")))
+    freq = schedule.get("freq")
+    if time is None or freq not in ("weekly", "monthly"):
+        raise Invalid("plans.schedule", field="schedule")
+    if freq == "weekly":
+        days = schedule.get("weekdays")
+        if not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days):
+            raise Invalid("plans.schedule_weekdays", field="weekdays")
+        rule = "FREQ=WEEKLY;BYDAY=" + ",".join(d for d in WEEKDAYS if d in days)
+    else:
+        day = schedule.get("monthday")
+        if not isinstance(day, int) or isinstance(day, bool) or not 1 <= day <= 31:
+            raise Invalid("plans.schedule_monthday", field="monthday")
+        rule = f"FREQ=MONTHLY;BYMONTHDAY={day}"
+    local_now = timezone.local(now or utcnow())
+    base = local_now.replace(hour=int(time.group(1)), minute=int(time.group(2)), second=0, microsecond=0)
+    # A fixed offset, as every stored DTSTART (the recurrence is evaluated in it).
+    base = base.replace(tzinfo=dt.timezone(base.utcoffset() or dt.timedelta()))
+    # A weekly or monthly rule matches within two months: bounded.
+    first = next((w for w in rrulestr(rule, dtstart=base - dt.timedelta(days=1)) if w > local_now), None)
+    if first is None:
+        raise Invalid("plans.rule_never", field="rrule")
+    return first.isoformat(), rule
+
+
+def schedule_of(dtstart: str, rule: str | None) -> dict[str, Any] | None:
+    """The schedule form of a stored plan, or None when its rule is not one the form writes."""
+    try:
+        start = dt.datetime.fromisoformat(dtstart)
+    except ValueError:
+        return None
+    time = f"{start.hour:02d}:{start.minute:02d}"
+    weekly = _WEEKLY_RE.match(rule or "")
+    if weekly:
+        return {"freq": "weekly", "weekdays": weekly.group(1).split(","), "time": time}
+    monthly = _MONTHLY_RE.match(rule or "")
+    if monthly:
+        return {"freq": "monthly", "monthday": int(monthly.group(1)), "time": time}
+    return None
+
+
+def _preview(dtstart: str, rule: str, now: dt.datetime) -> list[str]:
+    """The next PREVIEW_COUNT occurrences, as ISO date-times in the deployment's zone (CPU: a thread)."""
+    fields = _check({"title": "preview", "dtstart": dtstart, "rrule": rule})
+    probe = RollCallPlan(dtstart=fields["dtstart"], rrule=fields["rrule"], dates=[])
+    return [timezone.local(w).isoformat() for w in occurrences(probe, now, now + HORIZON, PREVIEW_COUNT)]
 
 
 def _check(data: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +394,21 @@ class Plans:
             Directory.audit(db, who, "update_plan", "plan", plan.id, plan.unit_path, changed=changed)
             await db.commit()
             return plan_json(plan)
+
+    async def preview(self, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/plans/preview``: the page's schedule form (``schedule``) as DTSTART and
+        RRULE, or a given ``dtstart`` and ``rrule``, with the next five occurrences."""
+        who.require("rollcall.host")
+        now = self.clock()
+        if data.get("schedule") is not None:
+            dtstart, rule = schedule_rule(data["schedule"], now)
+        else:
+            given, given_rule = data.get("dtstart"), data.get("rrule")
+            if not isinstance(given, str) or not isinstance(given_rule, str):
+                raise Invalid("plans.schedule", field="schedule")
+            dtstart, rule = given, given_rule
+        upcoming = await asyncio.to_thread(_preview, dtstart, rule, now)
+        return {"dtstart": dtstart, "rrule": rule, "next": upcoming, "zone": timezone.zone_name()}
 
     async def delete(self, who: Principal, plan_id: int) -> dict[str, Any]:
         """Delete a plan. Roll-calls it fired keep their records (they copy its title, not a link)."""

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .. import timezone
 from ..directory.errors import Invalid
-from ..directory.principal import Principal
+from ..directory.principal import PERMISSIONS, Principal
 from ..directory.roster import MAX_UPLOAD_BYTES
 from ..directory.service import DEVICE_SESSION_TTL, SESSION_TTL
 from ..messages import Msg
@@ -51,6 +51,8 @@ def session_reply(principal: Principal) -> dict[str, Any]:
     """Who is signed in, and the CSRF token; a duty room's console also learns the name of
     its standby room (the page never makes room names itself)."""
     described: dict[str, Any] = dict(principal.describe())
+    # What the pages offer this principal (buttons appear only for those who may use them).
+    described["permissions"] = sorted(p for p in PERMISSIONS if principal.may(p))
     # The deployment's zone (--timezone): pages show every time in it, not the browser's.
     described["timezone"] = timezone.zone_name()
     if principal.kind == "device" and principal.duty_room_id is not None:

@@ -14,8 +14,9 @@ from ..directory.principal import Principal
 from ..errors import DutycallError
 from ..rollcall.commands import ACTIONS
 from ..rollcall.naming import RoomKind, parse_room, rollcall_room
+from ..rollcall.picker import RoomPicker
 from ..rollcall.presence import duty_room_of
-from .auth import as_signalling, json_body, path_int, principal_of
+from .auth import as_signalling, json_body, parse_int, path_int, principal_of
 from .keys import COORDINATOR, DIRECTORY, PLANS, RESULTS, STATISTICS
 
 routes = web.RouteTableDef()
@@ -23,6 +24,48 @@ routes = web.RouteTableDef()
 
 def _id(request: web.Request) -> int:
     return path_int(request, "id")
+
+
+def _picker(request: web.Request) -> RoomPicker:
+    return RoomPicker(request.app[COORDINATOR].store.sessionmaker)
+
+
+@routes.get("/api/rollcalls")
+async def rollcall_history(request: web.Request) -> web.Response:
+    limit = parse_int(request.query.get("limit", "50"), "limit")
+    return web.json_response(await _picker(request).history(principal_of(request), limit))
+
+
+@routes.post("/api/rollcalls/precheck")
+async def rooms_precheck(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    return web.json_response(await request.app[COORDINATOR].precheck_rooms(principal_of(request),
+                                                                            data.get("room_ids")))
+
+
+@routes.get("/api/rollcall-picker")
+async def rollcall_picker(request: web.Request) -> web.Response:
+    return web.json_response(await _picker(request).tree(principal_of(request)))
+
+
+@routes.get("/api/room-groups")
+async def list_room_groups(request: web.Request) -> web.Response:
+    return web.json_response(await _picker(request).groups(principal_of(request)))
+
+
+@routes.post("/api/room-groups")
+async def save_room_group(request: web.Request) -> web.Response:
+    return web.json_response(await _picker(request).save_group(principal_of(request), await json_body(request)))
+
+
+@routes.delete("/api/room-groups/{id}")
+async def delete_room_group(request: web.Request) -> web.Response:
+    return web.json_response(await _picker(request).delete_group(principal_of(request), _id(request)))
+
+
+@routes.post("/api/plans/preview")
+async def preview_plan(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[PLANS].preview(principal_of(request), await json_body(request)))
 
 
 @routes.post("/api/rollcalls")
