@@ -225,9 +225,10 @@ def assert_in_sync(watcher: Watcher, flashes: int) -> None:
     assert len(pictures) == flashes and len(sounds) == flashes, (pictures, sounds)
     for picture, sound in zip(pictures, sounds):
         assert abs(picture - sound) < 0.1, f"flash at {picture:.3f}, beep at {sound:.3f}"
-    # Paced in real time: the flashes arrive as far apart as they are in the file.
+    # Paced in real time: the flashes arrive about as far apart as they are in the file (a burst
+    # would bring them together; 0.3 s leaves room for a loaded machine's scheduling).
     for (a, b), (fa, fb) in zip(zip(pictures, pictures[1:]), zip(FLASHES[-flashes:], FLASHES[-flashes:][1:])):
-        assert abs((b - a) - (fb - fa)) < 0.15, (pictures, FLASHES)
+        assert abs((b - a) - (fb - fa)) < 0.3, (pictures, FLASHES)
 
 
 async def test_a_vp8_opus_webm_is_copied_and_plays_in_sync_to_a_console(media):
