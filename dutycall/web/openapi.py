@@ -225,6 +225,17 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     ("post", "/api/rollcalls/{id}/{action}", "rollcalls",
      "start | call {room_id?} | skip | excuse {room_id, reason} | poll {dwell} | stop_poll | finish | cancel; "
      "an action the roll-call's state does not allow answers 409", {"type": "object"}, {"type": "object"}),
+    # -- the wall's thumbnails (the command seat, /command) --------------------------------------------
+    ("post", "/api/wall/look", "rollcalls",
+     "The duty rooms a wall page has on screen now (at most 200; renewed every few seconds, a 10 s lease): the "
+     "server takes a keyframe thumbnail of each every ~3.5 s while anyone looks. Rooms out of scope are dropped. "
+     "Answers each room's latest picture time (taken_at, epoch seconds, null before the first) and what stops it "
+     "taking part (problems: offline, no_video, no_audio), with the server's now. Accounts only",
+     {"type": "object", "required": ["viewer", "rooms"], "properties": {
+         "viewer": TEXT, "rooms": {"type": "array", "items": ID, "maxItems": 200}}}, {"type": "object"}),
+    ("get", "/api/wall/{id}/thumb.jpg", "rollcalls",
+     "A duty room's latest wall thumbnail (JPEG, at most 320x180, no-store, X-Taken-At); 404 out of scope or "
+     "before the first picture", None, None),
     # -- incidents (突发事件信息报送) ----------------------------------------------------------------
     ("get", "/api/incident-catalogue", "incidents",
      "The report form: element groups, categories and subtypes, levels, channels, required elements per stage "
