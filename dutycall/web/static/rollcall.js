@@ -181,6 +181,7 @@ function render(board) {
   const counts = {};
   for (const room of board.rooms) counts[room.status] = (counts[room.status] || 0) + 1;
   const online = board.rooms.filter((room) => !(room.problems || []).includes("offline")).length;
+  updateHistoryRates(board, counts);
   $("board-summary").textContent = fmt("rp_board_summary", {
     total: board.rooms.length, online, answered: (counts.on_time || 0) + (counts.late || 0),
     late: counts.late || 0, absent: (counts.absent || 0) + (counts.offline || 0),
@@ -483,7 +484,8 @@ async function refreshPreview() {
     preview = result;
     $("plan-rrule").textContent = result.rrule;
     $("plan-next").replaceChildren(...result.next.map((iso) => {
-      const item = el("li", { textContent: `${localTime(iso)} ${t("rp_wd_" + WEEKDAYS[(new Date(iso.slice(0, 10)).getUTCDay() + 6) % 7])}` });
+      const weekday = t("rp_wd_" + WEEKDAYS[(new Date(iso.slice(0, 10)).getUTCDay() + 6) % 7]);
+      const item = el("li", { textContent: `${localTime(iso)} ${fmt("rp_weekday", { d: weekday })}` });
       item.dataset.iso = iso;
       return item;
     }));
@@ -566,10 +568,10 @@ async function loadPlans() {
   renderPlans(nextOf);
 }
 
-// A UTC instant as the deployment's wall-clock time (its zone named by the server's preview).
+// A UTC instant as the deployment's wall-clock time (its zone named by /api/me, --timezone).
 function zoned(iso) {
   if (!iso) return "";
-  const zone = preview && preview.zone;
+  const zone = (me && me.timezone) || (preview && preview.zone);
   try {
     const parts = new Intl.DateTimeFormat("sv-SE", { timeZone: zone || "UTC", year: "numeric", month: "2-digit",
       day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(iso));
@@ -615,8 +617,11 @@ function buildPlanForm() {
   $("plan-kinds").replaceChildren($("plan-kinds").querySelector("legend"), ...KINDS.map((kind) =>
     el("label", {}, el("input", { type: "checkbox", value: kind }), ` ${t("kind_" + kind)}`)));
   const chosen = $("plan-target").value;
+  // In tree order, each unit indented under its parent.
+  const depth = new Map();
+  for (const unit of tree ? tree.units : []) depth.set(unit.id, unit.parent_id === null ? 0 : (depth.get(unit.parent_id) || 0) + 1);
   $("plan-target").replaceChildren(...(tree ? tree.units : []).map((unit) =>
-    el("option", { value: unit.id, textContent: unit.name })));
+    el("option", { value: unit.id, textContent: "\u3000".repeat(depth.get(unit.id)) + unit.name })));
   if (chosen) $("plan-target").value = chosen;
 }
 
@@ -649,6 +654,18 @@ async function loadHistory() {
     row.dataset.phase = rc.phase;
     return row;
   }));
+}
+
+// The history line of the roll-call on the board follows its pushed board (rates so far), as
+// GET /api/rollcalls computes them: of the rooms not excused; never called counts as absent.
+function updateHistoryRates(board, counts) {
+  const row = document.querySelector(`#history tr[data-rollcall-id="${board.id}"]`);
+  if (!row) return;
+  const expected = board.rooms.length - (counts.excused || 0);
+  const rate = (n) => percent(expected ? n / expected : null);
+  row.querySelector("td.answered-rate").textContent = rate((counts.on_time || 0) + (counts.late || 0));
+  row.querySelector("td.late-rate").textContent = rate(counts.late || 0);
+  row.querySelector("td.absent-rate").textContent = rate((counts.absent || 0) + (counts.offline || 0) + (counts.not_called || 0));
 }
 
 // -- the page -----------------------------------------------------------------------------------
