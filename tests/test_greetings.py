@@ -9,6 +9,8 @@ import datetime as dt
 import fractions
 import io
 import math
+import os
+import pathlib
 
 import aiohttp
 import numpy as np
@@ -361,3 +363,114 @@ async def test_the_scheduler_starts_a_greeting_at_its_time(city):
     clock.advance(301)
     assert await greetings.start_due() == [created["id"]]
     assert (await greetings.detail(mayor, created["id"]))["status"] == "live"
+
+
+# -- the console in Chromium --------------------------------------------------------------------
+
+SHOTS = pathlib.Path(os.environ.get("DUTYCALL_SCREENSHOTS", pathlib.Path(__file__).parent / "artefacts"))
+
+#: Whether the console's subscriptions have received audio above silence (decoded and measured).
+HEARD_JS = """
+async () => {
+  let energy = 0, level = 0;
+  for (const entry of window.dutyConsole.peers.subscriptions.values()) {
+    const stats = await entry.pc.getStats();
+    for (const report of stats.values()) {
+      if (report.type === "inbound-rtp" && report.kind === "audio") {
+        energy = Math.max(energy, report.totalAudioEnergy || 0);
+        level = Math.max(level, report.audioLevel || 0);
+      }
+    }
+  }
+  return {energy, level};
+}
+"""
+
+
+async def test_a_console_in_chromium_is_pulled_into_a_greeting_and_plays_it_with_sound(city, tmp_path):
+    from playwright.async_api import async_playwright
+
+    from .browser import VIDEO_RGB_JS, launch, write_y4m
+
+    app, base, ids = city.app, base_of(city), city.ids
+    greetings = app[GREETINGS]
+    _, mayor = await app[DIRECTORY].sign_in("mayor", PASSWORD)
+    leader_cookies = await sign_in(base, "mayor", PASSWORD)  # before any media: see the first test
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await launch(pw, tmp_path / "chromium", write_y4m(tmp_path / "blue.y4m", BLUE))
+        leader = None
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            page.on("console", lambda msg: print(f"[console] {msg.type}: {msg.text}"))
+            page.on("pageerror", lambda exc: print(f"[console] pageerror: {exc}"))
+            await page.goto(f"{base}/?device={city.tokens['甲']}&lang=en")
+            await page.wait_for_selector('#status[data-state="connected"]', timeout=30000)
+            assert await page.input_value("#room") == f"standby-{ids['甲']}"
+            await wait_for(lambda: greetings.conference.publication_of(f"duty_room:{ids['甲']}") is not None,
+                           timeout=30, what="the console publishing on standby")
+
+            created = await greetings.create(mayor, {"title": "新春慰问 <b>", "unit_ids": [ids["A"]]})
+            await greetings.command(mayor, created["id"], "start", {})
+            leader = await SignallingClient(base.replace("http", "ws") + "/ws", cookies=leader_cookies).connect()
+            await leader.join(created["room"], "")
+            leader_pc, _ = await publish(leader, video=EncodedColorTrack(RED), audio=ToneTrack())
+
+            # The console moves into the greeting by itself: the leader full screen, with sound.
+            await wait_for(lambda: _in_room(page, created["room"]), timeout=30, what="the console in the greeting")
+            await page.wait_for_selector("body[data-greeting]", state="attached", timeout=30000)
+            assert await page.input_value("#room") == created["room"]
+            assert await page.text_content("#greeting .greeting-title") == "Greeting from 王市长: 新春慰问 <b>"
+            leader_video = ".tile[data-publication-id]:not([data-duty-room-id]) video"
+
+            seen: dict = {}
+
+            async def shows_red():
+                seen["rgb"] = rgb = await page.evaluate(VIDEO_RGB_JS, leader_video)
+                return rgb is not None and close_colour(tuple(rgb[:3]), RED, 40)
+
+            try:
+                await wait_for(shows_red, timeout=45, interval=0.25, what="the leader's picture")
+            except AssertionError:
+                tiles = await page.evaluate("() => [...document.querySelectorAll('.tile')].map(t => t.outerHTML)")
+                raise AssertionError(f"the leader's picture: last {seen.get('rgb')}; tiles {tiles}") from None
+            assert not await page.evaluate(f"() => document.querySelector('{leader_video}').muted")
+            await wait_for(lambda: _louder(page), timeout=30, interval=0.5, what="the leader's tone heard")
+            await greetings.settled()
+            detail = await greetings.detail(mayor, created["id"])
+            assert detail["watching"] == 1
+            await page.screenshot(path=str(SHOTS / "greeting-console-en.png"))
+
+            # The leader's page (zh-CN): receipts of the live greeting.
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await context.add_cookies([{"name": "dutycall_session", "value": leader_cookies["dutycall_session"],
+                                        "url": base}])
+            leader_page = await context.new_page()
+            await leader_page.goto(f"{base}/greetings")
+            row = leader_page.locator(f'#list tr[data-greeting-id="{created["id"]}"]')
+            await row.locator('button[data-action="receipts"]').click()
+            await leader_page.locator(f'#receipts tr[data-room-id="{ids["甲"]}"][data-watching="true"]').wait_for(
+                timeout=30000)
+            assert await leader_page.text_content("#receipts-title") == "新春慰问 <b>"
+            assert await leader_page.locator("#missed li").all_text_contents() == ["东城区 乙值班室", "东城区 丙值班室"]
+            assert await row.locator('button[data-action="end"]').text_content() == "结束"
+            await leader_page.screenshot(path=str(SHOTS / "greeting-leader-zh.png"), full_page=True)
+
+            # Ended: the console goes back to standby by itself.
+            await greetings.command(mayor, created["id"], "end", {})
+            await page.wait_for_selector("body:not([data-greeting])", state="attached", timeout=30000)
+            await wait_for(lambda: _in_room(page, f"standby-{ids['甲']}"), timeout=30, what="back on standby")
+            await leader_pc.close()
+        finally:
+            if leader is not None:
+                await leader.close()
+            await browser.close()
+
+
+async def _louder(page) -> bool:
+    heard = await page.evaluate(HEARD_JS)
+    return heard["energy"] > 0.001 or heard["level"] > 0.01
+
+
+async def _in_room(page, room: str) -> bool:
+    return await page.input_value("#room") == room

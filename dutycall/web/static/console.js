@@ -161,9 +161,11 @@ class DutyConsole {
       showError("");
       if (this.stream) await this.peers.publish();
       if (!current()) return;
+      greetingView.entered(this.roomInfo, this.participantId); // greeting.js: the leader full screen
       // In a roll-call, one floor subscription shows whoever is called; other consoles are
-      // not subscribed one by one (150-200 of them would not fit), hosts and leaders are.
-      if (this.inRollCall()) {
+      // not subscribed one by one (150-200 of them would not fit), hosts and leaders are. In a
+      // greeting the floor shows the room replying; the leader is subscribed by name.
+      if (this.inRollCall() || this.inGreeting()) {
         this.peers.subscribeFloor();
         if (this.floorRoomId !== undefined) this.showFloor(this.floorRoomId);
       }
@@ -199,6 +201,22 @@ class DutyConsole {
         break;
       case "error":
         showError(t("err_server") + msg.message);
+        break;
+      case "greeting_invite":
+        // A leadership greeting of this duty room started: a short ring, then into its room.
+        greetingView.invited(msg);
+        this.moveTo(msg.room);
+        break;
+      case "greeting_watching":
+        greetingView.watching(msg);
+        break;
+      case "greeting_floor":
+        this.floorRoomId = msg.duty_room_id;
+        this.showFloor(msg.duty_room_id);
+        greetingView.floor(msg, me && me.duty_room_id);
+        break;
+      case "greeting_ended":
+        if (standbyRoom() && this.inGreeting(msg.greeting_id)) this.moveTo(standbyRoom());
         break;
       case "rollcall_invite":
         // A roll-call of this duty room started: go to its room at once.
@@ -260,6 +278,12 @@ class DutyConsole {
     await this.join(this.signalling.ws);
   }
 
+  // In a leadership greeting's room (that greeting's, if an id is given).
+  inGreeting(greetingId) {
+    const info = this.roomInfo;
+    return Boolean(info && info.kind === "greeting" && (greetingId === undefined || info.greeting_id === greetingId));
+  }
+
   // In a roll-call's room (that roll-call's, if an id is given), as the server said at join.
   inRollCall(rollCallId) {
     const info = this.roomInfo;
@@ -275,7 +299,8 @@ class DutyConsole {
   subscribe(publication) {
     if (publication.participant_id === this.participantId) return;
     const dutyRoomId = this.dutyRoomOf(publication.participant_id);
-    if (this.inRollCall() && dutyRoomId !== undefined) return; // consoles are seen on the floor
+    // Consoles are seen on the floor, in a roll-call and in a greeting alike.
+    if ((this.inRollCall() || this.inGreeting()) && dutyRoomId !== undefined) return;
     this.peers.subscribe(publication, dutyRoomId);
   }
 

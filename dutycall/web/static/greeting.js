@@ -1,0 +1,133 @@
+// A leadership greeting (慰问) on the duty-room console: the console rings briefly when a greeting
+// pulls it in, then shows the leader full screen with sound; a room brought up to reply shows on
+// the floor inset. console.js moves the console between rooms and calls these hooks; the
+// server names the room and says what it is (room_info.kind "greeting"). No user text here goes
+// through innerHTML: titles and names are set with textContent.
+"use strict";
+
+class GreetingView {
+  constructor() {
+    this.info = null; // the greeting's room_info while the console is in its room
+    this.audio = null;
+    this.soundTimer = null;
+    this.participantId = null;
+    this.box = el("div", { id: "greeting", className: "greeting", hidden: true });
+    this.box.setAttribute("role", "status");
+    this.heading = el("strong", { className: "greeting-title" });
+    this.watchingEl = el("span", { className: "greeting-watching" });
+    this.soundButton = el("button", { type: "button", id: "greeting-sound", className: "greeting-sound", hidden: true });
+    this.soundButton.dataset.i18n = "gr_enable_sound";
+    this.soundButton.addEventListener("click", () => this.enableSound());
+    this.box.append(this.heading, this.watchingEl, this.soundButton);
+    document.body.append(this.box);
+    this.relabel();
+  }
+
+  // A greeting asks this console in: a short ring (two tones), then console.js moves it there.
+  invited(msg) {
+    this.title = msg.title || "";
+    this.leader = msg.leader || "";
+    this.ring();
+  }
+
+  ring() {
+    try {
+      const context = this.audio || (this.audio = new AudioContext());
+      for (const offset of [0, 0.5]) {
+        const osc = context.createOscillator();
+        const gain = context.createGain();
+        osc.frequency.value = 660;
+        gain.gain.value = 0.2;
+        osc.connect(gain).connect(context.destination);
+        osc.start(context.currentTime + offset);
+        osc.stop(context.currentTime + offset + 0.3);
+      }
+    } catch (err) {
+      /* no audio device: the picture still comes */
+    }
+  }
+
+  // Called by console.js with what the server said of each room joined (null: not a managed room).
+  entered(roomInfo, participantId) {
+    this.participantId = participantId;
+    if (!roomInfo || roomInfo.kind !== "greeting") {
+      this.left();
+      return;
+    }
+    this.info = roomInfo;
+    this.title = roomInfo.title || this.title || "";
+    this.leader = roomInfo.leader || this.leader || "";
+    document.body.dataset.greeting = "";
+    this.box.hidden = false;
+    this.watchingEl.textContent = "";
+    this.relabel();
+    // Autoplay with sound may be refused (no gesture on this page yet): offer one click.
+    if (!this.soundTimer) this.soundTimer = setInterval(() => this.checkSound(), 1000);
+  }
+
+  left() {
+    this.info = null;
+    delete document.body.dataset.greeting;
+    delete document.body.dataset.greetingFloor;
+    this.box.hidden = true;
+    this.soundButton.hidden = true;
+    if (this.soundTimer) clearInterval(this.soundTimer);
+    this.soundTimer = null;
+  }
+
+  inGreeting(greetingId) {
+    return Boolean(this.info && (greetingId === undefined || this.info.greeting_id === greetingId));
+  }
+
+  watching(msg) {
+    if (!this.inGreeting(msg.greeting_id)) return;
+    this.watchingEl.dataset.count = msg.watching;
+    this.watchingEl.dataset.targets = msg.targets;
+    this.relabel();
+  }
+
+  // A room replies (dutyRoomId) or the floor returns to the leader (null). Our own room's reply
+  // is not played back to us (it would echo through the microphone).
+  floor(msg, ownRoomId) {
+    if (!this.inGreeting(msg.greeting_id)) return;
+    if (msg.duty_room_id === null || msg.duty_room_id === undefined) delete document.body.dataset.greetingFloor;
+    else document.body.dataset.greetingFloor = msg.duty_room_id;
+    const floorVideo = document.querySelector(".tile[data-floor-tile] video");
+    if (floorVideo) floorVideo.muted = msg.duty_room_id === ownRoomId;
+  }
+
+  // The leader's picture: a subscription that is not a duty room's console, nor the floor.
+  leaderVideo() {
+    return document.querySelector(".tile[data-publication-id]:not([data-duty-room-id]) video");
+  }
+
+  checkSound() {
+    const video = this.leaderVideo();
+    this.soundButton.hidden = !(video && (video.muted || video.paused));
+  }
+
+  enableSound() {
+    for (const video of document.querySelectorAll(".tile:not([data-local]) video")) {
+      if (video.closest("[data-floor-tile]") && document.body.dataset.greetingFloor === String(dutyRoomOfMe())) continue;
+      video.muted = false;
+      video.play().catch(() => {});
+    }
+    if (this.audio && this.audio.state === "suspended") this.audio.resume().catch(() => {});
+    this.checkSound();
+  }
+
+  relabel() {
+    this.heading.textContent = t("gr_console_title").replace("{leader}", this.leader || "").replace("{title}", this.title || "");
+    this.soundButton.textContent = t("gr_enable_sound");
+    const count = this.watchingEl.dataset.count;
+    this.watchingEl.textContent = count === undefined ? "" :
+      t("gr_watching").replace("{n}", count).replace("{total}", this.watchingEl.dataset.targets);
+  }
+}
+
+// The duty room this console is signed in for (null for a person's account).
+function dutyRoomOfMe() {
+  return (me && me.duty_room_id) || null;
+}
+
+const greetingView = new GreetingView();
