@@ -418,7 +418,7 @@ async def test_a_console_in_chromium_is_pulled_into_a_greeting_and_plays_it_with
 
             # The console moves into the greeting by itself: the leader full screen, with sound.
             await wait_for(lambda: _in_room(page, created["room"]), timeout=30, what="the console in the greeting")
-            await page.wait_for_selector("body[data-greeting]", state="attached", timeout=30000)
+            await page.wait_for_selector("body[data-greeting]", state="attached", timeout=90000)
             assert await page.input_value("#room") == created["room"]
             assert await page.text_content("#greeting .greeting-title") == "Greeting from 王市长: 新春慰问 <b>"
             leader_video = ".tile[data-publication-id]:not([data-duty-room-id]) video"
@@ -430,12 +430,12 @@ async def test_a_console_in_chromium_is_pulled_into_a_greeting_and_plays_it_with
                 return rgb is not None and close_colour(tuple(rgb[:3]), RED, 40)
 
             try:
-                await wait_for(shows_red, timeout=45, interval=0.25, what="the leader's picture")
+                await wait_for(shows_red, timeout=90, interval=0.25, what="the leader's picture")
             except AssertionError:
                 tiles = await page.evaluate("() => [...document.querySelectorAll('.tile')].map(t => t.outerHTML)")
                 raise AssertionError(f"the leader's picture: last {seen.get('rgb')}; tiles {tiles}") from None
             assert not await page.evaluate(f"() => document.querySelector('{leader_video}').muted")
-            await wait_for(lambda: _louder(page), timeout=30, interval=0.5, what="the leader's tone heard")
+            await wait_for(lambda: _louder(page), timeout=60, interval=0.5, what="the leader's tone heard")
             await greetings.settled()
             detail = await greetings.detail(mayor, created["id"])
             assert detail["watching"] == 1
