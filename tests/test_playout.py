@@ -363,6 +363,7 @@ async def test_bad_files_are_refused_clearly_and_nothing_is_stored(media):
     resp = await host.session.post(f"{host.base}/api/greeting-media?lang=en", data=mp3.read_bytes(),
                                    headers={"X-CSRF-Token": host.csrf, "Accept-Language": "en"})
     assert resp.status == 422
+    assert "no video stream" in (await resp.json())["error"]["message"]
     status, body = await host.call("GET", "/api/greeting-media")
     assert status == 200 and body == []
     directory = media["library"].directory
