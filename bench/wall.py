@@ -11,7 +11,8 @@ wall, then, after ``--warmup`` seconds, for as long again while one viewer does 
 /command page does for a wall of every room: ``POST /api/wall/look`` every 2 s, and
 ``GET /api/wall/<room>/thumb.jpg`` for each room whose picture changed.
 
-Prints ``rooms``, ``wall_cpu`` (core-seconds per second: with the wall minus without),
+Prints ``rooms`` (and ``connected``: consoles publishing), ``wall_cpu`` (core-seconds per
+second: with the wall minus without),
 ``tile_age_max_s`` (the oldest picture age any look reported over the measured interval, as the
 page would show it), ``baseline_cpu`` and ``with_wall_cpu``, ``thumbs_per_s`` and
 ``thumb_bytes_mean`` (what the viewer fetched), ``rooms_without_picture`` (at the last look),
@@ -104,10 +105,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
             for worker in workers:
                 assert (await asyncio.wait_for(worker.stdout.readline(), 180)).strip() == b"ready"
-            deadline = time.monotonic() + 300
-            while not all(r["connected"] for r in (await host.get(f"/api/rollcalls/{rid}"))["rooms"]):
-                assert time.monotonic() < deadline, "consoles never all connected"
+            # Every console connected, or (a busy machine drops a join now and then; the lean
+            # workers do not retry) as many as connected within --connect-timeout: both measured
+            # intervals see the same consoles, and the wall looks at every room all the same.
+            deadline = time.monotonic() + args.connect_timeout
+            while True:
+                connected = sum(r["connected"] for r in (await host.get(f"/api/rollcalls/{rid}"))["rooms"])
+                if connected == args.rooms or time.monotonic() > deadline:
+                    break
                 await asyncio.sleep(1)
+            assert connected >= args.rooms * 0.9, f"only {connected} of {args.rooms} consoles connected"
             await asyncio.sleep(2.0)  # let the joins' keyframes and negotiations settle
 
             # Without a wall.
@@ -130,7 +137,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await viewer
             await host.post("/api/wall/look", {"viewer": "bench", "rooms": []})
         return {
-            "rooms": args.rooms, "wall_cpu": round(with_wall - baseline, 3),
+            "rooms": args.rooms, "connected": connected, "wall_cpu": round(with_wall - baseline, 3),
             "tile_age_max_s": round(stats["age_max"], 2),
             "baseline_cpu": round(baseline, 3), "with_wall_cpu": round(with_wall, 3),
             "thumbs_per_s": round(stats["thumbs"] / seconds, 1),
@@ -150,6 +157,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="each measured interval")
     parser.add_argument("--warmup", type=float, default=10.0,
                         help="seconds the wall looks before its cost is measured (first pictures, the worker's start)")
+    parser.add_argument("--connect-timeout", type=float, default=120.0,
+                        help="how long to wait for every console to connect before measuring with those that did")
     parser.add_argument("--per-worker", type=int, default=25, help="consoles per worker process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

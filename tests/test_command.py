@@ -262,7 +262,7 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
         # Clicking A1's tile calls it: the seat shows A1's own picture, its name and the countdown.
         await page.click(f'.wall-tile[data-room-id="{ids["roomA1"]}"]')
         await wait_for(lambda: tile_status(page, ids["roomA1"]), what="a status")
-        await wait_for(lambda: page.locator("#called-name").text_content(), what="the called room's name")
+        await wait_for(lambda: page.locator("#called-name").text_content(), timeout=30, what="the called room's name")
         assert await page.locator("#called-name").text_content() == "园岭街道值班室"
         left = int(await page.get_attribute("#countdown", "data-left"))
         assert 0 < left <= 8
