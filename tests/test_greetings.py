@@ -34,6 +34,12 @@ from .utils import FrameReader, close_colour, wait_for
 RED, GREEN, BLUE = (220, 40, 40), (40, 200, 40), (40, 60, 220)
 
 
+def small(rgb) -> EncodedColorTrack:
+    """A cheap picture: the server, the consoles and the leader share this test's one loop, and a
+    starved loop misses the signalling socket's heartbeat on a busy machine."""
+    return EncodedColorTrack(rgb, width=160, height=120, fps=15, bitrate=100_000)
+
+
 class ManualTime:
     """The greetings' clock: moves only when the test moves it."""
 
@@ -120,7 +126,7 @@ class Console:
         if self.client.participant_id is not None:
             await self.client.request("leave")
         self.joined = await self.client.join(room, "")
-        pc, self.publication = await publish(self.client, video=EncodedColorTrack(self.colour))
+        pc, self.publication = await publish(self.client, video=small(self.colour))
         self.pcs.append(pc)
         return self.joined
 
@@ -176,7 +182,7 @@ async def test_receipts_and_the_reply_floor(city):
     # The leader joins the greeting's room and publishes (a red picture and a tone).
     leader = await SignallingClient(base_of(city).replace("http", "ws") + "/ws", cookies=leader_cookies).connect()
     await leader.join(room, "")
-    leader_pc, _ = await publish(leader, video=EncodedColorTrack(RED), audio=ToneTrack())
+    leader_pc, _ = await publish(leader, video=small(RED), audio=ToneTrack())
     leader_floor_pc, _, leader_floor = await subscribe(leader, None, ("video",))
     leader_floor_reader = FrameReader(leader_floor["video"])
 
@@ -188,8 +194,7 @@ async def test_receipts_and_the_reply_floor(city):
     clock.advance(10)
     await b.enter(room)
     await leader.wait_event("greeting_watching", timeout=10, watching=2)
-    await a.watch()
-    await b.watch()
+    await b.watch()  # 乙 watches closely; 甲 (which replies) need not
     await wait_for(lambda: close_colour(b.readers["leader"].last_rgb, RED), timeout=20, what="乙 sees the leader")
 
     # The leader brings 甲 up: everyone's floor carries 甲 (seen and heard by all), 甲 publishes
@@ -200,14 +205,14 @@ async def test_receipts_and_the_reply_floor(city):
     await wait_for(lambda: close_colour(b.readers["floor"].last_rgb, GREEN), timeout=20, what="乙's floor shows 甲")
     await wait_for(lambda: close_colour(leader_floor_reader.last_rgb, GREEN), timeout=20, what="the leader sees 甲")
     seen = b.readers["leader"].frames
-    await wait_for(lambda: b.readers["leader"].frames > seen + 10, timeout=10, what="the leader still seen by 乙")
+    await wait_for(lambda: b.readers["leader"].frames > seen + 5, timeout=20, what="the leader still seen by 乙")
     # ... and returns: the floor carries nobody, 甲 goes back to the small profile, and the
     # leader's picture is what every room still receives.
     await greetings.command(mayor, gid, "reply", {"duty_room_id": None})
     assert (await a.client.wait_event("publish_quality", timeout=10))["profile"] == "idle"
     floor_frames = b.readers["floor"].frames
-    await wait_for(lambda: b.readers["leader"].frames > seen + 40, timeout=10, what="the leader's frames go on")
-    assert b.readers["floor"].frames - floor_frames < 10  # the floor stopped carrying 甲
+    await wait_for(lambda: b.readers["leader"].frames > seen + 30, timeout=20, what="the leader's frames go on")
+    assert b.readers["floor"].frames - floor_frames < 8  # the floor stopped carrying 甲
     assert close_colour(b.readers["leader"].last_rgb, RED)
 
     # 甲 leaves early (5 s later) and comes back for 5 s; 乙 watches to the end; 丙 never joins.
