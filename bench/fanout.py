@@ -89,6 +89,21 @@ def process_cpu_seconds(pid: int, children: bool = True) -> float:
     return ticks / CLOCK_TICKS
 
 
+def process_tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` itself and of each live child process, by pid (media workers)."""
+    found = {pid: process_cpu_seconds(pid, children=False)}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                if parent == pid:
+                    found[int(entry)] = process_cpu_seconds(int(entry), children=False)
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
 # -- the publisher's frames carry their send time -------------------------------------------
 
 STAMP = struct.Struct(">Q")
@@ -318,9 +333,15 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
         for worker in workers:
             worker.stdin.write(b"start\n")
             await worker.stdin.drain()
+        tree0 = process_tree_cpu(server.pid)
         cpu0, t0, first_ns = process_cpu_seconds(server.pid), time.monotonic(), time.monotonic_ns()
         await asyncio.sleep(seconds)
         cpu1, t1, end_ns = process_cpu_seconds(server.pid), time.monotonic(), time.monotonic_ns()
+        tree1 = process_tree_cpu(server.pid)
+        # Per process (the server's control process first, then each child: media workers, and
+        # the evidence pool if it ran), over the same window.
+        per_process = [(tree1[p] - tree0[p]) / (t1 - t0) for p in sorted(tree1, key=lambda p: (p != server.pid, p))
+                       if p in tree0]
         # The window is the frames *sent* in [first_ns, end_ns): the publisher's count and every
         # subscriber's are over the same frames. Those still in flight get a grace to arrive.
         sent = sum(1 for t in track.sent_ns if first_ns <= t < end_ns)
@@ -359,6 +380,7 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             "latency_p50_ms": _percentile(latencies, 50),
             "latency_p99_ms": _percentile(latencies, 99),
             "publications_removed": removed,
+            "worker_cpu": [round(c, 4) for c in per_process],
         }
     finally:
         for process in busy:
@@ -375,7 +397,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from dutycall.synthetic import PreEncodedTrack
 
     packets = PreEncodedTrack.encode("vp8", 640, 360, 30, args.bitrate, seconds=4.0)
-    sfu = await measure("passthrough", args.subscribers, args.per_worker, args.seconds, packets, args.busy_cores)
+    server_args = ("--media-workers", str(args.media_workers)) if args.media_workers else ()
+    sfu = await measure("passthrough", args.subscribers, args.per_worker, args.seconds, packets, args.busy_cores,
+                        server_args)
+    cpu = sfu["worker_cpu"]
     result = {
         "subscribers": args.subscribers,
         "busy_cores": args.busy_cores,
@@ -390,6 +415,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_p99_ms": sfu["latency_p99_ms"],
         "publications_removed": sfu["publications_removed"],
         "min_any_fps": round(sfu["min_any_fps"], 2),
+        "media_workers": args.media_workers,
+        # The control process first, then each media worker: the load spread over cores.
+        "worker_cpu": cpu,
+        "busiest_share": round(max(cpu) / sum(cpu), 3) if cpu and sum(cpu) else None,
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
     }
@@ -426,6 +455,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("frames delivered %", result["frames_delivered_pct"], ""),
         ("latency p50 / p99 ms", f"{result['latency_p50_ms']} / {result['latency_p99_ms']}", ""),
         ("publications removed", result["publications_removed"], ""),
+        ("CPU per process (control, workers)", result["worker_cpu"], ""),
     ]
     print(f"{'':28}{'SFU':>16}{'baseline':>12}")
     for name, sfu, base in rows:
@@ -444,6 +474,8 @@ def main() -> None:
     parser.add_argument("--bitrate", type=int, default=700_000, help="publisher bitrate (bps)")
     parser.add_argument("--busy-cores", type=int, default=0,
                         help="busy-loop processes beside the server for the run (CPU contention)")
+    parser.add_argument("--media-workers", type=int, default=0,
+                        help="the server's media worker processes (--media-workers); 0: none")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the transcoding baseline (no CPU ratio)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

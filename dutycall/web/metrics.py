@@ -10,8 +10,9 @@ anyway (``conference/metrics.py``): nothing is added to the media path. A scrape
 synchronous walk of the rooms on the event loop. The only thing that runs in between is
 :class:`LoopLag`, a task that sleeps 0.25 s and measures how late it wakes.
 
-Metrics about the process carry ``worker="main"``: today one process does signalling and media;
-when media moves to worker processes each reports its own under its own label.
+Metrics about the process carry ``worker="main"``; with media workers (``--media-workers``) each
+worker's CPU, subscriptions and frames are reported as ``worker="media<N>"`` from the figures it
+sends the control process every second.
 """
 
 from __future__ import annotations
@@ -192,7 +193,29 @@ class DutycallCollector(Collector):
                                   labels=["worker", "mode"])
         cpu.add_metric([WORKER, "user"], times.user)
         cpu.add_metric([WORKER, "system"], times.system)
+        workers = self.app[CONFERENCE].worker_stats()
+        for worker in workers:  # media workers report user + system together, once a second
+            cpu.add_metric([f"media{worker['index']}", "total"], worker["cpu_seconds"])
         yield cpu
+        if workers:
+            subscriptions = GaugeMetricFamily("dutycall_media_worker_subscriptions",
+                                              "Subscriptions whose connection a media worker holds", labels=["worker"])
+            forwarded = CounterMetricFamily("dutycall_media_worker_frames_forwarded",
+                                            "Frames a media worker handed to its subscribers' senders",
+                                            labels=["worker"])
+            dropped = CounterMetricFamily("dutycall_media_worker_frames_dropped",
+                                          "Frames a media worker did not forward, by reason",
+                                          labels=["worker", "reason"])
+            for worker in workers:
+                name = f"media{worker['index']}"
+                subscriptions.add_metric([name], worker["subscriptions"])
+                forwarded.add_metric([name], worker["frames_forwarded"])
+                dropped.add_metric([name, "stale"], worker["frames_stale"])
+                dropped.add_metric([name, "overflow_or_keyframe_wait"],
+                                   worker["frames_dropped"] - worker["frames_stale"])
+            yield subscriptions
+            yield forwarded
+            yield dropped
         if self.lag.thread is not None and threading.get_native_id() == self.lag.thread:
             # Scraped on the loop's own thread (always, from the handlers below): its CPU time,
             # which approaches one second per second as the loop saturates.
