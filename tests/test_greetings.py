@@ -461,10 +461,15 @@ async def test_a_console_in_chromium_is_pulled_into_a_greeting_and_plays_it_with
             assert await row.locator('button[data-action="end"]').text_content() == "结束"
             await leader_page.screenshot(path=str(SHOTS / "greeting-leader-zh.png"), full_page=True)
 
-            # Ended: the console goes back to standby by itself.
+            # Ended: the console goes back to standby by itself, and shows the greeting to come.
+            at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+            await greetings.create(mayor, {"title": "元宵慰问", "unit_ids": [ids["A"]], "scheduled_at": at})
             await greetings.command(mayor, created["id"], "end", {})
             await page.wait_for_selector("body:not([data-greeting])", state="attached", timeout=30000)
             await wait_for(lambda: _in_room(page, f"standby-{ids['甲']}"), timeout=30, what="back on standby")
+            upcoming = page.locator("#greeting-upcoming")
+            await upcoming.wait_for(timeout=30000)
+            assert "Greetings to come: " in await upcoming.text_content() and "元宵慰问" in await upcoming.text_content()
             await leader_pc.close()
         finally:
             if leader is not None:

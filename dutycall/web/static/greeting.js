@@ -19,7 +19,10 @@ class GreetingView {
     this.soundButton.dataset.i18n = "gr_enable_sound";
     this.soundButton.addEventListener("click", () => this.enableSound());
     this.box.append(this.heading, this.watchingEl, this.soundButton);
-    document.body.append(this.box);
+    // Scheduled greetings of this duty room, shown while it waits on standby.
+    this.upcoming = el("div", { id: "greeting-upcoming", className: "greeting-upcoming", hidden: true });
+    this.upcomingList = [];
+    document.body.append(this.box, this.upcoming);
     this.relabel();
   }
 
@@ -52,8 +55,10 @@ class GreetingView {
     this.participantId = participantId;
     if (!roomInfo || roomInfo.kind !== "greeting") {
       this.left();
+      if (roomInfo && roomInfo.kind === "standby") this.loadUpcoming();
       return;
     }
+    this.upcoming.hidden = true;
     this.info = roomInfo;
     this.title = roomInfo.title || this.title || "";
     this.leader = roomInfo.leader || this.leader || "";
@@ -116,7 +121,19 @@ class GreetingView {
     this.checkSound();
   }
 
+  async loadUpcoming() {
+    try {
+      this.upcomingList = (await api("GET", "/api/greetings/upcoming")).filter((g) => g.status === "scheduled" && g.scheduled_at);
+    } catch (err) {
+      this.upcomingList = [];
+    }
+    this.relabel();
+  }
+
   relabel() {
+    this.upcoming.hidden = !this.upcomingList.length || Boolean(this.info);
+    this.upcoming.textContent = this.upcomingList.length ? t("gr_upcoming") + this.upcomingList.map(
+      (g) => `${zonedTime(g.scheduled_at, { dateStyle: "short", timeStyle: "short" })} ${g.leader} ${g.title}`).join("；") : "";
     this.heading.textContent = t("gr_console_title").replace("{leader}", this.leader || "").replace("{title}", this.title || "");
     this.soundButton.textContent = t("gr_enable_sound");
     const count = this.watchingEl.dataset.count;
