@@ -11,8 +11,9 @@ wall, then, after ``--warmup`` seconds, for as long again while one viewer does 
 /command page does for a wall of every room: ``POST /api/wall/look`` every 2 s, and
 ``GET /api/wall/<room>/thumb.jpg`` for each room whose picture changed.
 
-Prints ``rooms`` (and ``connected``: consoles publishing), ``wall_cpu`` (core-seconds per
-second: with the wall minus without),
+Prints ``rooms`` (``connected``: consoles publishing before, ``connected_after``: after; the lean
+workers do not reconnect, so a busy machine that drops some makes the run's numbers worthless),
+``wall_cpu`` (core-seconds per second: with the wall minus without),
 ``tile_age_max_s`` (the oldest picture age any look reported over the measured interval, as the
 page would show it), ``baseline_cpu`` and ``with_wall_cpu``, ``thumbs_per_s`` and
 ``thumb_bytes_mean`` (what the viewer fetched), ``rooms_without_picture`` (at the last look),
@@ -89,7 +90,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     cache = write_encoded(data, 400_000)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = await start_server(data, port)
+    log = open(args.server_log, "w") if args.server_log else None  # noqa: SIM115 - closed with the run
+    server = await start_server(data, port, **({"stderr": log.fileno(), "log_level": "WARNING"} if log else {}))
     workers: list[asyncio.subprocess.Process] = []
     try:
         await wait_healthy(port, server)
@@ -135,9 +137,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             seconds = time.monotonic() - t0
             stop.set()
             await viewer
+            connected_after = sum(r["connected"] for r in (await host.get(f"/api/rollcalls/{rid}"))["rooms"])
             await host.post("/api/wall/look", {"viewer": "bench", "rooms": []})
         return {
-            "rooms": args.rooms, "connected": connected, "wall_cpu": round(with_wall - baseline, 3),
+            "rooms": args.rooms, "connected": connected, "connected_after": connected_after,
+            "wall_cpu": round(with_wall - baseline, 3),
             "tile_age_max_s": round(stats["age_max"], 2),
             "baseline_cpu": round(baseline, 3), "with_wall_cpu": round(with_wall, 3),
             "thumbs_per_s": round(stats["thumbs"] / seconds, 1),
@@ -160,6 +164,7 @@ def main() -> None:
     parser.add_argument("--connect-timeout", type=float, default=120.0,
                         help="how long to wait for every console to connect before measuring with those that did")
     parser.add_argument("--per-worker", type=int, default=25, help="consoles per worker process")
+    parser.add_argument("--server-log", help="write the server's warnings and errors to this file")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(run(args))
