@@ -8,6 +8,7 @@ real headless Chromium with a fake camera. Screenshots go to DUTYCALL_SCREENSHOT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import pathlib
@@ -100,7 +101,9 @@ class Console:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # Bounded: a connection torn down mid-reconnect must not hold the test up.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(self._task, return_exceptions=True), 15)
 
 
 async def consoles_for(world, *rooms: tuple[str, tuple[int, int, int]]) -> list[Console]:
@@ -300,7 +303,8 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
     finally:
         for p in (page, viewer):
             if p is not None:
-                await p.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(p.close(), 15)
         await host_api.close()
         await a.close()
         await a1.close()
