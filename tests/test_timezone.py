@@ -91,3 +91,23 @@ def test_months_and_days_are_cut_in_the_configured_zone():
     assert timezone.local(AT).strftime("%H:%M") == "10:39"
     timezone.set_zone("")  # empty: the system's zone, never an error
     assert timezone.zone() is not None
+
+
+def test_the_duty_day_that_picks_the_rostered_officer_is_the_deployments_date(monkeypatch):
+    """At 03:00 in Beijing it is still yesterday in UTC: the roster shift is today's, whatever
+    the process's own zone (TZ=UTC, as in a container)."""
+    import time
+
+    from dutycall.rollcall.store import duty_day
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        at = dt.datetime(2026, 12, 2, 19, 0, tzinfo=dt.UTC).timestamp()  # 03:00 on the 3rd in Beijing
+        timezone.set_zone("Asia/Shanghai")
+        assert duty_day(at) == dt.date(2026, 12, 3)
+        timezone.set_zone("America/New_York")
+        assert duty_day(at) == dt.date(2026, 12, 2)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

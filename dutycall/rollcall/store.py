@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import timezone
 from ..directory.models import DutyRoom, RosterShift, Unit
 from ..media import evidence
 from . import machine
@@ -176,9 +177,9 @@ def _when(at: float) -> dt.datetime:
 
 
 def duty_day(at: float) -> dt.date:
-    """The duty day of an instant: the server's local date (at 03:00 in Beijing, UTC is still
-    yesterday), so run the server in the deployment's time zone (README: TZ)."""
-    return dt.datetime.fromtimestamp(at).date()
+    """The duty day of an instant: its date in the deployment's zone (``--timezone``; at 03:00 in
+    Beijing, UTC is still yesterday), whatever the process's own zone."""
+    return timezone.local(dt.datetime.fromtimestamp(at, tz=dt.UTC)).date()
 
 
 def rostered_on(shift: RosterShift | None) -> list[dict[str, str]]:
