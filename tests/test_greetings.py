@@ -313,7 +313,9 @@ async def test_scope_roles_and_bad_input_store_nothing(city):
         for bad in ({"title": ""}, {"title": "x" * 129}, {"title": "慰\u202e问"}, {"title": 5},
                     {"title": "慰问", "unit_ids": "A"}, {"title": "慰问", "unit_ids": [True]},
                     {"title": "慰问", "scheduled_at": "2020-01-01T00:00:00+08:00"},
-                    {"title": "慰问", "scheduled_at": "2099-01-01T00:00:00"}, {"title": "慰问", "scheduled_at": 5}):
+                    {"title": "慰问", "scheduled_at": "2099-01-01T00:00:00"}, {"title": "慰问", "scheduled_at": 5},
+                    {"title": "慰问", "scheduled_at": "9999-12-31T23:59:59-01:00"},
+                    {"title": "慰问", "scheduled_at": "2099-01-01T00:00:00+08:00"}):
             resp = await host.post(f"{base}/api/greetings", json={"leader_account_id": ids["leaderA"], **bad})
             assert resp.status == 422, (bad, await resp.text())
         resp = await viewer.post(f"{base}/api/greetings", json={"title": "慰问"})
@@ -340,6 +342,16 @@ async def test_scope_roles_and_bad_input_store_nothing(city):
         assert {g["title"] for g in await (await viewer.get(f"{base}/api/greetings")).json()} == {"春节慰问", "全市慰问"}
         resp = await viewer.post(f"{base}/api/greetings/{mine['id']}/start")
         assert resp.status == 403
+        # Only the leader (and whoever created it) enters a live greeting's room: anyone there may
+        # publish, and every console shows what is not a console as the leader's picture.
+        _, viewer_principal = await city.app[DIRECTORY].sign_in("viewer", PASSWORD)
+        _, host_principal = await city.app[DIRECTORY].sign_in("hostA", PASSWORD)
+        live = await city.app[GREETINGS].create(mayor, {"title": "试播"})
+        await city.app[GREETINGS].command(mayor, live["id"], "start", {})
+        assert await city.app[GREETINGS].may_join(mayor, live["id"])
+        assert not await city.app[GREETINGS].may_join(viewer_principal, live["id"])
+        assert not await city.app[GREETINGS].may_join(host_principal, live["id"])
+        await city.app[GREETINGS].command(mayor, live["id"], "end", {})
         resp = await host.post(f"{base}/api/greetings/{mine['id']}/end")
         assert resp.status == 409  # not live
         resp = await host.post(f"{base}/api/greetings/{mine['id']}/reply", json={"duty_room_id": "甲"})

@@ -25,8 +25,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                                       "Name the leader the greeting is on behalf of (a leader's account id)"),
     "greetings.leader_not_found": _m("没有编号为 {id} 的领导账号，或不在您的管辖范围内",
                                      "No leader account {id} in your scope"),
-    "greetings.scheduled_at": _m("时间应为带时区的 ISO 8601 时间，且不早于现在",
-                                 "The time must be an ISO 8601 time with its offset, not in the past"),
+    "greetings.scheduled_at": _m("时间应为带时区的 ISO 8601 时间，不早于现在，且在一年之内",
+                                 "The time must be an ISO 8601 time with its offset, not in the past and "
+                                 "within a year"),
     "greetings.not_startable": _m("慰问当前为“{status}”，不能开始", "The greeting is {status}: it cannot start"),
     "greetings.not_live": _m("慰问当前为“{status}”，未在进行中", "The greeting is {status}, not live"),
     "greetings.not_cancellable": _m("慰问当前为“{status}”，不能取消",

@@ -44,6 +44,8 @@ TITLE_MAX = 128
 FLOOR_HANDOVER = 2.0
 #: How far in the past a scheduled time may lie (a clock a little behind, a slow form).
 SCHEDULE_SLACK = dt.timedelta(minutes=1)
+#: How far ahead a greeting may be scheduled (a year: the calendar's arithmetic stays in range).
+SCHEDULE_HORIZON = dt.timedelta(days=366)
 
 
 @dataclass
@@ -263,7 +265,9 @@ class Greetings:
         return await asyncio.to_thread(_calendar, room.name, events)
 
     async def may_join(self, who: Principal, greeting_id: int) -> bool:
-        """A live greeting's room: its target consoles, and accounts that may read it in scope."""
+        """A live greeting's room: its target consoles, the leader it is from and whoever created it
+        (in scope, with ``greetings.start``). Nobody else: whoever is in the room may publish, and
+        every console shows a publication that is not a console's as the leader's picture."""
         live = self._live.get(greeting_id)
         if live is None:
             return False
@@ -271,7 +275,8 @@ class Greetings:
             return who.duty_room_id in live.targets
         async with self.sessionmaker() as db:
             record = await db.get(Greeting, greeting_id)
-        return record is not None and who.may("greetings.read") and who.covers(record.unit_path)
+        return (record is not None and who.may("greetings.start") and who.covers(record.unit_path)
+                and who.id in (record.leader_account_id, record.created_by))
 
     def room_info(self, name: str) -> dict[str, Any] | None:
         """What a client is told of a greeting's room when it joins it."""
@@ -498,9 +503,14 @@ class Greetings:
             parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) and len(value) <= 40 else None
         except ValueError:
             parsed = None
-        if parsed is None or parsed.tzinfo is None or parsed.astimezone(dt.UTC) < self.clock() - SCHEDULE_SLACK:
+        try:
+            at = parsed.astimezone(dt.UTC) if parsed is not None and parsed.tzinfo is not None else None
+        except OverflowError:  # year 9999 with a negative offset
+            at = None
+        now = self.clock()
+        if at is None or at < now - SCHEDULE_SLACK or at > now + SCHEDULE_HORIZON:
             raise Invalid("greetings.scheduled_at", field="scheduled_at")
-        return parsed.astimezone(dt.UTC)
+        return at
 
     @staticmethod
     def _require_starter(who: Principal) -> None:
