@@ -29,7 +29,7 @@ from dutycall.client import subscribe
 from dutycall.media import playout as playout_module
 from dutycall.media.models import GreetingMedia
 from dutycall.web.auth import DIRECTORY
-from dutycall.web.greeting_media import GREETING_MEDIA
+from dutycall.web.greeting_media import GREETING_MEDIA, UPLOADS
 
 from .conftest import ADMIN_PASSWORD
 from .test_whip import Api
@@ -388,6 +388,25 @@ async def test_multipart_upload_roles_and_scope(media, tmp_path):
         assert resp.status == 201, row
         assert row["label"] == "区领导慰问" and row["original_name"] == "m.webm"
         await ready(leader, row["id"])
+        # A field before the file is read up to 512 bytes, never whole: a huge one is refused.
+        rows_before = len((await leader.call("GET", "/api/greeting-media"))[1])
+        form = aiohttp.FormData()
+        form.add_field("label", "慰" * 200_000)
+        form.add_field("file", source.read_bytes(), filename="m.webm", content_type="video/webm")
+        resp = await leader.session.post(f"{leader.base}/api/greeting-media", data=form,
+                                         headers={"X-CSRF-Token": leader.csrf})
+        assert resp.status == 422, await resp.text()
+        assert len((await leader.call("GET", "/api/greeting-media"))[1]) == rows_before
+        # One upload at a time per account (and two in all): a second is 429 with Retry-After.
+        uploads = media["app"][UPLOADS]
+        uploads.add(leader_id := (await leader.call("GET", "/api/me"))[1]["id"])
+        try:
+            resp = await leader.session.post(f"{leader.base}/api/greeting-media", data=source.read_bytes(),
+                                             headers={"X-CSRF-Token": leader.csrf, "Content-Type": "video/webm"})
+            assert resp.status == 429 and resp.headers["Retry-After"] == "30"
+            assert "已有视频正在上传" in (await resp.json())["error"]["message"]
+        finally:
+            uploads.discard(leader_id)
         # Same district: the host sees and may delete it; the city administrator sees it too.
         status, listed = await host_d2.call("GET", "/api/greeting-media")
         assert [r["id"] for r in listed] == [row["id"]]

@@ -129,6 +129,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                                 EN: "Too many greeting videos playing at once (at most {max})"},
     "greeting_media.in_use": {ZH: "慰问视频 {id} 正在播放，不能删除",
                               EN: "Greeting video {id} is playing: it cannot be deleted"},
+    "greeting_media.busy": {ZH: "已有视频正在上传，请稍后再试（每个账号同时 1 个，全部同时 {max} 个）",
+                            EN: "A video is already being uploaded: try again later (1 at a time per account, "
+                                "{max} in all)"},
 }
 CATALOGUE.update(MESSAGES)
 

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
+from ..directory.principal import Principal
 from ..media.playout import MAX_BYTES, GreetingMediaLibrary, TooLarge
 from ..messages import Msg
 from .auth import error_response, path_int, principal_of
@@ -32,12 +33,19 @@ GREETING_MEDIA = web.AppKey("greeting_media", GreetingMediaLibrary)
 #: Seconds an upload may pause (no byte arriving) before it is abandoned.
 IDLE_TIMEOUT = 30.0
 CHUNK = 256 * 1024
+#: Uploads in flight: one per account, this many in all (each holds a connection and a temporary
+#: file of up to MAX_BYTES); beyond, 429.
+MAX_UPLOADS = 2
+#: A multipart field other than the file (the label) is read up to this many bytes, never whole.
+MAX_FIELD = 512
+UPLOADS = web.AppKey("greeting_media_uploads", set)
 routes = web.RouteTableDef()
 
 
 def setup(app: web.Application) -> None:
     services = app[SERVICES]
     app[GREETING_MEDIA] = GreetingMediaLibrary(services.sessionmaker, services.conference, app[CONFIG].recordings_dir)
+    app[UPLOADS] = set()
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_library)
 
@@ -65,6 +73,31 @@ async def upload(request: web.Request) -> web.Response:
     too_big = error_response(request, 413, "too_large", Msg("greeting_media.too_large", mb=MAX_BYTES // (1024 * 1024)))
     if (request.content_length or 0) > MAX_BYTES:
         return too_big
+    uploads = request.app[UPLOADS]
+    if who.id in uploads or len(uploads) >= MAX_UPLOADS:
+        busy = error_response(request, 429, "too_many", Msg("greeting_media.busy", max=MAX_UPLOADS))
+        busy.headers["Retry-After"] = "30"
+        return busy
+    uploads.add(who.id)
+    try:
+        return await _upload(request, who, library, too_big)
+    finally:
+        uploads.discard(who.id)
+
+
+async def _field(part: BodyPartReader) -> str:
+    """A small form field (the label): at most MAX_FIELD bytes, each read within IDLE_TIMEOUT;
+    ValueError if it is longer (never read whole into memory)."""
+    data = b""
+    while chunk := await asyncio.wait_for(part.read_chunk(MAX_FIELD + 1), IDLE_TIMEOUT):
+        data += chunk
+        if len(data) > MAX_FIELD:
+            raise ValueError("form field too long")
+    return data.decode("utf-8", "replace")
+
+
+async def _upload(request: web.Request, who: Principal, library: GreetingMediaLibrary,
+                  too_big: web.Response) -> web.Response:
     name = request.headers.get("X-Filename")
     label = request.query.get("label")
     path = library.upload_path()
@@ -72,11 +105,13 @@ async def upload(request: web.Request) -> web.Response:
         if request.content_type.startswith("multipart/"):
             try:
                 reader = await request.multipart()
-                part = await reader.next()
+                part = await asyncio.wait_for(reader.next(), IDLE_TIMEOUT)
                 while part is not None and (not isinstance(part, BodyPartReader) or part.name != "file"):
-                    if isinstance(part, BodyPartReader) and part.name == "label" and label is None:
-                        label = (await part.read(decode=True))[:512].decode("utf-8", "replace")
-                    part = await reader.next()
+                    if isinstance(part, BodyPartReader):
+                        field = await _field(part)  # any field before the file, bounded
+                        if part.name == "label" and label is None:
+                            label = field
+                    part = await asyncio.wait_for(reader.next(), IDLE_TIMEOUT)
             except (ValueError, RuntimeError, AssertionError, UnicodeError):  # a malformed form (no boundary…)
                 return error_response(request, 422, "invalid_media", Msg("greeting_media.bad_form"))
             if part is None:
