@@ -51,6 +51,8 @@ class Worker:
         self.pipes: dict[int, PipedPublication] = {}
         self.subscriptions: dict[str, BaseSubscription] = {}
         self._cancelled: set[str] = set()
+        #: Subscriptions being negotiated (an unsubscribe meanwhile is remembered in _cancelled).
+        self._negotiating: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -79,8 +81,10 @@ class Worker:
         elif op == "unsubscribe":
             sub_id = str(message["sub"])
             subscription = self.subscriptions.pop(sub_id, None)
-            if subscription is None:
+            if subscription is None and sub_id in self._negotiating:
                 self._cancelled.add(sub_id)  # still negotiating: closed when that ends
+            elif subscription is None:
+                pass  # already ended here (the control process heard ``ended``)
             else:
                 self._spawn(subscription.close(CloseReason(message.get("reason", "closed"))))
         else:
@@ -101,6 +105,7 @@ class Worker:
             return
         subscription = Subscription(sub_id, None, publication, self.settings,  # type: ignore[arg-type]
                                     on_ended=self._ended)
+        self._negotiating.add(sub_id)
         try:
             sdp = await subscription.negotiate(parse_offer(message.get("sdp"), "subscribe"))
         except ConferenceError as exc:
@@ -114,6 +119,8 @@ class Worker:
                        "error": {"kind": "SdpError", "key": "sdp.negotiation", "params": {"detail": str(exc)}}})
             await subscription.close()
             return
+        finally:
+            self._negotiating.discard(sub_id)
         if sub_id in self._cancelled or publication.closed:
             self._cancelled.discard(sub_id)
             await subscription.close()

@@ -160,8 +160,11 @@ class WorkerLink:
             while True:
                 kind, body = await read_message(self._reader)
                 if kind == "J":
-                    self._handle(json.loads(body))
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+                    message = json.loads(body)
+                    if not isinstance(message, dict):
+                        raise ValueError("not a JSON object")
+                    self._handle(message)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, TypeError, AttributeError) as exc:
             if self.alive:
                 logger.warning("media worker %d (pid %d): connection ended (%s)", self.index, self.pid,
                                type(exc).__name__)
@@ -190,9 +193,11 @@ class WorkerLink:
             self.stats = message
 
     def _gone(self) -> None:
-        """The worker is gone: its subscriptions end (their rooms close them and tell the
-        subscribers), its pipes stop."""
+        """The worker is gone (or spoke nonsense): its subscriptions end (their rooms close them
+        and tell the subscribers), its pipes stop, and its connection is closed, so a worker still
+        running exits and is started again."""
         self.alive = False
+        self._writer.close()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(NotFound("conference.worker_gone"))
