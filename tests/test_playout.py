@@ -399,7 +399,8 @@ async def test_multipart_upload_roles_and_scope(media, tmp_path):
         assert len((await leader.call("GET", "/api/greeting-media"))[1]) == rows_before
         # One upload at a time per account (and two in all): a second is 429 with Retry-After.
         uploads = media["app"][UPLOADS]
-        uploads.add(leader_id := (await leader.call("GET", "/api/me"))[1]["id"])
+        _, leader_principal = await media["app"][DIRECTORY].sign_in("leaderD2", "password-1")
+        uploads.add(leader_id := leader_principal.id)
         try:
             resp = await leader.session.post(f"{leader.base}/api/greeting-media", data=source.read_bytes(),
                                              headers={"X-CSRF-Token": leader.csrf, "Content-Type": "video/webm"})
