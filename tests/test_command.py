@@ -343,7 +343,10 @@ async def test_scope_wall_spot_checks_a_room(world, chromium):
         await wait_for(seat_red, timeout=20, interval=0.2, what="the spot-checked room's picture on the seat")
         await shot(page, "scope-spot-check-en")
         await page.click("#leave-spot")
-        await wait_for(lambda: page.locator("#stage .tile:not([data-local])").count() == 0 or True, what="left")
+        async def left() -> bool:
+            return await page.locator("#stage .tile:not([data-local])").count() == 0
+
+        await wait_for(left, timeout=20, what="the spot-checked room's tile gone after leaving")
     finally:
         await page.close()
         await a1.close()
