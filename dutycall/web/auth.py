@@ -70,6 +70,19 @@ def error_body(request: web.BaseRequest, code: str, message: Msg,
     return body
 
 
+#: Content types of the documents the API hands out, by file extension.
+DOCUMENT_TYPES = {"csv": "text/csv", "pdf": "application/pdf",
+                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def document(body: bytes, filename: str) -> web.Response:
+    """A generated document (sheet, receipt report) as a download; ``filename`` is ours (ASCII)."""
+    extension = filename.rsplit(".", 1)[-1]
+    return web.Response(body=body, content_type=DOCUMENT_TYPES[extension],
+                        charset="utf-8" if extension == "csv" else None,
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
 def error_response(request: web.BaseRequest, status: int, code: str, message: Msg,
                    field_errors: list[dict[str, Any]] | None = None) -> web.Response:
     return web.json_response(error_body(request, code, message, field_errors), status=status)

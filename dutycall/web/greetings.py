@@ -15,7 +15,7 @@ from ..greetings.naming import parse_greeting_room
 from ..greetings.reports import Reports
 from ..greetings.service import Greetings
 from . import rollcalls
-from .auth import json_body, path_int, principal_of
+from .auth import document, json_body, path_int, principal_of
 from .keys import SERVICES
 
 GREETINGS = web.AppKey("greetings", Greetings)
@@ -101,22 +101,19 @@ async def greeting_command(request: web.Request) -> web.Response:
 @routes.get("/api/greetings/{id}/receipts.csv")
 async def receipts_csv(request: web.Request) -> web.Response:
     body = await request.app[GREETING_REPORTS].csv(principal_of(request), _id(request))
-    return web.Response(body=body, content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="greeting-{_id(request)}.csv"'})
+    return document(body, f"greeting-{_id(request)}.csv")
 
 
 @routes.get("/api/greetings/{id}/receipts.xlsx")
 async def receipts_xlsx(request: web.Request) -> web.Response:
     body = await request.app[GREETING_REPORTS].xlsx(principal_of(request), _id(request))
-    return web.Response(body=body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="greeting-{_id(request)}.xlsx"'})
+    return document(body, f"greeting-{_id(request)}.xlsx")
 
 
 @routes.get("/api/greetings/{id}/receipts.pdf")
 async def receipts_pdf(request: web.Request) -> web.Response:
     body = await request.app[GREETING_REPORTS].pdf(principal_of(request), _id(request))
-    return web.Response(body=body, content_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="greeting-{_id(request)}.pdf"'})
+    return document(body, f"greeting-{_id(request)}.pdf")
 
 
 @routes.get("/api/rooms/{id}/greetings.ics")

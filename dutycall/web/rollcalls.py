@@ -16,7 +16,7 @@ from ..rollcall.commands import ACTIONS
 from ..rollcall.naming import RoomKind, parse_room, rollcall_room
 from ..rollcall.picker import RoomPicker
 from ..rollcall.presence import duty_room_of
-from .auth import as_signalling, json_body, parse_int, path_int, principal_of
+from .auth import as_signalling, document, json_body, parse_int, path_int, principal_of
 from .keys import COORDINATOR, DIRECTORY, PLANS, RESULTS, STATISTICS
 
 routes = web.RouteTableDef()
@@ -102,22 +102,19 @@ async def plan_precheck(request: web.Request) -> web.Response:
 @routes.get("/api/rollcalls/{id}/sheet.csv")
 async def rollcall_sheet_csv(request: web.Request) -> web.Response:
     body = await request.app[RESULTS].sheet_csv(principal_of(request), _id(request))
-    return web.Response(body=body, content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.csv"'})
+    return document(body, f"rollcall-{_id(request)}.csv")
 
 
 @routes.get("/api/rollcalls/{id}/sheet.xlsx")
 async def rollcall_sheet_xlsx(request: web.Request) -> web.Response:
     body = await request.app[RESULTS].sheet_xlsx(principal_of(request), _id(request))
-    return web.Response(body=body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.xlsx"'})
+    return document(body, f"rollcall-{_id(request)}.xlsx")
 
 
 @routes.get("/api/rollcalls/{id}/sheet.pdf")
 async def rollcall_sheet_pdf(request: web.Request) -> web.Response:
     body = await request.app[RESULTS].sheet_pdf(principal_of(request), _id(request))
-    return web.Response(body=body, content_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="rollcall-{_id(request)}.pdf"'})
+    return document(body, f"rollcall-{_id(request)}.pdf")
 
 
 @routes.get("/api/statistics")
