@@ -310,6 +310,12 @@ async def test_scope_roles_and_bad_input_store_nothing(city):
         # A host greets on a leader's behalf, and must say whose.
         resp = await host.post(f"{base}/api/greetings", json={"title": "慰问"})
         assert resp.status == 422 and (await resp.json())["error"]["errors"][0]["field"] == "leader_account_id"
+        # ... a leader in its own scope: a district host cannot make a greeting appear from the mayor.
+        resp = await host.post(f"{base}/api/greetings", json={"title": "慰问", "leader_account_id": ids["mayor"]})
+        assert resp.status == 404, await resp.text()
+        body = await resp.json()
+        assert body["error"]["errors"][0]["field"] == "leader_account_id"
+        assert f"No leader account {ids['mayor']} in your scope" in body["error"]["message"]
         for bad in ({"title": ""}, {"title": "x" * 129}, {"title": "慰\u202e问"}, {"title": 5},
                     {"title": "慰问", "unit_ids": "A"}, {"title": "慰问", "unit_ids": [True]},
                     {"title": "慰问", "scheduled_at": "2020-01-01T00:00:00+08:00"},

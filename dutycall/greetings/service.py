@@ -151,9 +151,9 @@ class Greetings:
             leader = await db.get(Account, leader_id)
             leader_unit = await db.get(Unit, leader.unit_id) if leader is not None else None
             if leader is None or leader_unit is None or leader.role is not Role.leader or not leader.active or (
-                    who.role is Role.leader and leader.id != who.id) or not (
-                    who.covers(leader_unit.path) or leader_unit.path and who.unit_path.startswith(leader_unit.path)):
-                # A leader greets in their own name; a host on behalf of a leader of its unit or above.
+                    who.role is Role.leader and leader.id != who.id) or not who.covers(leader_unit.path):
+                # A leader greets in their own name; a host on behalf of a leader in its own scope
+                # (never one above it: a district's greeting must not appear as the mayor's).
                 raise NotFound("greetings.leader_not_found", field="leader_account_id", id=leader_id)
             paths = await self._target_paths(db, who, list(dict.fromkeys(unit_ids)))
             room_ids = await self._rooms_under(db, paths)
