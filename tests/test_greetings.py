@@ -371,6 +371,18 @@ async def test_scope_roles_and_bad_input_store_nothing(city):
             upcoming = await (await console.get(f"{base}/api/greetings/upcoming")).json()
             assert [g["title"] for g in upcoming] == ["全市慰问"]
             assert (await console.get(f"{base}/api/greetings/{citywide['id']}")).status == 403
+            mayors = await city.app[GREETINGS].create(mayor, {"title": "市长新春慰问", "scheduled_at": at.isoformat()})
+            assert "市长新春慰问" in await (await console.get(f"{base}/api/rooms/{ids['丁']}/greetings.ics")).text()
+            assert (await console.get(f"{base}/api/rooms/{ids['丙']}/greetings.ics")).status == 404
+        # A room's calendar: a room out of the reader's scope is 404, a role that reads no
+        # greetings 403, and a greeting run from above the reader's scope is not on it.
+        resp = await host.get(f"{base}/api/rooms/{ids['丁']}/greetings.ics")
+        assert resp.status == 404 and f"No duty room {ids['丁']} in your scope" in (await resp.json())["error"]["message"]
+        assert (await officer.get(f"{base}/api/rooms/{ids['甲']}/greetings.ics")).status == 403
+        calendar = await (await host.get(f"{base}/api/rooms/{ids['甲']}/greetings.ics")).text()
+        assert "市长新春慰问" not in calendar and "春节慰问" not in calendar  # (cancelled above)
+        calendar = await (await viewer.get(f"{base}/api/rooms/{ids['甲']}/greetings.ics")).text()
+        assert "市长新春慰问" in calendar and mayors["status"] == "scheduled"
     finally:
         for session in (host, viewer, officer):
             await session.close()

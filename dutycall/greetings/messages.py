@@ -11,6 +11,7 @@ def _m(zh: str, en: str) -> dict[str, str]:
 
 MESSAGES: dict[str, dict[str, str]] = {
     "greetings.not_found": _m("没有编号为 {id} 的慰问，或不在您的管辖范围内", "No greeting {id} in your scope"),
+    "greetings.room_not_found": _m("没有编号为 {id} 的值班室，或不在您的管辖范围内", "No duty room {id} in your scope"),
     "greetings.start_forbidden": _m("只有领导、主持人和管理员可以发起慰问",
                                     "Only leaders, hosts and administrators start greetings"),
     "greetings.read_forbidden": _m("您的角色不能查看慰问", "Your role cannot read greetings"),

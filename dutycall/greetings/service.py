@@ -250,17 +250,23 @@ class Greetings:
                 for r in records]
 
     async def room_calendar(self, who: Principal, room_id: int) -> bytes:
-        """A duty room's scheduled greetings as iCalendar (RFC 5545)."""
+        """A duty room's scheduled greetings as iCalendar (RFC 5545): a console's own room; for an
+        account, a room in its scope (else 404) and only the greetings it may read (as
+        :meth:`upcoming`: never one run from above its scope)."""
+        if who.kind != "device":
+            self._require_reader(who)
         async with self.sessionmaker() as db:
             room = await db.get(DutyRoom, room_id)
             unit = await db.get(Unit, room.unit_id) if room is not None else None
             if room is None or unit is None or not who.covers(unit.path) or (
                     who.kind == "device" and who.duty_room_id != room_id):
-                raise NotFound("greetings.not_found", id=room_id)
-            records = (await db.execute(select(Greeting).join(
-                GreetingReceipt, GreetingReceipt.greeting_id == Greeting.id).where(
+                raise NotFound("greetings.room_not_found", id=room_id)
+            query = select(Greeting).join(GreetingReceipt, GreetingReceipt.greeting_id == Greeting.id).where(
                 GreetingReceipt.duty_room_id == room_id, Greeting.status.in_(("scheduled", "live")),
-                Greeting.scheduled_at.is_not(None)).order_by(Greeting.id).limit(1000))).scalars().all()
+                Greeting.scheduled_at.is_not(None))
+            if who.kind != "device":
+                query = query.where(Greeting.unit_path.startswith(who.unit_path, autoescape=True))
+            records = (await db.execute(query.order_by(Greeting.id).limit(1000))).scalars().all()
             events = [(r.id, r.title, as_utc(r.scheduled_at)) for r in records if r.scheduled_at is not None]
         return await asyncio.to_thread(_calendar, room.name, events)
 
