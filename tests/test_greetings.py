@@ -400,6 +400,52 @@ async def test_the_scheduler_starts_a_greeting_at_its_time(city):
     assert (await greetings.detail(mayor, created["id"]))["status"] == "live"
 
 
+async def test_a_start_and_a_cancel_at_once_one_wins_the_other_is_409(city):
+    """Start vs cancel, start vs start, and the scheduler vs a host's start, each pair sent at the
+    same moment: exactly one changes the greeting, the other is told why (409)."""
+    import asyncio
+
+    ids, base = city.ids, base_of(city)
+    greetings = city.app[GREETINGS]
+    _, mayor = await city.app[DIRECTORY].sign_in("hostA", PASSWORD)  # on leaderA's behalf
+    host = await api_session(city, "hostA")
+    other = await api_session(city, "hostA", lang="en")
+    try:
+        for second in ("cancel", "start"):
+            for _ in range(3):
+                created = await greetings.create(mayor, {"title": "并发慰问", "leader_account_id": ids["leaderA"]})
+                greeting_id = created["id"]
+                first_resp, second_resp = await asyncio.gather(
+                    host.post(f"{base}/api/greetings/{greeting_id}/start"),
+                    other.post(f"{base}/api/greetings/{greeting_id}/{second}"))
+                statuses = sorted([first_resp.status, second_resp.status])
+                assert statuses == [200, 409], (second, statuses)
+                loser = first_resp if first_resp.status == 409 else second_resp
+                error = (await loser.json())["error"]
+                assert error["code"] == "greeting_state" and ("不能" in error["message"] or "cannot" in error["message"])
+                status = (await greetings.detail(mayor, greeting_id))["status"]
+                winner = "start" if first_resp.status == 200 else second
+                assert status == {"start": "live", "cancel": "cancelled"}[winner]
+                if status == "live":
+                    await greetings.command(mayor, greeting_id, "end", {})
+        # The scheduler and a host starting the same due greeting: started once.
+        clock = greetings.clock = ManualTime()
+        created = await greetings.create(mayor, {"title": "定时并发", "leader_account_id": ids["leaderA"], "scheduled_at": (
+            clock.now + dt.timedelta(minutes=1)).isoformat()})
+        clock.advance(61)
+        due, by_hand = await asyncio.gather(greetings.start_due(),
+                                            greetings.command(mayor, created["id"], "start", {}),
+                                            return_exceptions=True)
+        assert (due == [created["id"]]) != (not isinstance(by_hand, Exception)), (due, by_hand)
+        if isinstance(by_hand, Exception):
+            assert getattr(by_hand, "code", None) == "greeting_state", by_hand
+        assert (await greetings.detail(mayor, created["id"]))["status"] == "live"
+        await greetings.command(mayor, created["id"], "end", {})
+    finally:
+        await host.close()
+        await other.close()
+
+
 # -- the console in Chromium --------------------------------------------------------------------
 
 SHOTS = pathlib.Path(os.environ.get("DUTYCALL_SCREENSHOTS", pathlib.Path(__file__).parent / "artefacts"))

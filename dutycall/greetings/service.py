@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..conference import Conference, Participant, Publication
@@ -122,9 +122,14 @@ class Greetings:
             due = [g.id for g in (await db.execute(select(Greeting).where(
                 Greeting.status == "scheduled", Greeting.scheduled_at.is_not(None)))).scalars()
                 if g.scheduled_at is not None and as_utc(g.scheduled_at) <= now]
+        started = []
         for greeting_id in due:
-            await self._start(greeting_id)
-        return due
+            try:
+                await self._start(greeting_id)
+            except (Conflict, NotFound):
+                continue  # started by hand (or cancelled) meanwhile: that one won
+            started.append(greeting_id)
+        return started
 
     async def close(self) -> None:
         tasks = [t for live in self._live.values() for t in live.tasks] + list(self._tasks)
@@ -298,13 +303,13 @@ class Greetings:
     async def _start(self, greeting_id: int) -> None:
         now = self.clock()
         async with self.sessionmaker() as db:
-            record = await db.get(Greeting, greeting_id)
-            if record is None:
-                raise NotFound("greetings.not_found", id=greeting_id)
-            if record.status != "scheduled":
-                raise Conflict("greetings.not_startable", status=record.status)
-            record.status, record.started_at = "live", now
+            # Only from "scheduled", in one conditional UPDATE: of a start and a cancel (or the
+            # scheduler and a host) at the same moment exactly one wins; the other is 409.
+            await self._transition(db, greeting_id, "scheduled", "greetings.not_startable",
+                                   status="live", started_at=now)
             await db.commit()
+            record = await db.get(Greeting, greeting_id, populate_existing=True)
+            assert record is not None
             live = await self._hold(db, record)
         self._invite(live, live.targets)
 
@@ -313,14 +318,11 @@ class Greetings:
         live = self._live.get(greeting_id)
         lock = live.lock if live is not None else asyncio.Lock()
         async with lock, self.sessionmaker() as db:
-            record = await db.get(Greeting, greeting_id)
-            if record is None:
-                raise NotFound("greetings.not_found", id=greeting_id)
-            if status == "cancelled" and record.status != "scheduled":
-                raise Conflict("greetings.not_cancellable", status=record.status)
-            if status == "ended" and record.status != "live":
-                raise Conflict("greetings.not_live", status=record.status)
-            record.status, record.ended_at = status, now
+            if status == "cancelled":
+                await self._transition(db, greeting_id, "scheduled", "greetings.not_cancellable",
+                                       status=status, ended_at=now)
+            else:
+                await self._transition(db, greeting_id, "live", "greetings.not_live", status=status, ended_at=now)
             # Every stay still open ends with the greeting.
             for receipt in (await db.execute(select(GreetingReceipt).where(
                     GreetingReceipt.greeting_id == greeting_id, GreetingReceipt.open_since.is_not(None)))).scalars():
@@ -331,6 +333,19 @@ class Greetings:
             self._live.pop(greeting_id, None)
         if live is not None:
             self.conference.broadcast(live.room, {"type": "greeting_ended", "greeting_id": greeting_id})
+
+    @staticmethod
+    async def _transition(db: AsyncSession, greeting_id: int, expected: str, refusal: str, **values: Any) -> None:
+        """Set ``values`` only if the greeting is still ``expected`` (UPDATE ... WHERE status =);
+        NotFound, or Conflict (``refusal``, with the status it has now) if another change won."""
+        changed: CursorResult[Any] = await db.execute(update(Greeting).where(  # type: ignore[assignment]
+            Greeting.id == greeting_id, Greeting.status == expected).values(**values))
+        if changed.rowcount != 1:
+            now = (await db.execute(select(Greeting.status).where(Greeting.id == greeting_id))).scalar_one_or_none()
+            await db.rollback()
+            if now is None:
+                raise NotFound("greetings.not_found", id=greeting_id)
+            raise Conflict(refusal, status=now)
 
     async def _hold(self, db: AsyncSession, record: Greeting) -> LiveGreeting:
         targets = set((await db.execute(select(GreetingReceipt.duty_room_id).where(
