@@ -137,7 +137,7 @@ async def media(server, tmp_path):
                                                "password": "password-1", "unit_id": unit})
     host = await Api(base).sign_in("admin", ADMIN_PASSWORD)
     yield {"app": app, "base": base, "host": host, "ws_url": f"ws://127.0.0.1:{server.port}/ws", "tmp": tmp_path,
-           "library": app[GREETING_MEDIA]}
+           "library": app[GREETING_MEDIA], "scope": admin.unit_path, "district_path": f"{admin.unit_path}{district['id']}/"}
     await host.close()
 
 
@@ -249,7 +249,7 @@ async def test_a_vp8_opus_webm_is_copied_and_plays_in_sync_to_a_console(media):
 
     ended: list[str] = []
     playouts = media["library"].playouts
-    play = await playouts.start("playout-1", row["id"], "live", lead=1.5)
+    play = await playouts.start("playout-1", row["id"], "live", lead=1.5, scope=media["scope"])
     play.on_ended.append(lambda p, reason: ended.append(reason))
     assert play.publication is not None and play.tag == f"greeting_media:{row['id']}"
     watcher = await Watcher().start(media["ws_url"], "playout-1", play.publication.id)
@@ -295,7 +295,7 @@ async def test_an_h264_aac_mp4_keeps_its_video_gets_opus_and_late_joiners_start_
     assert (probe["video"]["codec_name"], probe["audio"]["codec_name"]) == ("h264", "opus")
 
     playouts = media["library"].playouts
-    play = await playouts.start("playout-2", row["id"], "from_start", lead=1.5)
+    play = await playouts.start("playout-2", row["id"], "from_start", lead=1.5, scope=media["scope"])
     watcher = await Watcher().start(media["ws_url"], "playout-2", play.publication.id)
     await wait_for(lambda: len(watcher.flashes()) >= 2, 20, what="two flashes at the first console")
     # A console joining now (past the first two flashes) gets its own playout from the start.
@@ -317,7 +317,7 @@ async def test_a_live_late_joiner_joins_mid_way_at_the_next_keyframe(media):
     status, row = await upload(media["host"], source, "video/webm")
     row = await ready(media["host"], row["id"])
     playouts = media["library"].playouts
-    play = await playouts.start("playout-3", row["id"], "live", lead=1.0)
+    play = await playouts.start("playout-3", row["id"], "live", lead=1.0, scope=media["scope"])
     first = await Watcher().start(media["ws_url"], "playout-3", play.publication.id)
     await wait_for(lambda: len(first.flashes()) >= 2, 20, what="two flashes at the first console")
     assert await playouts.for_late_joiner(play) is play
@@ -421,6 +421,10 @@ async def test_multipart_upload_roles_and_scope(media, tmp_path):
         status, _ = await host_d2.call("GET", f"/api/greeting-media/{city['id']}")
         assert status == 404
         await ready(media["host"], city["id"])
+        # ... nor played there: a district's greeting cannot play the city's video (404, no playout).
+        with pytest.raises(playout_module.NotFound) as refused:
+            await media["library"].playouts.start("playout-scope", city["id"], scope=media["district_path"])
+        assert "没有编号为" in refused.value.message("zh-CN") and not media["library"].playouts.active
         status, _ = await host_d2.call("DELETE", f"/api/greeting-media/{row['id']}")
         assert status == 200
         assert not os.path.exists(os.path.join(media["library"].directory, f"{row['id']}.webm"))

@@ -5,7 +5,9 @@ re-encoded per room.
 The API the greetings layer calls (``app[GREETING_MEDIA]`` is a :class:`GreetingMediaLibrary`,
 ``library.playouts`` its :class:`Playouts`)::
 
-    playout = await library.playouts.start(room_name, media_id, mode="live", lead=1.0)
+    playout = await library.playouts.start(room_name, media_id, mode="live", lead=1.0, scope=unit_path)
+    #   scope: the unit path of whoever plays it (a greeting's creator): a video of a unit outside
+    #   it is NotFound, as if it did not exist (a district never plays the city's videos)
     playout.publication            # the conference Publication consoles subscribe to
     playout.tag                    # "greeting_media:<id>" (the participant's tag in the room)
     playout.on_ended.append(cb)    # cb(playout, reason): "ended" (the file played out) or "stopped"
@@ -465,6 +467,8 @@ class Playout:
         self.sending = False
         #: The playout this one is a late joiners' copy of (from_start), if it is one.
         self.late_for: Playout | None = None
+        #: The unit path it was played in (a late joiner's copy plays in the same).
+        self.scope = ""
         self._pc: RTCPeerConnection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -563,16 +567,18 @@ class Playouts:
         self.library = library
         self.active: dict[str, Playout] = {}
 
-    async def start(self, room_name: str, media_id: int, mode: str = "live", *, name: str = "领导慰问",
+    async def start(self, room_name: str, media_id: int, mode: str = "live", *, scope: str, name: str = "领导慰问",
                     lead: float = 0.0, tag: str | None = None) -> Playout:
         """Publish prepared media ``media_id`` into ``room_name`` and play it; packets start
-        ``lead`` seconds after the publication exists (time for consoles to subscribe)."""
+        ``lead`` seconds after the publication exists (time for consoles to subscribe).
+        ``scope``: the unit path of whoever plays it; media of a unit outside it is NotFound."""
         if mode not in MODES:
             raise Invalid("greeting_media.mode", field="mode")
         if len(self.active) >= MAX_PLAYOUTS:
             raise TooMany("greeting_media.too_many", max=MAX_PLAYOUTS)
-        path, codecs = await self.library.playable(media_id)
+        path, codecs = await self.library.playable(media_id, scope)
         playout = Playout(self, media_id, path, room_name, mode, tag or f"greeting_media:{media_id}", codecs)
+        playout.scope = scope
         self.active[playout.id] = playout
         try:
             await playout._open(self.conference, name)
@@ -593,7 +599,7 @@ class Playouts:
         for late in self.active.values():
             if late.late_for is playout and not late.sending and not late.ended.is_set():
                 return late
-        late = await self.start(playout.room_name, playout.media_id, "from_start",
+        late = await self.start(playout.room_name, playout.media_id, "from_start", scope=playout.scope,
                                 tag=f"greeting_media:{playout.media_id}:late", lead=lead)
         late.late_for = playout
         return late
@@ -780,12 +786,13 @@ class GreetingMediaLibrary:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(os.unlink, path)
 
-    async def playable(self, media_id: int) -> tuple[str, tuple[str, str | None]]:
-        """The prepared file's path and (video, audio) codecs; NotFound / Invalid if not ready.
-        (Scope is the caller's: the greetings layer checks who may play what.)"""
+    async def playable(self, media_id: int, scope: str) -> tuple[str, tuple[str, str | None]]:
+        """The prepared file's path and (video, audio) codecs; NotFound if there is none in
+        ``scope`` (the unit path of whoever plays it: only a video of its own subtree), Invalid if
+        not ready."""
         async with self.sessionmaker() as db:
             row = await db.get(GreetingMedia, media_id)
-        if row is None:
+        if row is None or not row.unit_path.startswith(scope):
             raise NotFound("greeting_media.not_found", id=media_id)
         if row.status != "ready" or not row.path or not row.video_codec:
             raise Invalid("greeting_media.not_ready", id=media_id, status=row.status)
