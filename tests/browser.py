@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 
@@ -33,11 +34,13 @@ def write_y4m(path: pathlib.Path, rgb: tuple[int, int, int], width: int = 320, h
     return path
 
 
-async def launch(playwright, user_data: pathlib.Path, y4m: pathlib.Path | None = None):
+async def launch(playwright, user_data: pathlib.Path, y4m: pathlib.Path | None = None, tz: str | None = None):
+    """Chromium; ``tz`` runs it in that zone (its TZ), as a duty room's computer set elsewhere."""
     args = list(FLAGS)
     if y4m is not None:
         args.append(f"--use-file-for-fake-video-capture={y4m}")
-    return await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    env = {**os.environ, "TZ": tz} if tz else None
+    return await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args, env=env)
 
 
 # Mean colour of the centre of a <video>, read through a canvas in the page.

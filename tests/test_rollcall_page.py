@@ -1,7 +1,7 @@
 """The host's /rollcall page in a real headless Chromium, as a city duty host uses it: weekly and
 monthly plans from a form (the next five occurrences checked against dateutil), the room picker
 (unit tree, all/none per branch, search by name and pinyin initials, saved groups), the live
-pre-check, a board pushed over the signalling socket (never polled), history with rates, a
+pre-check and a board pushed over the signalling socket (never polled), history with rates, a
 reload mid roll-call, buttons by role and phase, a phone-sized screen; and the saved groups' API
 (scope-checked).
 
@@ -222,6 +222,18 @@ async def test_picker_precheck_pushed_board_history_and_reload(city, browser):
     console = await Console().start(city, street)
     await page.wait_for_selector(f'#precheck li[data-room-id="{street}"][data-state="ready"]', timeout=WAIT)
     await shot(page, "precheck")
+    # Pushed over the socket, not polled: a console going away shows as offline within seconds,
+    # without a reload and without the page reading the pre-check over HTTP.
+    precheck_reads = "performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/api/rollcalls/precheck')).length"
+    assert await page.evaluate(precheck_reads) == 0
+    assert not await page.evaluate("window.dutycallDebug.precheckPolling()")
+    await console.close()
+    await page.wait_for_selector(f'#precheck li[data-room-id="{street}"][data-state="offline"]', timeout=5000)
+    await shot(page, "precheck-offline")
+    console = await Console().start(city, street)
+    await page.wait_for_selector(f'#precheck li[data-room-id="{street}"][data-state="ready"]', timeout=WAIT)
+    assert await page.evaluate(precheck_reads) == 0
+
 
     # A saved group round-trips through the page.
     await page.fill("#group-name", "东湖区全部")

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..conference import Conference, Publication
+from ..conference import Conference, Participant, Publication
 from ..directory.principal import Principal
 from . import machine
 from .clock import Clock, as_clock
@@ -28,7 +28,7 @@ from .errors import Forbidden, Invalid, NotFound
 from .machine import IllegalEvent
 from .models import RollCallRecord
 from .naming import RoomKind, parse_room, rollcall_room
-from .observers import BoardFollowers, BoardObserver
+from .observers import BoardFollowers, BoardObserver, ReadinessObserver, ReadinessWatchers
 from .presence import Presence, duty_room_of
 from .store import RollCallStore, UnitOfWork, from_json, room_ids_of
 
@@ -56,6 +56,10 @@ class RollCallCoordinator(EffectHandlers):
         # A console starting or stopping to publish in a roll-call's room changes its board's 在线.
         conference.on_published.append(self._presence_changed)
         conference.on_unpublished.append(lambda publication, _reason: self._presence_changed(publication))
+        #: The pre-checks shown before a roll-call is created, told what changes (see :meth:`watch_readiness`).
+        self.readiness_watchers = ReadinessWatchers(self.readiness)
+        conference.on_participant_joined.append(self._console_came_or_went)
+        conference.on_participant_left.append(lambda participant, _reason: self._console_came_or_went(participant))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -85,6 +89,7 @@ class RollCallCoordinator(EffectHandlers):
                 tasks.append(task)
         self._live.clear()
         await self.followers.close()
+        await self.readiness_watchers.close()
         # A task cancelled inside a commit still rolls back through the database: let it, before
         # the engine is disposed under it (it would wait forever on a connection that is gone).
         if tasks:
@@ -173,6 +178,17 @@ class RollCallCoordinator(EffectHandlers):
             if missing:
                 raise NotFound("rollcall.rooms_not_in_scope", field="room_ids", ids=", ".join(map(str, missing[:20])))
             return await self._describe_readiness(uow, ids)
+
+    async def watch_readiness(self, who: Principal, room_ids: object,
+                              observer: ReadinessObserver) -> tuple[list[dict[str, Any]], Callable[[], None]]:
+        """The pre-check of the rooms picked (as :meth:`precheck_rooms`, which checks who may),
+        and from then on ``observer`` told each room whose readiness changes ({room: problems});
+        returns the report and the function that stops it."""
+        report = await self.precheck_rooms(who, room_ids)
+        # No await from here: what changed since the report was read is told at once.
+        unwatch = self.readiness_watchers.watch([r["duty_room_id"] for r in report], observer,
+                                                {r["duty_room_id"]: r["problems"] for r in report})
+        return report, unwatch
 
     async def describe_readiness(self, room_ids: list[int]) -> list[dict[str, Any]]:
         """Readiness of ``room_ids`` with their names (a plan's pre-check)."""
@@ -267,10 +283,16 @@ class RollCallCoordinator(EffectHandlers):
             live = self._live.get(roll_call_id)
             return await self._board(uow, record, live.state if live else from_json(record.state))
 
+    def _console_came_or_went(self, participant: Participant) -> None:
+        duty_room_id = duty_room_of(participant.tag)
+        if duty_room_id is not None:
+            self.readiness_watchers.changed(duty_room_id)
+
     def _presence_changed(self, publication: Publication) -> None:
         duty_room_id = duty_room_of(publication.participant.tag)
         if duty_room_id is None:
             return
+        self.readiness_watchers.changed(duty_room_id)
         managed = parse_room(publication.participant.room_name)
         if managed is not None and managed.kind is RoomKind.ROLLCALL:
             self.followers.changed(managed.id)

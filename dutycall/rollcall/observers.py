@@ -93,3 +93,98 @@ class BoardFollowers:
         finally:
             if self._reading.get(roll_call_id) is asyncio.current_task():
                 del self._reading[roll_call_id]
+
+
+Readiness = dict[int, list[str]]
+ReadinessObserver = Callable[[Readiness], None]
+
+
+class _Watch:
+    __slots__ = ("room_ids", "rooms", "observer", "last")
+
+    def __init__(self, room_ids: list[int], observer: ReadinessObserver, last: Readiness) -> None:
+        self.room_ids = room_ids
+        self.rooms = frozenset(room_ids)
+        self.observer = observer
+        self.last = last
+
+
+class ReadinessWatchers:
+    """Who watches the readiness of which duty rooms (the pre-check before a roll-call is
+    created), told each room whose answer changed, pushed rather than polled by the page.
+
+    Looked at soon after a console joins, leaves, starts or stops publishing anywhere
+    (:meth:`changed`), and every ``interval`` s while anybody watches: a camera or microphone
+    that stops (or starts) delivering changes nothing but the clock. The readiness read is the
+    conference's in-memory state, never the database.
+    """
+
+    def __init__(self, readiness: Callable[[list[int]], Readiness], interval: float = 1.0) -> None:
+        self._readiness = readiness
+        self.interval = interval
+        self._watches: list[_Watch] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._soon: set[int] = set()
+        self._soon_handle: asyncio.Handle | None = None
+
+    def watch(self, room_ids: list[int], observer: ReadinessObserver, shown: Readiness) -> Callable[[], None]:
+        """Tell ``observer`` the rooms of ``room_ids`` whose readiness differs from what it
+        shows (``shown``: what it was answered), now and after every change; returns the
+        function that stops it (idempotent)."""
+        watch = _Watch(list(room_ids), observer, dict(shown))
+        self._watches.append(watch)
+        self._check(watch)  # whatever changed since ``shown`` was read
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.ensure_future(self._tick())
+
+        def unwatch() -> None:
+            if watch in self._watches:
+                self._watches.remove(watch)
+
+        return unwatch
+
+    def watching(self) -> int:
+        return len(self._watches)
+
+    def changed(self, duty_room_id: int) -> None:
+        """A console of ``duty_room_id`` joined, left or (un)published: look soon (once per
+        turn of the loop however many change together)."""
+        if not any(duty_room_id in watch.rooms for watch in self._watches):
+            return
+        self._soon.add(duty_room_id)
+        if self._soon_handle is None:
+            self._soon_handle = asyncio.get_running_loop().call_soon(self._check_soon)
+
+    async def close(self) -> None:
+        self._watches.clear()
+        if self._soon_handle is not None:
+            self._soon_handle.cancel()
+            self._soon_handle = None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+
+    def _check_soon(self) -> None:
+        self._soon_handle = None
+        rooms, self._soon = self._soon, set()
+        for watch in tuple(self._watches):
+            if not watch.rooms.isdisjoint(rooms):
+                self._check(watch)
+
+    def _check(self, watch: _Watch) -> None:
+        now = self._readiness(watch.room_ids)
+        changed = {room_id: problems for room_id, problems in now.items() if watch.last.get(room_id) != problems}
+        if not changed:
+            return
+        watch.last.update(changed)
+        try:
+            watch.observer(changed)
+        except Exception:  # one watcher's bug must not silence the others
+            logger.exception("a readiness watcher failed")
+
+    async def _tick(self) -> None:
+        while self._watches:
+            await asyncio.sleep(self.interval)
+            for watch in tuple(self._watches):
+                self._check(watch)

@@ -189,7 +189,7 @@ async def signalling(request: web.Request) -> web.StreamResponse:
     finally:
         logger.info("signalling socket closed (%s)", ws.close_code)
         live.discard(ws)
-        following.close()
+        following.close_all()
         relay_watches.close()
         outbox.put_nowait(None)
         # Leaving the room must complete even if this handler is being cancelled.

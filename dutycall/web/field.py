@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .. import errors
+from .. import errors, timezone
 from ..conference import ConferenceError
 from ..media.field import FieldLinks, LinkGone
 from ..messages import Msg
@@ -116,6 +116,7 @@ async def claim_link(request: web.Request) -> web.Response:
     except errors.DutycallError as exc:
         return _gone(request, exc)
     found["ice_servers"] = request.app[CONFIG].client_ice_servers
+    found["timezone"] = timezone.zone_name()  # the page shows the link's expiry on the deployment's clock
     return web.json_response(found, headers={"Cache-Control": "no-store"})
 
 

@@ -222,9 +222,41 @@ class BoardFollowing:
         self.who = who
         self.send = send
         self._unfollow: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
+        self._watch_seq = 0
+        self._closed = False
 
     def extensions(self) -> dict[str, Any]:
-        return {"rollcall_follow": self.follow}
+        return {"rollcall_follow": self.follow, "rollcall_precheck_watch": self.watch_precheck}
+
+    async def watch_precheck(self, peer: SignallingPeer, msg: dict[str, Any]) -> dict[str, Any]:
+        """The pre-check of the rooms a host picked (``room_ids``, as POST /api/rollcalls/precheck),
+        then ``rollcall_precheck`` events with each room whose readiness changed, until the socket
+        closes or another watch replaces this one ([] watches nothing)."""
+        self._watch_seq += 1
+        seq = self._watch_seq
+        sent = self.send
+
+        def tell(changed: dict[int, list[str]]) -> None:
+            sent({"type": "rollcall_precheck", "rooms": [
+                {"duty_room_id": room_id, "ready": not problems, "problems": problems}
+                for room_id, problems in changed.items()]})
+
+        try:
+            report, unwatch = await self.coordinator.watch_readiness(self.who, msg.get("room_ids"), tell)
+        except DutycallError as exc:
+            raise as_signalling(exc) from exc
+        if seq != self._watch_seq or self._closed:  # replaced (or the socket closed) while it was read
+            unwatch()
+            return {"type": "rollcall_precheck_watching", "rooms": report}
+        self._stop_watch()
+        self._unwatch = unwatch
+        return {"type": "rollcall_precheck_watching", "rooms": report}
+
+    def _stop_watch(self) -> None:
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
 
     async def follow(self, peer: SignallingPeer, msg: dict[str, Any]) -> dict[str, Any]:
         roll_call_id = msg.get("roll_call_id")
@@ -252,3 +284,9 @@ class BoardFollowing:
         unfollow, self._unfollow = self._unfollow, None
         if unfollow is not None:
             unfollow()
+
+    def close_all(self) -> None:
+        """The socket closed: stop following and watching (idempotent)."""
+        self._closed = True
+        self.close()
+        self._stop_watch()

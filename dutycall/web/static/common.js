@@ -36,23 +36,10 @@ async function api(method, path, body, raw) {
   return data;
 }
 
-// A time (an ISO string, a Date or milliseconds) as people read it: in the deployment's zone (the
-// server's --timezone, told in the session reply), not the browser's, in the page's language.
-function zonedTime(value, options = { dateStyle: "short", timeStyle: "medium" }) {
-  const locale = LANG === "en" ? "en-GB" : "zh-CN";
-  const at = new Date(value);
-  if (Number.isNaN(at.getTime())) return "—";
-  const zone = me && me.timezone ? { timeZone: me.timezone } : {};
-  try {
-    return at.toLocaleString(locale, { hour12: false, ...options, ...zone });
-  } catch (err) {
-    return at.toLocaleString(locale, { hour12: false, ...options }); // a zone this browser does not know
-  }
-}
-
 // Takes a session reply (POST /api/session, GET /api/me...) as the signed-in principal.
 function acceptSession(reply) {
   me = { ...reply.principal, csrf: reply.csrf_token };
+  setZone(me.timezone); // times shown and typed are the deployment's (i18n.js)
   $("whoami").textContent = t("signed_in_as") + me.name;
 }
 

@@ -34,9 +34,9 @@ function fill(key, params = {}) {
   return t(key).replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
+// On the deployment's clock (the claim reply names its zone; i18n.js), not the phone's.
 function localTime(iso) {
-  return new Date(iso).toLocaleString(LANG === "en" ? "en-GB" : "zh-CN",
-    { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
+  return zonedTime(iso, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 }
 
 // Every call carries the link and the claim in headers, and no cookies (no account, no CSRF).
@@ -102,6 +102,7 @@ async function open() {
       localStorage.setItem(CLAIM_KEY, reply.claim);
     }
     state.info = reply;
+    setZone(reply.timezone);
     state.iceServers = reply.ice_servers || [];
   } catch (err) {
     if (isFinal(err)) refuse(err);

@@ -190,9 +190,10 @@ $("create-form").addEventListener("submit", async (event) => {
   if (me.role !== "leader") body.leader_account_id = Number($("g-leader").value);
   const when = document.querySelector('input[name="g-when"]:checked').value;
   if (when === "at") {
-    const local = new Date($("g-at").value); // the browser's zone: sent with its offset, stored as UTC
-    if (Number.isNaN(local.getTime())) return showError(t("gr_at"));
-    body.scheduled_at = local.toISOString();
+    // Typed on the deployment's wall clock (i18n.js), not the browser's; sent with its offset.
+    const at = zonedIso($("g-at").value);
+    if (!at) return showError(t("gr_at"));
+    body.scheduled_at = at;
   }
   try {
     await api("POST", "/api/greetings", body);

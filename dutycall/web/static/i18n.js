@@ -428,3 +428,89 @@ function setLanguage(lang) {
   rememberLanguage(lang);
   applyLanguage();
 }
+
+// -- times in the deployment's zone ---------------------------------------------------------
+// Every page shows and reads times in the deployment's zone (the server's --timezone, told in
+// the session reply or the field link's), never the browser's: a duty room whose computer is
+// set to another zone must still see Beijing time. Until the server has said, the browser's.
+let ZONE = "";
+
+function setZone(name) {
+  ZONE = "";
+  if (!name) return;
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: name }); // a zone this browser does not know stays unset
+    ZONE = name;
+  } catch (err) { /* the browser's zone */ }
+}
+
+function zoneOption() {
+  return ZONE ? { timeZone: ZONE } : {};
+}
+
+// A time (an ISO string, a Date or milliseconds) as people read it, in the page's language.
+function zonedTime(value, options = { dateStyle: "short", timeStyle: "medium" }) {
+  const at = new Date(value);
+  if (value === null || value === undefined || value === "" || Number.isNaN(at.getTime())) return "—";
+  return at.toLocaleString(LANG === "en" ? "en-GB" : "zh-CN", { hour12: false, ...options, ...zoneOption() });
+}
+
+// The deployment's wall clock at an instant: {year, month, day, hour, minute, second, weekday (0 = Monday)}.
+function zonedParts(value) {
+  const at = new Date(value);
+  const parts = {};
+  for (const part of new Intl.DateTimeFormat("en-US", { ...zoneOption(), hourCycle: "h23", year: "numeric",
+    month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric", weekday: "short" })
+    .formatToParts(at)) parts[part.type] = part.value;
+  return { year: Number(parts.year), month: Number(parts.month), day: Number(parts.day), hour: Number(parts.hour) % 24,
+    minute: Number(parts.minute), second: Number(parts.second),
+    weekday: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].indexOf(parts.weekday) };
+}
+
+// "YYYY-MM-DD HH:MM" (the deployment's wall clock), as tables and lists show an instant compactly.
+function zonedStamp(value) {
+  if (value === null || value === undefined || value === "") return "";
+  const at = new Date(value);
+  if (Number.isNaN(at.getTime())) return "";
+  const p = zonedParts(at);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${p.year}-${two(p.month)}-${two(p.day)} ${two(p.hour)}:${two(p.minute)}`;
+}
+
+// The value of a datetime-local input showing an instant on the deployment's wall clock.
+function zonedInput(value, seconds = false) {
+  const at = new Date(value);
+  if (Number.isNaN(at.getTime())) return "";
+  const p = zonedParts(at);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${String(p.year).padStart(4, "0")}-${two(p.month)}-${two(p.day)}T${two(p.hour)}:${two(p.minute)}` +
+    (seconds ? `:${two(p.second)}` : "");
+}
+
+// A datetime-local value ("2026-12-02T09:30[:15]") read on the deployment's wall clock: the
+// instant (a Date), or null. In a gap or overlap of daylight saving, the offset before it.
+function fromZonedInput(text) {
+  const m = /^(\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$/.exec(text || "");
+  if (!m) return null;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] || 0));
+  if (Number.isNaN(wall)) return null;
+  const offsetAt = (ms) => {
+    const p = zonedParts(ms);
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
+  };
+  let at = wall - offsetAt(wall);
+  const again = wall - offsetAt(at);
+  if (again !== at && offsetAt(again) === wall - again) at = again;
+  return new Date(at);
+}
+
+// A datetime-local value as ISO 8601 with the deployment's offset at that instant ("...+08:00").
+function zonedIso(text) {
+  const at = fromZonedInput(text);
+  if (!at) return null;
+  const p = zonedParts(at);
+  const offset = Math.round((Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(at.getTime() / 1000) * 1000) / 60000);
+  const two = (n) => String(n).padStart(2, "0");
+  const abs = Math.abs(offset);
+  return `${zonedInput(at, true)}${offset >= 0 ? "+" : "-"}${two(Math.floor(abs / 60))}:${two(abs % 60)}`;
+}

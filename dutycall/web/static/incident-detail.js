@@ -680,11 +680,9 @@ function play(parts, source, segment) {
   parts.player.play().catch(() => {});
 }
 
-// A datetime-local value with seconds, in this computer's zone.
+// A datetime-local value with seconds, on the deployment's wall clock (i18n.js), not this computer's.
 function localInput(ms) {
-  const at = new Date(ms);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${at.getFullYear()}-${p(at.getMonth() + 1)}-${p(at.getDate())}T${p(at.getHours())}:${p(at.getMinutes())}:${p(at.getSeconds())}`;
+  return zonedInput(ms, true);
 }
 
 // A range download is at most 2 h (the server's limit): the form starts at the recording's last 2 h.
@@ -696,8 +694,8 @@ function rangeForm(source, start, end) {
   const to = el("input", { type: "datetime-local", step: 1, name: "to", value: localInput(end) });
   const link = el("a", { className: "range-download", textContent: t("inc_footage_range_download") });
   const update = () => {
-    const a = new Date(from.value), b = new Date(to.value);
-    if (isNaN(a) || isNaN(b)) { link.removeAttribute("href"); return; }
+    const a = fromZonedInput(from.value), b = fromZonedInput(to.value);
+    if (!a || !b) { link.removeAttribute("href"); return; }
     link.href = `/api/footage/sources/${source.id}/download?from=${encodeURIComponent(a.toISOString())}&to=${encodeURIComponent(b.toISOString())}`;
   };
   from.addEventListener("input", update);

@@ -41,23 +41,15 @@ function localTime(iso) {
   return iso ? zonedTime(iso, TIME_FORMAT) : "—"; // the deployment's zone (--timezone), common.js
 }
 
-function pad(n) {
-  return String(n).padStart(2, "0");
-}
-
-// A datetime-local value ("2026-12-02T09:30") as ISO 8601 with this browser's offset at that instant.
+// A datetime-local value ("2026-12-02T09:30") read on the deployment's wall clock, as ISO 8601
+// with its offset (i18n.js; not this browser's zone).
 function toIsoWithOffset(value) {
-  const at = new Date(value);
-  if (Number.isNaN(at.getTime())) return null;
-  const offset = -at.getTimezoneOffset();
-  const sign = offset >= 0 ? "+" : "-";
-  const abs = Math.abs(offset);
-  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T${pad(at.getHours())}:${pad(at.getMinutes())}:00` +
-    `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+  return zonedIso(value);
 }
 
+// An instant as a datetime-local value on the deployment's wall clock (i18n.js).
 function toLocalInput(date) {
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return zonedInput(date);
 }
 
 function option(value, label, selected = false) {

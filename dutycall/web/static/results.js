@@ -99,10 +99,18 @@ $("month-form").addEventListener("submit", (event) => {
   loadStatistics();
 });
 
-const now = new Date();
-$("month").value = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+// This month on the deployment's calendar (--timezone, i18n.js): set once the session reply has
+// named the zone (a browser elsewhere would open on another month around midnight).
+function thisMonth() {
+  const now = zonedParts(Date.now());
+  return `${now.year}-${String(now.month).padStart(2, "0")}`;
+}
+let monthSet = false;
+$("month").value = thisMonth();
 // A duty-room console sees its own room's notices; statistics are the host side's (the server refuses them).
 startPage("results", () => {
+  if (!monthSet) $("month").value = thisMonth();
+  monthSet = true;
   $("stats").hidden = me.kind === "device";
   return Promise.all([loadNotices(), me.kind === "device" ? null : loadLatestStatistics()]);
 });

@@ -18,8 +18,12 @@ let plans = [];
 let editingPlan = null; // the plan being edited, or null for a new one
 let preview = null; // the last schedule preview: {dtstart, rrule, next}
 let precheckTimer = null;
+let precheckSeq = 0;
+let precheckRooms = new Map(); // duty room id -> {duty_room_id, name, ready, problems}: what the pre-check shows
 
-const PRECHECK_EVERY_MS = 3000;
+// The pre-check is pushed over the socket (rollcall_precheck); read over HTTP this often only
+// while the socket is down.
+const PRECHECK_FALLBACK_MS = 15000;
 const WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
 const KINDS = ["district", "street", "agency", "enterprise"];
 // What each phase lets a host do (machine.TRANSITIONS); a finished roll-call offers nothing.
@@ -38,9 +42,10 @@ function fmt(key, params = {}) {
   return t(key).replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
 }
 
-// An ISO date-time the server wrote in the deployment's zone, shown as that wall-clock time.
+// An instant as the deployment's wall-clock time ("YYYY-MM-DD HH:MM", --timezone; i18n.js), not
+// the browser's.
 function localTime(iso) {
-  return iso ? iso.slice(0, 16).replace("T", " ") : "";
+  return zonedStamp(iso);
 }
 
 function percent(rate) {
@@ -74,11 +79,15 @@ function confirmed(text) {
 
 const socket = new Signalling({
   onConnecting: () => {},
-  onOpen: () => follow(),
+  onOpen: () => { follow(); if (tree) precheck(); },
   onEvent: (msg) => {
     if (msg.type === "rollcall_board" && msg.roll_call_id === current) render(msg.board);
+    if (msg.type === "rollcall_precheck") precheckChanged(msg.rooms);
   },
-  onDown: () => { following = false; },
+  onDown: () => {
+    following = false;
+    if (tree) precheck(); // read over HTTP, slowly, until the socket is back
+  },
   stillSignedIn: async () => {
     try {
       acceptSession(await api("GET", "/api/me"));
@@ -401,37 +410,67 @@ $("group-form").addEventListener("submit", async (event) => {
   } catch (err) { showError(err.message); }
 });
 
-// -- pre-check of the rooms picked, every few seconds while the page shows them -----------------
+// -- pre-check of the rooms picked, pushed while the page shows them -----------------------------
+// Over the socket (rollcall_precheck_watch): the server answers the rooms' readiness, then sends
+// each room whose readiness changes (a console leaving shows as offline at once). Read over HTTP,
+// slowly, only while the socket is down; the socket's return watches again.
 
 async function precheck() {
   clearTimeout(precheckTimer);
   precheckTimer = null;
-  if (!isHost() || $("new-section").hidden) return;
-  const ids = [...picked];
+  const seq = ++precheckSeq;
+  const shown = isHost() && !$("new-section").hidden;
+  const ids = shown ? [...picked] : [];
+  const live = socket.ws && socket.ws.readyState === WebSocket.OPEN;
   if (!ids.length) {
-    $("precheck-summary").textContent = "";
-    $("precheck").replaceChildren(el("li", { className: "empty", textContent: t("rp_no_rooms_picked") }));
+    precheckRooms = new Map();
+    if (shown) {
+      $("precheck-summary").textContent = "";
+      $("precheck").replaceChildren(el("li", { className: "empty", textContent: t("rp_no_rooms_picked") }));
+    }
+    if (live && isHost()) socket.request("rollcall_precheck_watch", { room_ids: [] }).catch(() => {});
     return;
   }
+  let again = !live;
   try {
-    const report = await api("POST", "/api/rollcalls/precheck", { room_ids: ids });
-    const order = (r) => (r.ready ? 2 : r.problems.includes("offline") ? 0 : 1);
-    report.sort((a, b) => order(a) - order(b));
-    const ready = report.filter((r) => r.ready).length;
-    $("precheck-summary").textContent = fmt("rp_precheck_summary", { ready, total: report.length });
-    $("precheck").replaceChildren(...report.map((r) => {
-      const state = r.ready ? "ready" : r.problems.includes("offline") ? "offline" : "degraded";
-      const text = r.ready ? t("rp_ready") : r.problems.map((p) => t("rp_" + p)).join(" · ");
-      const item = el("li", { className: state }, el("span", { className: "name", textContent: r.name }),
-        el("span", { className: "state", textContent: text }));
-      item.dataset.roomId = r.duty_room_id;
-      item.dataset.state = state;
-      return item;
-    }));
+    const report = live ? (await socket.request("rollcall_precheck_watch", { room_ids: ids })).rooms
+      : await api("POST", "/api/rollcalls/precheck", { room_ids: ids });
+    if (seq !== precheckSeq) return;
+    precheckRooms = new Map(report.map((r) => [r.duty_room_id, r]));
+    renderPrecheck();
   } catch (err) {
-    showError(err.message);
+    if (seq !== precheckSeq) return;
+    if (live && !err.code) again = true; // no answer on the socket: try again later
+    else showError(err.message);
   }
-  precheckTimer = setTimeout(precheck, PRECHECK_EVERY_MS);
+  if (again && seq === precheckSeq) precheckTimer = setTimeout(precheck, PRECHECK_FALLBACK_MS);
+}
+
+// A pushed change: the rooms whose readiness changed.
+function precheckChanged(rooms) {
+  for (const change of rooms) {
+    const shown = precheckRooms.get(change.duty_room_id);
+    if (shown) precheckRooms.set(change.duty_room_id, { ...shown, ready: change.ready, problems: change.problems });
+  }
+  renderPrecheck();
+}
+
+function renderPrecheck() {
+  if ($("new-section").hidden) return;
+  const report = [...precheckRooms.values()];
+  const order = (r) => (r.ready ? 2 : r.problems.includes("offline") ? 0 : 1);
+  report.sort((a, b) => order(a) - order(b));
+  const ready = report.filter((r) => r.ready).length;
+  $("precheck-summary").textContent = fmt("rp_precheck_summary", { ready, total: report.length });
+  $("precheck").replaceChildren(...report.map((r) => {
+    const state = r.ready ? "ready" : r.problems.includes("offline") ? "offline" : "degraded";
+    const text = r.ready ? t("rp_ready") : r.problems.map((p) => t("rp_" + p)).join(" · ");
+    const item = el("li", { className: state }, el("span", { className: "name", textContent: r.name }),
+      el("span", { className: "state", textContent: text }));
+    item.dataset.roomId = r.duty_room_id;
+    item.dataset.state = state;
+    return item;
+  }));
 }
 
 $("new-rollcall").addEventListener("submit", async (event) => {
@@ -484,7 +523,7 @@ async function refreshPreview() {
     preview = result;
     $("plan-rrule").textContent = result.rrule;
     $("plan-next").replaceChildren(...result.next.map((iso) => {
-      const weekday = t("rp_wd_" + WEEKDAYS[(new Date(iso.slice(0, 10)).getUTCDay() + 6) % 7]);
+      const weekday = t("rp_wd_" + WEEKDAYS[zonedParts(iso).weekday]);
       const item = el("li", { textContent: `${localTime(iso)} ${fmt("rp_weekday", { d: weekday })}` });
       item.dataset.iso = iso;
       return item;
@@ -546,7 +585,7 @@ function renderPlans(nextOf) {
       cell(table, 0, { textContent: plan.title, className: "title" }),
       cell(table, 1, { textContent: describeSchedule(plan), className: "schedule" }),
       cell(table, 2, { textContent: unitName.get(plan.target_unit_id) || `#${plan.target_unit_id}` }),
-      cell(table, 3, { textContent: plan.active ? zoned(nextOf.get(plan.id)) || "—" : "—", className: "next" }),
+      cell(table, 3, { textContent: plan.active ? localTime(nextOf.get(plan.id)) || "—" : "—", className: "next" }),
       cell(table, 4, { textContent: plan.active ? t("rp_active") : t("rp_paused"), className: "state" }),
       cell(table, 5, {}, el("button", { type: "button", className: "edit", textContent: t("rp_edit"), onclick: () => editPlan(plan) }),
         toggle, remove));
@@ -566,19 +605,6 @@ async function loadPlans() {
     } catch (err) { /* shown as — */ }
   }));
   renderPlans(nextOf);
-}
-
-// A UTC instant as the deployment's wall-clock time (its zone named by /api/me, --timezone).
-function zoned(iso) {
-  if (!iso) return "";
-  const zone = (me && me.timezone) || (preview && preview.zone);
-  try {
-    const parts = new Intl.DateTimeFormat("sv-SE", { timeZone: zone || "UTC", year: "numeric", month: "2-digit",
-      day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(iso));
-    return parts.replace(",", "");
-  } catch (err) {
-    return localTime(iso);
-  }
 }
 
 async function savePlanPatch(id, body) {
@@ -706,4 +732,5 @@ startPage("host", onSignedIn, onLanguage);
 
 // Tests and whoever debugs the page: how many sockets it opened, whether it follows the board,
 // and that the board is never polled (no timer reads it).
-window.dutycallDebug = { socketsOpened: () => socket.opened, following: () => following };
+window.dutycallDebug = { socketsOpened: () => socket.opened, following: () => following,
+  precheckPolling: () => precheckTimer !== null };
