@@ -270,6 +270,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "groups.room_ids": _m("分组应包含 1 至 {max} 个值班室", "A group holds 1 to {max} duty rooms"),
     "groups.too_many": _m("最多保存 {max} 个分组", "At most {max} groups can be saved"),
     "groups.not_found": _m("没有编号为 {id} 的分组，或不是您保存的", "No group {id} of yours"),
+    "groups.name_taken": _m("已有名为“{name}”的分组（刚刚同时保存），请刷新后再试",
+                            "A group named \"{name}\" already exists (saved at the same moment): reload and try again"),
     "plans.unknown_fields": _m("未知的字段：{fields}", "Unknown fields: {fields}"),
     "plans.no_target": _m("目标单位不存在或不在您的管辖范围内", "No target unit in your scope"),
     "plans.not_found": _m("没有编号为 {id} 的点名计划，或不在您的管辖范围内", "No plan {id} in your scope"),

@@ -234,7 +234,6 @@ async def test_picker_precheck_pushed_board_history_and_reload(city, browser):
     await page.wait_for_selector(f'#precheck li[data-room-id="{street}"][data-state="ready"]', timeout=WAIT)
     assert await page.evaluate(precheck_reads) == 0
 
-
     # A saved group round-trips through the page.
     await page.fill("#group-name", "东湖区全部")
     await page.click("#group-form button[type=submit]")
@@ -391,6 +390,23 @@ async def test_saved_groups_round_trip_and_stay_in_scope(city):
         assert (await host.delete(f"{base}/api/room-groups/{group['id']}",
                                   headers={"X-CSRF-Token": host_csrf})).status == 200
         assert await (await host.get(f"{base}/api/room-groups")).json() == []
+
+        # One name per owner: saving it again replaces the group; eight saves of a new name at
+        # once leave one group, and whoever lost the race is told so (409), never a duplicate.
+        for rooms in (streets[:1], streets[:2]):
+            again = await host.post(f"{base}/api/room-groups", json={"name": "早班", "room_ids": rooms},
+                                    headers={"X-CSRF-Token": host_csrf})
+            assert again.status == 200, await again.text()
+        assert [(g["name"], g["room_ids"]) for g in await (await host.get(f"{base}/api/room-groups")).json()] == [
+            ("早班", streets[:2])]
+        answers = await asyncio.gather(*(host.post(f"{base}/api/room-groups", json={"name": "夜班", "room_ids": streets},
+                                                   headers={"X-CSRF-Token": host_csrf}) for _ in range(8)))
+        for answer in answers:
+            assert answer.status in (200, 409), await answer.text()
+            if answer.status == 409:
+                assert "已有名为“夜班”的分组" in (await answer.json())["error"]["message"]
+        names = [g["name"] for g in await (await host.get(f"{base}/api/room-groups")).json()]
+        assert sorted(names) == ["夜班", "早班"], names
     finally:
         await host.close()
         await west.close()

@@ -91,6 +91,8 @@ class RoomGroup(Base):
     saved and the reader's when read: a group never hands out a room outside the reader's scope."""
 
     __tablename__ = "room_groups"
+    #: One name per owner (two saves of a new name at once: the second is 409, never a duplicate).
+    __table_args__ = (UniqueConstraint("owner_account_id", "name", name="uq_room_groups_owner_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)

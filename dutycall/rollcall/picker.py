@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .. import timezone
@@ -19,7 +20,7 @@ from ..directory.models import Account, DutyRoom, Unit
 from ..directory.principal import Principal, PrincipalKind
 from ..directory.scope import tree_order, within
 from ..text import unsafe_reason
-from .errors import Forbidden, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .machine import Outcome
 from .models import RollCallRecord, RoomGroup
 
@@ -115,7 +116,13 @@ class RoomPicker:
                 group = RoomGroup(owner_account_id=who.id, unit_id=who.unit_id, name=name.strip())
                 db.add(group)
             group.room_ids, group.shared = ids, shared
-            await db.commit()
+            try:
+                await db.commit()
+            except IntegrityError:
+                # The same owner saved a new group of this name at the same moment (one name per
+                # owner, migration 0015): the other save won.
+                await db.rollback()
+                raise Conflict("groups.name_taken", field="name", name=name.strip()) from None
             return self._json(group, who, in_scope)
 
     async def delete_group(self, who: Principal, group_id: int) -> dict[str, Any]:
