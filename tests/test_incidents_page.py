@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import async_playwright
 
+from dutycall import timezone
 from dutycall.incidents.models import Incident
 from dutycall.web.auth import DIRECTORY
 from dutycall.web.keys import INCIDENTS
@@ -124,7 +125,8 @@ def field(name: str) -> str:
 
 
 def local_input(at: dt.datetime) -> str:
-    return at.astimezone(BEIJING).strftime("%Y-%m-%dT%H:%M")
+    """A datetime-local value as the page reads it: on the deployment's clock (--timezone), not the browser's."""
+    return at.astimezone(timezone.zone()).strftime("%Y-%m-%dT%H:%M")
 
 
 async def test_an_officer_files_a_first_report_and_a_follow_up_through_the_page(city, browser):
