@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -371,6 +372,61 @@ async def test_bad_files_are_refused_clearly_and_nothing_is_stored(media):
     async with media["app"][DIRECTORY].sessionmaker() as db:
         from sqlalchemy import select
         assert list((await db.execute(select(GreetingMedia))).scalars()) == []
+
+
+async def test_playlists_and_concat_scripts_are_refused_and_open_nothing(media):
+    """An upload is opened only as the container its first bytes say (MP4/MOV, WebM/Matroska) and
+    only through the file protocol: an HLS playlist or a concat script naming another file (here
+    /etc/passwd, a URL, or another unit's prepared video beside the upload) is 422, nothing stored."""
+    host, tmp = media["host"], media["tmp"]
+    status, row = await upload(host, make_media(tmp / "good.webm", "webm", "libvpx", "libopus", seconds=1.0),
+                               "video/webm")
+    assert status == 201, row
+    row = await ready(host, row["id"])
+    prepared = f"{row['id']}.webm"
+    hostile = {
+        "passwd.m3u8": "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n",
+        "video.m3u8": f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{prepared}\n#EXTINF:10,\n"
+                      f"http://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n",
+        "passwd.ffconcat": "ffconcat version 1.0\nfile '/etc/passwd'\n",
+        "video.ffconcat": f"ffconcat version 1.0\nfile '{prepared}'\nfile '{prepared}'\n",
+        "video.concat": f"file '{prepared}'\n",
+        # A named pipe beside the upload: whether anything opens it shows whether FFmpeg followed.
+        "bait.ffconcat": "ffconcat version 1.0\nfile 'bait.webm'\n",
+        "bait.concat": "file 'bait.webm'\n",
+        "bait.m3u8": "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nbait.webm\n#EXT-X-ENDLIST\n",
+    }
+    bait = os.path.join(media["library"].directory, "bait.webm")
+    os.mkfifo(bait)
+    opened, stop = threading.Event(), threading.Event()
+
+    def watch() -> None:  # opening a pipe's write end without blocking succeeds only while a reader has it
+        while not stop.is_set():
+            try:
+                fd = os.open(bait, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                stop.wait(0.005)
+                continue
+            opened.set()
+            os.close(fd)  # the reader sees its end at once
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        for name, text in hostile.items():
+            path = tmp / name
+            path.write_text(text)
+            status, body = await upload(host, path, "video/mp4")
+            assert status == 422, (name, body)
+            assert body["error"]["code"] == "invalid_media" and "不是可读的 MP4 或 WebM" in body["error"]["message"]
+    finally:
+        stop.set()
+        watcher.join()
+        os.unlink(bait)
+    assert not opened.is_set(), "FFmpeg opened a file named by an uploaded playlist"
+    status, listed = await host.call("GET", "/api/greeting-media")
+    assert [r["id"] for r in listed] == [row["id"]]
+    assert os.listdir(media["library"].directory) == [prepared]
 
 
 async def test_multipart_upload_roles_and_scope(media, tmp_path):

@@ -100,7 +100,9 @@ MAX_COPY_PIXELS = 1920 * 1088
 #: Playouts at once on this server (each: one thread, one loopback peer connection).
 MAX_PLAYOUTS = 64
 VIDEO_CLOCK, AUDIO_CLOCK = 90000, 48000
-CONTAINERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm")
+#: The demuxers a file is opened with (by its magic bytes, :func:`open_media`), as PyAV names
+#: them when pinned ("mov", "matroska") or found ("mov,mp4,…", "matroska,webm").
+CONTAINERS = ("mov", "matroska", "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm")
 STATUSES = ("processing", "ready", "failed")
 MODES = ("live", "from_start")
 
@@ -171,11 +173,43 @@ class Probe:
     video_packets: int
 
 
+#: First bytes of sound-only files (told apart for a clearer refusal, never opened).
+AUDIO_MAGIC = (b"ID3", b"OggS", b"fLaC")
+
+
+def sniff(path: str) -> str | None:
+    """FFmpeg's demuxer for a file by its first bytes: "mov" (MP4/MOV: ``ftyp`` at offset 4),
+    "matroska" (WebM/Matroska: the EBML magic 1A 45 DF A3); None for anything else."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[4:8] == b"ftyp":
+        return "mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    return None
+
+
+def open_media(path: str) -> Any:
+    """Open an uploaded (or prepared) file for reading with its container pinned by its magic
+    bytes and no protocol but ``file``: never FFmpeg's own guess, which would take an HLS
+    playlist, a concat script or an ffconcat file and open the files or URLs it names.
+    BadMedia ("not_video") for anything else."""
+    found = sniff(path)
+    if found is None:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head.startswith(AUDIO_MAGIC) or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2") or (
+                head[:4] == b"RIFF" and head[8:12] == b"WAVE"):
+            raise BadMedia("greeting_media.no_video")  # an MP3, Ogg, FLAC or WAV: sound only
+        raise BadMedia("greeting_media.not_video")
+    return av.open(path, format=found, options={"protocol_whitelist": "file"}, metadata_errors="ignore")
+
+
 def probe(path: str) -> Probe:
     """Check ``path`` is a greeting video and describe it; BadMedia (with a message key) otherwise.
     Blocking: in a worker thread."""
     try:
-        container: Any = av.open(path, metadata_errors="ignore")
+        container: Any = open_media(path)
     except (av.FFmpegError, OSError, UnicodeError, ValueError) as exc:
         logger.info("greeting media %s does not open: %s", path, exc)
         raise BadMedia("greeting_media.not_video") from None
@@ -254,7 +288,7 @@ def prepare(source: str, target: str, how: dict[str, Any]) -> dict[str, Any]:
     its sha256, duration and codecs. Blocking and CPU-heavy when transcoding: run in the
     preparing process (:func:`prepare_main`), never on the event loop."""
     temporary = target + ".part"
-    source_file: Any = av.open(source, metadata_errors="ignore")
+    source_file: Any = open_media(source)
     out: Any = av.open(temporary, "w", format=how["container"])
     try:
         video_in = source_file.streams.video[0]
@@ -407,7 +441,7 @@ class Reader:
         self._post(self._end, reason)
 
     def _play(self) -> None:
-        container: Any = av.open(self.path)
+        container: Any = open_media(self.path)
         try:
             video = container.streams.video[0]
             audio = next(iter(container.streams.audio), None) if self._audio is not None else None
