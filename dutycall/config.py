@@ -66,6 +66,19 @@ class Config:
     recording_min_free_bytes: int = 1024 * 1024 * 1024
     #: Days after which a closed incident's footage files are deleted (rows and hashes kept); 0: never.
     recording_retention_days: float = 0.0
+    #: Pre-recorded greeting videos (media/playout.py, web/greeting_media.py): an upload is refused
+    #: (507) when the free space under ``recordings_dir`` would fall below the larger of these two
+    #: floors (bytes; a fraction of the disk), and (413) when its unit's stored videos would pass
+    #: the quota (bytes).
+    greeting_media_min_free_bytes: int = 2 * 1024 * 1024 * 1024
+    greeting_media_min_free_ratio: float = 0.05
+    greeting_media_unit_quota_bytes: int = 5 * 1024 * 1024 * 1024
+    #: Seconds a video's preparation (the child process) may take before it is killed and failed.
+    greeting_media_prepare_seconds: float = 600.0
+    #: An upload that sends nothing for this many seconds, or on average less than
+    #: ``greeting_upload_min_rate`` bytes a second once that long has passed, is abandoned (408).
+    greeting_upload_idle_seconds: float = 30.0
+    greeting_upload_min_rate: int = 32 * 1024
     #: ``host:port`` where /metrics is also served without sign-in (a separate listener for
     #: Prometheus on an internal network); empty: only on the main port, for a signed-in
     #: administrator or with ``metrics_token``.
@@ -176,6 +189,7 @@ def from_args(args: argparse.Namespace) -> Config:
         **_metrics(args.metrics_address, os.environ),
         **_alert_webhook(os.environ),
         **_recordings(os.environ),
+        **_greeting_media(os.environ),
     )
 
 
@@ -226,6 +240,31 @@ def _recordings(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ValueError("retention days between 0 (keep forever) and 36500")
     except ValueError as exc:
         raise SystemExit(f"recording settings: {exc}") from exc
+    return found
+
+
+def _greeting_media(environ: Mapping[str, str]) -> dict[str, Any]:
+    """DUTYCALL_GREETING_MEDIA_MIN_FREE_MB, _MIN_FREE_PERCENT, _UNIT_QUOTA_MB, _PREPARE_SECONDS,
+    DUTYCALL_GREETING_UPLOAD_IDLE_SECONDS and _MIN_RATE_KB (KiB a second), checked at start."""
+    found: dict[str, Any] = {}
+    settings = (("DUTYCALL_GREETING_MEDIA_MIN_FREE_MB", "greeting_media_min_free_bytes", 1024 * 1024, 0, 10**9),
+                ("DUTYCALL_GREETING_MEDIA_MIN_FREE_PERCENT", "greeting_media_min_free_ratio", 0.01, 0, 100),
+                ("DUTYCALL_GREETING_MEDIA_UNIT_QUOTA_MB", "greeting_media_unit_quota_bytes", 1024 * 1024, 1, 10**9),
+                ("DUTYCALL_GREETING_MEDIA_PREPARE_SECONDS", "greeting_media_prepare_seconds", 1, 1, 86400),
+                ("DUTYCALL_GREETING_UPLOAD_IDLE_SECONDS", "greeting_upload_idle_seconds", 1, 1, 3600),
+                ("DUTYCALL_GREETING_UPLOAD_MIN_RATE_KB", "greeting_upload_min_rate", 1024, 0, 10**6))
+    for name, key, unit, low, high in settings:
+        text = environ.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise SystemExit(f"{name}: a number, got {text!r}") from None
+        if not low <= value <= high:
+            raise SystemExit(f"{name}: between {low} and {high}")
+        found[key] = value * unit if isinstance(Config.__dataclass_fields__[key].default, float) \
+            else int(value * unit)
     return found
 
 

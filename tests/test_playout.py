@@ -31,6 +31,7 @@ from dutycall.media import playout as playout_module
 from dutycall.media.models import GreetingMedia
 from dutycall.web.auth import DIRECTORY
 from dutycall.web.greeting_media import GREETING_MEDIA, UPLOADS
+from dutycall.web.keys import CONFIG
 
 from .conftest import ADMIN_PASSWORD
 from .test_whip import Api
@@ -427,6 +428,50 @@ async def test_playlists_and_concat_scripts_are_refused_and_open_nothing(media):
     status, listed = await host.call("GET", "/api/greeting-media")
     assert [r["id"] for r in listed] == [row["id"]]
     assert os.listdir(media["library"].directory) == [prepared]
+
+
+async def test_uploads_stop_at_the_units_quota_and_the_disks_floor(media):
+    """Config with tiny limits: a unit's stored videos past its quota is 413, the disk left below
+    its floor (bytes, or a share of the disk) 507, each with its message; nothing stored. Counted
+    as it arrives too: a body without a declared length is cut off where it passes the quota."""
+    host, tmp, config = media["host"], media["tmp"], media["app"][CONFIG]
+    source = make_media(tmp / "q.webm", "webm", "libvpx", "libopus", seconds=1.0)
+    status, row = await upload(host, source, "video/webm")
+    assert status == 201, row
+    row = await ready(host, row["id"])
+    directory = media["library"].directory
+    stored = sorted(os.listdir(directory))
+
+    config.greeting_media_unit_quota_bytes = row["bytes"] + 1000
+    status, body = await upload(host, source, "video/webm")
+    assert status == 413 and body["error"]["code"] == "quota_exceeded", body
+    assert "本单位已存的慰问视频超过上限" in body["error"]["message"]
+
+    async def chunked() -> Any:
+        for _ in range(8):
+            yield b"\x1a\x45\xdf\xa3" + b"x" * 508
+
+    resp = await host.session.post(f"{host.base}/api/greeting-media", data=chunked(),
+                                   headers={"X-CSRF-Token": host.csrf, "Content-Type": "video/webm",
+                                            "Accept-Language": "en"})
+    assert resp.status == 413, await resp.text()
+    assert "quota" in (await resp.json())["error"]["message"]
+    config.greeting_media_unit_quota_bytes = 10 ** 12
+
+    config.greeting_media_min_free_bytes = 2 ** 62  # more than any disk has
+    status, body = await upload(host, source, "video/webm")
+    assert status == 507 and body["error"]["code"] == "insufficient_storage", body
+    assert "服务器存储空间不足" in body["error"]["message"]
+    config.greeting_media_min_free_bytes, config.greeting_media_min_free_ratio = 0, 1.0  # the whole disk
+    status, body = await upload(host, source, "video/webm")
+    assert status == 507, body
+    status, listed = await host.call("GET", "/api/greeting-media")
+    assert [r["id"] for r in listed] == [row["id"]]
+    assert sorted(os.listdir(directory)) == stored  # no upload left behind
+    assert not media["app"][UPLOADS]
+    config.greeting_media_min_free_ratio = 0.0
+    status, body = await upload(host, source, "video/webm")
+    assert status == 201, body
 
 
 async def test_multipart_upload_roles_and_scope(media, tmp_path):

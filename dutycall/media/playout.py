@@ -64,6 +64,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sys
 import threading
 import time
@@ -77,12 +78,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..conference import CloseReason, Conference, Participant, Publication, codec_preferences, parse_offer
+from ..config import Config
 from ..directory.base import DirectoryBase
 from ..directory.models import as_utc, utcnow
 from ..directory.principal import Principal
 from ..messages import CATALOGUE, EN, ZH
 from ..text import unsafe_reason
-from .errors import Forbidden, Invalid, NotFound, TooMany
+from .errors import Forbidden, Invalid, NoSpace, NotFound, TooMany
 from .models import GreetingMedia
 from .rtsp import Frame, PacketTrack
 
@@ -133,6 +135,12 @@ MESSAGES: dict[str, dict[str, str]] = {
                                 EN: "Too many greeting videos playing at once (at most {max})"},
     "greeting_media.in_use": {ZH: "慰问视频 {id} 正在播放，不能删除",
                               EN: "Greeting video {id} is playing: it cannot be deleted"},
+    "greeting_media.quota": {ZH: "本单位已存的慰问视频超过上限（{mb} MB），请先删除不用的视频",
+                             EN: "Your unit's stored greeting videos would pass its quota ({mb} MB): delete unused "
+                                 "ones first"},
+    "greeting_media.disk_full": {ZH: "服务器存储空间不足（须保留至少 {mb} MB 空闲），暂不能上传视频，请联系管理员",
+                                 EN: "The server is short of disk space (at least {mb} MB must stay free): no video "
+                                     "can be uploaded now; tell the administrator"},
     "greeting_media.busy": {ZH: "已有视频正在上传，请稍后再试（每个账号同时 1 个，全部同时 {max} 个）",
                             EN: "A video is already being uploaded: try again later (1 at a time per account, "
                                 "{max} in all)"},
@@ -150,6 +158,18 @@ class TooLarge(BadMedia):
     """An upload over its limit (the route answers 413)."""
 
     code = "too_large"
+
+
+class OverQuota(TooLarge):
+    """An upload that would take its unit's stored videos past the quota (413)."""
+
+    code = "quota_exceeded"
+
+
+class DiskFull(NoSpace):
+    """An upload that would leave less than the floor free on the disk (the route answers 507)."""
+
+    code = "insufficient_storage"
 
 
 # -- checking and planning (in a worker thread / the preparing process) -----------------------------
@@ -657,9 +677,11 @@ class GreetingMediaLibrary:
     :class:`Playouts` that play them."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference,
-                 recordings_dir: str, clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 recordings_dir: str, clock: Callable[[], dt.datetime] = utcnow, config: Config | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.directory = os.path.join(recordings_dir, "greetings")
+        #: The limits (disk floor, unit quota, preparation time), read at each use.
+        self.config = config or Config()
         self.clock = clock
         self.playouts = Playouts(conference, self)
         self._preparing = asyncio.Semaphore(1)
@@ -688,9 +710,35 @@ class GreetingMediaLibrary:
         os.makedirs(self.directory, exist_ok=True)
         return os.path.join(self.directory, f".upload-{secrets.token_hex(8)}.tmp")
 
-    async def receive(self, chunks: AsyncIterator[bytes], path: str, limit: int = MAX_BYTES) -> int:
+    async def room(self, who: Principal) -> tuple[int, int, int]:
+        """Bytes ``who``'s next upload may have: (left of its unit's quota, left above the disk's
+        floor, the floor: the larger of ``greeting_media_min_free_bytes`` and ``_ratio`` of the disk)."""
+        config = self.config
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(select(GreetingMedia.status, GreetingMedia.bytes, GreetingMedia.original_bytes)
+                                     .where(GreetingMedia.unit_id == who.unit_id))).all()
+        # Stored: a ready video's prepared file; one processing still has its upload (a failed one, nothing).
+        used = sum((done or 0) if status == "ready" else (original or 0) if status == "processing" else 0
+                   for status, done, original in rows)
+        os.makedirs(self.directory, exist_ok=True)
+        usage = await asyncio.to_thread(shutil.disk_usage, self.directory)
+        floor = max(config.greeting_media_min_free_bytes, int(usage.total * config.greeting_media_min_free_ratio))
+        return config.greeting_media_unit_quota_bytes - used, usage.free - floor, floor
+
+    def refusal(self, room: tuple[int, int, int], size: int) -> BadMedia | DiskFull | None:
+        """Why an upload of ``size`` bytes cannot be stored with :meth:`room`'s room left, if it cannot."""
+        quota, space, floor = room
+        if size > space:
+            return DiskFull("greeting_media.disk_full", mb=floor // (1024 * 1024))
+        if size > quota:
+            return OverQuota("greeting_media.quota", mb=self.config.greeting_media_unit_quota_bytes // (1024 * 1024))
+        return None
+
+    async def receive(self, chunks: AsyncIterator[bytes], path: str, limit: int = MAX_BYTES,
+                      room: tuple[int, int, int] | None = None) -> int:
         """Write ``chunks`` to ``path`` (a file thread per write, nothing kept in memory); TooLarge
-        past ``limit`` (the file removed). Returns the size."""
+        past ``limit``, OverQuota / DiskFull past ``room`` (:meth:`room`) (the file removed).
+        Returns the size."""
         size = 0
         handle = await asyncio.to_thread(open, path, "wb")
         try:
@@ -698,6 +746,8 @@ class GreetingMediaLibrary:
                 size += len(chunk)
                 if size > limit:
                     raise TooLarge("greeting_media.too_large", mb=limit // (1024 * 1024))
+                if room is not None and (refused := self.refusal(room, size)) is not None:
+                    raise refused
                 await asyncio.to_thread(handle.write, chunk)
         except BaseException:
             await asyncio.to_thread(handle.close)

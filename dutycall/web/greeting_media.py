@@ -9,6 +9,9 @@ disk as it arrives (never held in memory: ``web/hardening.py`` leaves this route
 :data:`~dutycall.web.hardening.STREAMED_BODY_ROUTES`), a pause of over :data:`IDLE_TIMEOUT`
 seconds ends the upload (408), and the file is checked (PyAV, in a thread) before anything is
 stored: not an MP4/WebM with a video stream, or damaged → 422 ``invalid_media`` with the reason.
+Room is checked before a byte is read and again as bytes arrive: past the unit's quota
+(``greeting_media_unit_quota_bytes``) 413 ``quota_exceeded``; leaving the disk under its floor
+(``greeting_media_min_free_bytes`` / ``_ratio``) 507 ``insufficient_storage``; the partial file removed.
 ``GET /api/greeting-media`` lists; ``GET /api/greeting-media/{id}`` is one (poll ``status``:
 "processing" → "ready" or "failed" with ``failure``); ``DELETE`` removes one not playing.
 
@@ -24,7 +27,7 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 
 from ..directory.principal import Principal
-from ..media.playout import MAX_BYTES, GreetingMediaLibrary, TooLarge
+from ..media.playout import MAX_BYTES, BadMedia, DiskFull, GreetingMediaLibrary, TooLarge
 from ..messages import Msg
 from .auth import error_response, path_int, principal_of
 from .keys import CONFIG, SERVICES
@@ -44,7 +47,8 @@ routes = web.RouteTableDef()
 
 def setup(app: web.Application) -> None:
     services = app[SERVICES]
-    app[GREETING_MEDIA] = GreetingMediaLibrary(services.sessionmaker, services.conference, app[CONFIG].recordings_dir)
+    app[GREETING_MEDIA] = GreetingMediaLibrary(services.sessionmaker, services.conference, app[CONFIG].recordings_dir,
+                                               config=app[CONFIG])
     app[UPLOADS] = set()
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_library)
@@ -80,9 +84,19 @@ async def upload(request: web.Request) -> web.Response:
         return busy
     uploads.add(who.id)
     try:
-        return await _upload(request, who, library, too_big)
+        # Before a byte is read: no room left in the unit's quota or above the disk's floor.
+        room = await library.room(who)
+        refused = library.refusal(room, max(1, request.content_length or 0))
+        if refused is not None:
+            return _refused(request, refused)
+        return await _upload(request, who, library, too_big, room)
     finally:
         uploads.discard(who.id)
+
+
+def _refused(request: web.Request, refused: BadMedia | DiskFull) -> web.Response:
+    """Over the unit's quota: 413; the disk would fall below its floor: 507."""
+    return error_response(request, 507 if isinstance(refused, DiskFull) else 413, refused.code, refused.msg)
 
 
 async def _field(part: BodyPartReader) -> str:
@@ -97,7 +111,7 @@ async def _field(part: BodyPartReader) -> str:
 
 
 async def _upload(request: web.Request, who: Principal, library: GreetingMediaLibrary,
-                  too_big: web.Response) -> web.Response:
+                  too_big: web.Response, room: tuple[int, int, int]) -> web.Response:
     name = request.headers.get("X-Filename")
     label = request.query.get("label")
     path = library.upload_path()
@@ -118,17 +132,17 @@ async def _upload(request: web.Request, who: Principal, library: GreetingMediaLi
                 return error_response(request, 422, "invalid_media", Msg("greeting_media.empty"))
             name = name or part.filename
             try:
-                size = await library.receive(_chunks(part.read_chunk), path)
+                size = await library.receive(_chunks(part.read_chunk), path, room=room)
             except (ValueError, RuntimeError, AssertionError):
                 return error_response(request, 422, "invalid_media", Msg("greeting_media.bad_form"))
         else:
-            size = await library.receive(_chunks(request.content.read), path)
+            size = await library.receive(_chunks(request.content.read), path, room=room)
     except TimeoutError:
         if request.transport is not None:
             request.transport.close()
         return error_response(request, 408, "body_timeout", Msg("web.body_too_slow"))
-    except TooLarge:
-        return too_big
+    except (TooLarge, DiskFull) as exc:
+        return too_big if type(exc) is TooLarge else _refused(request, exc)
     added = await library.add(who, path, size, label, name)
     return web.json_response(added, status=201, headers={"Cache-Control": "no-store"})
 
