@@ -474,6 +474,24 @@ async def test_uploads_stop_at_the_units_quota_and_the_disks_floor(media):
     assert status == 201, body
 
 
+async def test_a_preparation_past_its_time_limit_is_killed_and_fails_cleanly(media):
+    """The preparing child process is killed at its wall-clock limit (here tiny, by config): the
+    video is "failed" with the reason, and no upload, partial or prepared file is left."""
+    host, config = media["host"], media["app"][CONFIG]
+    config.greeting_media_prepare_seconds = 0.05
+    source = make_media(media["tmp"] / "slow.mp4", "mp4", "libx264", "aac", seconds=2.0, bframes=2)
+    status, row = await upload(host, source)
+    assert status == 201, row
+
+    async def settled() -> dict[str, Any] | None:
+        _, body = await host.call("GET", f"/api/greeting-media/{row['id']}")
+        return body if body["status"] != "processing" else None
+
+    row = await wait_for(settled, 30, 0.1, "the preparation given up")
+    assert row["status"] == "failed" and "time limit" in row["failure"], row
+    assert os.listdir(media["library"].directory) == []
+
+
 async def test_multipart_upload_roles_and_scope(media, tmp_path):
     source = make_media(tmp_path / "m.webm", "webm", "libvpx", "libopus", seconds=1.0)
     leader = await Api(media["base"]).sign_in("leaderD2", "password-1")

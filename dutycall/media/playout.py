@@ -28,7 +28,9 @@ memory), then :func:`probe` (PyAV, in a worker thread) checks it: an MP4/MOV or 
 container with a video stream whose packets demux to the end. Anything else (text, an MP3, a
 truncated file) is refused with a clear zh/en message and nothing is stored. A file that passes
 gets a ``greeting_media`` row ("processing") and is prepared once in a child process at nice 10
-(one at a time; never on the event loop, never per room), by :func:`plan`:
+(one at a time; never on the event loop, never per room; killed and "failed" past
+``greeting_media_prepare_seconds``, and held to CPU time, address space and file size limits,
+:func:`limit_child`), by :func:`plan`:
 
 - video VP8, or H264 without B-frames (WebRTC has no frame reordering), with keyframes at most
   :data:`MAX_KEYFRAME_INTERVAL` (2 s) apart and at most 1920x1080: **copied** (remuxed);
@@ -401,10 +403,27 @@ def prepare(source: str, target: str, how: dict[str, Any]) -> dict[str, Any]:
             "height": found.height, "max_keyframe_interval": found.max_keyframe_interval}
 
 
+#: The preparing process's own limits (besides the parent's wall-clock one): address space and
+#: the largest file it may write (a transcode never needs more than twice the largest upload).
+PREPARE_MEMORY = 4 * 1024 * 1024 * 1024
+PREPARE_FILE_SIZE = 2 * MAX_BYTES
+
+
+def limit_child(cpu_seconds: int) -> None:
+    """In the preparing process, before any work: CPU seconds, address space, file size (a
+    hostile file cannot make it spin, swell or fill the disk beyond these)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_AS, (PREPARE_MEMORY, PREPARE_MEMORY))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (PREPARE_FILE_SIZE, PREPARE_FILE_SIZE))
+
+
 def prepare_main(argv: list[str]) -> None:
-    """``python -m dutycall.media.playout prepare SOURCE TARGET PLAN``: the preparing process
-    (nice 10); prints the result as one JSON line, or ``{"error": ...}``."""
+    """``python -m dutycall.media.playout prepare SOURCE TARGET PLAN [CPU_SECONDS]``: the preparing
+    process (nice 10, :func:`limit_child`); prints the result as one JSON line, or ``{"error": ...}``."""
     os.nice(10)
+    limit_child(int(argv[3]) if len(argv) > 3 else 600)
     source, target, how = argv[0], argv[1], json.loads(argv[2])
     try:
         result = prepare(source, target, how)
@@ -795,18 +814,23 @@ class GreetingMediaLibrary:
     async def _prepare(self, media_id: int, source: str, how: dict[str, Any]) -> None:
         target = os.path.join(self.directory, f"{media_id}.{how['container']}")
         result: dict[str, Any] = {}
+        seconds = self.config.greeting_media_prepare_seconds
         try:
             async with self._preparing:
                 process = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "dutycall.media.playout", "prepare", source, target, json.dumps(how),
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+                    str(max(1, int(seconds) + 1)), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
                 try:
-                    out, _ = await process.communicate()
-                except asyncio.CancelledError:
+                    out, _ = await asyncio.wait_for(process.communicate(), seconds)
+                except (asyncio.CancelledError, TimeoutError) as exc:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
                     await process.wait()
-                    raise
+                    with contextlib.suppress(OSError):
+                        os.unlink(target + ".part")  # what the killed process was writing
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    out = json.dumps({"error": f"preparation took longer than {seconds:g} s (time limit)"}).encode()
             lines = out.decode(errors="replace").strip().splitlines()
             result = json.loads(lines[-1]) if lines else {"error": f"exit {process.returncode}"}
         except asyncio.CancelledError:
