@@ -492,6 +492,50 @@ async def test_a_preparation_past_its_time_limit_is_killed_and_fails_cleanly(med
     assert os.listdir(media["library"].directory) == []
 
 
+async def test_a_stalled_or_trickled_upload_is_abandoned_and_frees_its_slot(media):
+    """A raw socket sends the headers and a few bytes, then stalls; another trickles a byte now and
+    then (never idle long, far under the minimum rate): each is answered 408 and closed within the
+    (config-tuned) limits, the partial file removed, and the upload's slot free again."""
+    host, config = media["host"], media["app"][CONFIG]
+    config.greeting_upload_idle_seconds, config.greeting_upload_min_rate = 1.0, 32 * 1024
+    port = int(host.base.rsplit(":", 1)[1])
+    cookies = "; ".join(f"{c.key}={c.value}" for c in host.session.cookie_jar)
+    head = (f"POST /api/greeting-media HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookies}\r\n"
+            f"X-CSRF-Token: {host.csrf}\r\nContent-Type: video/webm\r\nContent-Length: 10000000\r\n\r\n").encode()
+
+    async def slow_upload(trickle: bool) -> tuple[bytes, float]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        began = time.monotonic()
+        writer.write(head + b"\x1a\x45\xdf\xa3" + b"x" * 60)
+        await writer.drain()
+
+        async def drip() -> None:
+            while trickle:
+                await asyncio.sleep(0.3)  # (the client's behaviour under test, not a wait)
+                writer.write(b"x")
+                await writer.drain()
+
+        dripping = asyncio.ensure_future(drip())
+        try:
+            answer = await asyncio.wait_for(reader.read(), 15)  # to the server's close
+        finally:
+            dripping.cancel()
+            await asyncio.gather(dripping, return_exceptions=True)
+            writer.close()
+        return answer, time.monotonic() - began
+
+    for trickle in (False, True):
+        answer, took = await slow_upload(trickle)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["message"] == "请求体发送过慢"
+        assert took < 6, took
+        assert not media["app"][UPLOADS]
+        assert not [n for n in os.listdir(media["library"].directory) if n.startswith(".upload-")]
+    source = make_media(media["tmp"] / "after.webm", "webm", "libvpx", "libopus", seconds=1.0)
+    status, row = await upload(host, source, "video/webm")
+    assert status == 201, row  # the slot is free: not 429
+
+
 async def test_multipart_upload_roles_and_scope(media, tmp_path):
     source = make_media(tmp_path / "m.webm", "webm", "libvpx", "libopus", seconds=1.0)
     leader = await Api(media["base"]).sign_in("leaderD2", "password-1")

@@ -91,7 +91,8 @@ MAX_JSON_BODY = 256 * 1024
 LARGE_BODY_ROUTES = {("POST", "/api/roster/upload"): 6 * 1024 * 1024}
 #: Routes that stream a signed-in principal's large body to disk themselves (never read into
 #: memory here): only the declared length is checked against the limit; the route counts what
-#: arrives, refuses past the limit and abandons an upload that pauses (web/greeting_media.py).
+#: arrives, refuses past the limit and abandons an upload that pauses or trickles (408, its own
+#: idle time and minimum rate: web/greeting_media.py).
 STREAMED_BODY_ROUTES = {("POST", "/api/greeting-media"): 500 * 1024 * 1024}
 
 
