@@ -79,6 +79,10 @@ class Config:
     #: ``greeting_upload_min_rate`` bytes a second once that long has passed, is abandoned (408).
     greeting_upload_idle_seconds: float = 30.0
     greeting_upload_min_rate: int = 32 * 1024
+    #: The wall (多画面, media/wall.py): pages looking at once, per account and on the server
+    #: (DUTYCALL_WALL_VIEWERS_PER_ACCOUNT, DUTYCALL_WALL_VIEWERS_MAX); a new one beyond is 429.
+    wall_viewers_per_account: int = 2
+    wall_viewers_max: int = 50
     #: ``host:port`` where /metrics is also served without sign-in (a separate listener for
     #: Prometheus on an internal network); empty: only on the main port, for a signed-in
     #: administrator or with ``metrics_token``.
@@ -190,6 +194,7 @@ def from_args(args: argparse.Namespace) -> Config:
         **_alert_webhook(os.environ),
         **_recordings(os.environ),
         **_greeting_media(os.environ),
+        **_wall(os.environ),
     )
 
 
@@ -265,6 +270,19 @@ def _greeting_media(environ: Mapping[str, str]) -> dict[str, Any]:
             raise SystemExit(f"{name}: between {low} and {high}")
         found[key] = value * unit if isinstance(Config.__dataclass_fields__[key].default, float) \
             else int(value * unit)
+    return found
+
+
+def _wall(environ: Mapping[str, str]) -> dict[str, Any]:
+    """DUTYCALL_WALL_VIEWERS_PER_ACCOUNT (1-20) and DUTYCALL_WALL_VIEWERS_MAX (1-1000), checked at start."""
+    found: dict[str, Any] = {}
+    for name, key, high in (("DUTYCALL_WALL_VIEWERS_PER_ACCOUNT", "wall_viewers_per_account", 20),
+                            ("DUTYCALL_WALL_VIEWERS_MAX", "wall_viewers_max", 1000)):
+        text = environ.get(name, "").strip()
+        if text:
+            if not text.isdigit() or not 1 <= int(text) <= high:
+                raise SystemExit(f"{name}: a whole number from 1 to {high}")
+            found[key] = int(text)
     return found
 
 

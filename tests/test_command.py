@@ -133,6 +133,33 @@ async def look(api, rooms: list[int], viewer: str = "test") -> dict:
     return body
 
 
+async def test_walls_are_capped_per_account_and_per_server(world):
+    """At most 2 walls of one account look at once (a third is 429 with the reason, a wall that
+    stops frees its place) and at most the server's cap in all."""
+    ids = world.ids
+    host, viewer, admin_b = (await world.client("hostA"), await world.client("viewerA"), await world.client("adminB"))
+    thumbnails = world.server.app[THUMBNAILS]
+    try:
+        await look(host, [ids["roomA"]], "w1")
+        await look(host, [ids["roomA1"]], "w2")
+        await look(host, [ids["roomA"]], "w1")  # renewing a wall already looking is no new one
+        status, body = await host.call("POST", "/api/wall/look", {"viewer": "w3", "rooms": [ids["roomA"]]})
+        assert status == 429 and "您已同时打开 2 个多画面" in body["error"]["message"], body
+        assert thumbnails.watched() == {ids["roomA"], ids["roomA1"]}
+        await look(viewer, [ids["roomA"]], "v1")  # another account has its own
+        await look(host, [], "w1")
+        await look(host, [ids["roomA"]], "w3")
+        thumbnails.max_viewers = 3  # (DUTYCALL_WALL_VIEWERS_MAX) w2, w3 and v1 look now
+        status, body = await admin_b.call("POST", "/api/wall/look", {"viewer": "b1", "rooms": [ids["roomB1"]]})
+        assert status == 429 and "服务器上同时打开的多画面已达上限（3 个）" in body["error"]["message"], body
+        assert ids["roomB1"] not in thumbnails.watched()
+        await look(viewer, [], "v1")
+        await look(admin_b, [ids["roomB1"]], "b1")
+    finally:
+        for api in (host, viewer, admin_b):
+            await api.close()
+
+
 async def test_wall_thumbnails_in_scope_only(world):
     ids = world.ids
     host, viewer, admin_b = (await world.client("hostA"), await world.client("viewerA"), await world.client("adminB"))

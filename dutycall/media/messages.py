@@ -78,6 +78,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "wall.room_not_found": _m("没有编号为 {id} 的值班室（或不在您的范围内）",
                               "There is no duty room {id} in your scope"),
     "wall.no_picture": _m("值班室 {id} 暂无画面", "There is no picture of duty room {id} yet"),
+    "wall.too_many_walls": _m("您已同时打开 {max} 个多画面，请关闭其他页面后再试",
+                              "You already have {max} walls open: close one and try again"),
+    "wall.server_busy": _m("服务器上同时打开的多画面已达上限（{max} 个），请稍后再试",
+                           "Too many walls are open on the server (at most {max}): try again later"),
 }
 
 CATALOGUE.update(MESSAGES)

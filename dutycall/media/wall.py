@@ -40,6 +40,7 @@ import numpy as np
 
 from ..conference import Conference
 from ..rollcall.presence import console_tag
+from .errors import TooMany
 from .evidence import _leave_with_parent
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ WIDTH, HEIGHT = 320, 180
 JPEG_QUALITY = 70
 #: The most rooms one wall may look at (the page shows at most 36 at once; a bench 200).
 MAX_ROOMS = 200
+#: Walls (pages looking) at once: per account, and on the server (config ``wall_viewers_*``).
+MAX_VIEWERS_PER_ACCOUNT = 2
+MAX_VIEWERS = 50
 
 #: FFmpeg's decoder for each codec a publication may carry (by its name, any case).
 _CODECS = {"vp8": "vp8", "h264": "h264", "vp9": "vp9"}
@@ -100,11 +104,14 @@ def _thumbnails(batch: list[tuple[bytes, str]]) -> list[bytes | None]:
 class Thumbnails:
     """The thumbnails of the rooms open walls look at; one per server."""
 
-    def __init__(self, conference: Conference, interval: float = INTERVAL, lease: float = LEASE) -> None:
+    def __init__(self, conference: Conference, interval: float = INTERVAL, lease: float = LEASE,
+                 max_per_account: int = MAX_VIEWERS_PER_ACCOUNT, max_viewers: int = MAX_VIEWERS) -> None:
         self.conference = conference
         self.interval = interval
         self.lease = lease
+        self.max_per_account, self.max_viewers = max_per_account, max_viewers
         self._viewers: dict[str, tuple[frozenset[int], float]] = {}  # viewer -> rooms, lease end (monotonic)
+        self._owners: dict[str, int | None] = {}  # viewer -> the account whose page it is
         self._loops: dict[int, asyncio.Task[None]] = {}
         self._thumbs: dict[int, Thumb] = {}
         self._queue: list[tuple[bytes, str, asyncio.Future[bytes | None]]] = []
@@ -118,16 +125,27 @@ class Thumbnails:
 
     # -- who looks at what -----------------------------------------------------------------
 
-    def look(self, viewer: str, rooms: Iterable[int]) -> None:
-        """``viewer`` (one open wall page) has ``rooms`` on screen now, for the next ``lease``
-        seconds; an empty set stops it looking."""
+    def look(self, viewer: str, rooms: Iterable[int], account: int | None = None) -> None:
+        """``viewer`` (one open wall page, of ``account``) has ``rooms`` on screen now, for the
+        next ``lease`` seconds; an empty set stops it looking. A new wall beyond
+        ``max_per_account`` of one account, or ``max_viewers`` in all, is refused (TooMany, 429)."""
         if self._closed:
             return
         wanted = frozenset(rooms)
         if wanted:
-            self._viewers[viewer] = (wanted, time.monotonic() + self.lease)
+            now = time.monotonic()
+            held = self._viewers.get(viewer)
+            if held is None or held[1] <= now:  # a wall not looking until now
+                live = [v for v, (_, until) in self._viewers.items() if until > now]
+                if account is not None and sum(self._owners.get(v) == account for v in live) >= self.max_per_account:
+                    raise TooMany("wall.too_many_walls", max=self.max_per_account)
+                if len(live) >= self.max_viewers:
+                    raise TooMany("wall.server_busy", max=self.max_viewers)
+            self._viewers[viewer] = (wanted, now + self.lease)
+            self._owners[viewer] = account
         else:
             self._viewers.pop(viewer, None)
+            self._owners.pop(viewer, None)
         self._reconcile()
         if self._viewers and (self._sweeper is None or self._sweeper.done()):
             self._sweeper = asyncio.ensure_future(self._sweep())
@@ -145,6 +163,7 @@ class Thumbnails:
         for viewer, (_, until) in list(self._viewers.items()):
             if until <= now:
                 del self._viewers[viewer]
+                self._owners.pop(viewer, None)
         wanted: set[int] = set()
         for rooms, _ in self._viewers.values():
             wanted |= rooms
@@ -242,6 +261,7 @@ class Thumbnails:
         """Stop every loop and the worker (at server stop)."""
         self._closed = True
         self._viewers.clear()
+        self._owners.clear()
         tasks = [*self._loops.values(), *(t for t in (self._sweeper, self._flusher) if t is not None)]
         self._loops.clear()
         for task in tasks:

@@ -7,12 +7,18 @@ thumbnails (``media/wall.py``). Only accounts, only rooms in the account's scope
   out of the account's scope are dropped silently. The answer: for each room kept, when its
   latest picture was taken (``taken_at``, seconds since the epoch; null: none yet) and what
   stops it taking part (``problems``: offline, no_video, no_audio), with the server's ``now``.
+  With ``"has": {"<room id>": taken_at}`` (the pictures the page shows; ``{}``: none), each room
+  whose latest picture is newer than the page's also carries it (``jpeg``, base64): a wall's
+  pictures come with its look, not one request each.
+  At most ``wall_viewers_per_account`` (2) walls of one account look at once, and
+  ``wall_viewers_max`` (50) on the server: a new one beyond is 429 with the reason.
 - ``GET /api/wall/{id}/thumb.jpg``: that picture (``no-store``; ``X-Taken-At``); 404 out of
   scope, for a console, or before the first picture.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import AsyncIterator
@@ -24,7 +30,7 @@ from .. import errors
 from ..directory.principal import Principal, PrincipalKind
 from ..media.wall import MAX_ROOMS, Thumbnails
 from .auth import json_body, path_int, principal_of
-from .keys import CONFERENCE, COORDINATOR, DIRECTORY
+from .keys import CONFERENCE, CONFIG, COORDINATOR, DIRECTORY
 
 THUMBNAILS = web.AppKey("wall_thumbnails", Thumbnails)
 #: Each account's rooms in scope, read at most this often (a wall asks for many pictures a second).
@@ -67,16 +73,25 @@ async def look(request: web.Request) -> web.Response:
     if (not isinstance(rooms, list) or len(rooms) > MAX_ROOMS
             or not all(isinstance(r, int) and not isinstance(r, bool) for r in rooms)):
         raise errors.Invalid("wall.rooms", field="rooms", max=MAX_ROOMS)
+    has = data.get("has")
+    if has is not None and (not isinstance(has, dict) or len(has) > MAX_ROOMS or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in has.values())):
+        raise errors.Invalid("wall.rooms", field="has", max=MAX_ROOMS)
     scope = await rooms_in_scope(request, who)
     shown = [r for r in dict.fromkeys(rooms) if r in scope]
     thumbnails = request.app[THUMBNAILS]
-    thumbnails.look(f"{who.session_id}:{who.id}:{viewer}", shown)
+    thumbnails.look(f"{who.session_id}:{who.id}:{viewer}", shown, who.id)  # TooMany (429) past the caps
     readiness = request.app[COORDINATOR].readiness(shown)
     answer = []
     for room_id in shown:
         thumb = thumbnails.thumb(room_id)
-        answer.append({"duty_room_id": room_id, "taken_at": thumb.taken_at if thumb else None,
-                       "problems": readiness.get(room_id, [])})
+        room: dict[str, Any] = {"duty_room_id": room_id, "taken_at": thumb.taken_at if thumb else None,
+                                "problems": readiness.get(room_id, [])}
+        # With ``has``, each newer picture comes in the answer: one request per look instead of
+        # one per picture (every request's sign-in check costs more than its picture).
+        if has is not None and thumb is not None and has.get(str(room_id)) != thumb.taken_at:
+            room["jpeg"] = base64.b64encode(thumb.jpeg).decode("ascii")
+        answer.append(room)
     return web.json_response({"now": time.time(), "rooms": answer}, headers={"Cache-Control": "no-store"})
 
 
@@ -94,7 +109,9 @@ async def thumb(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[THUMBNAILS] = Thumbnails(app[CONFERENCE])
+    config = app[CONFIG]
+    app[THUMBNAILS] = Thumbnails(app[CONFERENCE], max_per_account=config.wall_viewers_per_account,
+                                 max_viewers=config.wall_viewers_max)
     app[_SCOPES] = {}
     app.router.add_routes(routes)
     app.cleanup_ctx.append(_thumbnails)

@@ -366,6 +366,7 @@ async function look() {
     $("wall-summary").textContent = t("cmd_rooms").replace("{n}", total);
   } catch (err) {
     if (err.status === 401) showSignInForm("command");
+    else if (err.status === 429) $("wall-summary").textContent = err.message; // too many walls open
   } finally {
     looking = false;
   }
