@@ -8,6 +8,7 @@ real headless Chromium with a fake camera. Screenshots go to DUTYCALL_SCREENSHOT
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import os
@@ -186,6 +187,17 @@ async def test_wall_thumbnails_in_scope_only(world):
         assert close_colour(rgb, RED, 40) and size == (320, 180)
         resp = await host.client.get(f"/api/wall/{ids['roomA1']}/thumb.jpg")
         assert resp.headers["Cache-Control"] == "no-store" and float(resp.headers["X-Taken-At"]) > 0
+        # As the page asks: saying which pictures it has, the answer carries only newer ones.
+        status, body = await host.call("POST", "/api/wall/look", {"viewer": "test", "rooms": [ids["roomA1"]], "has": {}})
+        assert status == 200, body
+        carried = body["rooms"][0]
+        assert close_colour(jpeg_rgb(base64.b64decode(carried["jpeg"]))[0], RED, 40)
+        status, body = await host.call("POST", "/api/wall/look", {
+            "viewer": "test", "rooms": [ids["roomA1"]], "has": {str(ids["roomA1"]): carried["taken_at"]}})
+        assert status == 200 and (body["rooms"][0]["taken_at"] != carried["taken_at"]) == ("jpeg" in body["rooms"][0])
+        status, body = await host.call("POST", "/api/wall/look", {"viewer": "test", "rooms": [ids["roomA1"]],
+                                                                   "has": {str(ids["roomA1"]): "yesterday"}})
+        assert status == 422, body
         # Pictures stay fresh: each at most ~4 s old while the wall looks.
         await asyncio.sleep(4.5)
         body = await look(host, [ids["roomA1"]])
@@ -360,6 +372,11 @@ async def test_scope_wall_spot_checks_a_room(world, chromium):
 
         await wait_for(a1_picture, timeout=20, interval=0.3, what="A1's picture on the wall")
         assert await tile_status(page, ids["roomA1"]) == "ready"
+        # The picture came in the look's answer, not a request of its own.
+        src = await page.get_attribute(f'.wall-tile[data-room-id="{ids["roomA1"]}"] img', "src")
+        assert src.startswith("data:image/jpeg;base64,"), src[:60]
+        assert await page.evaluate("performance.getEntriesByType('resource').filter("
+                                   "(e) => e.name.includes('/thumb.jpg')).length") == 0
         assert "s ago" in await page.locator(f'.wall-tile[data-room-id="{ids["roomA1"]}"] .age').text_content()
         await page.click(f'.wall-tile[data-room-id="{ids["roomA1"]}"]')
 

@@ -1,9 +1,12 @@
 """Leadership greetings with real aiortc consoles through the real server: invitations, receipts
 (a room joining late, one leaving early and coming back, one never joining), the reply floor
-passing to a room and returning, scope, bad input; the receipt report as CSV, XLSX and PDF."""
+passing to a room and returning (also from the leader's page in Chromium), scope, bad input; the
+receipt report as CSV, XLSX and PDF; pre-recorded greetings (a video made here with PyAV) decoded
+at consoles, late joiners from the start or live, only a ready video in scope."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import fractions
@@ -11,25 +14,31 @@ import io
 import math
 import os
 import pathlib
+import time
 
 import aiohttp
+import av
 import numpy as np
 import pytest
 from aiortc import AudioStreamTrack
-from av import AudioFrame
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
 from openpyxl import load_workbook
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from dutycall.client import SignallingClient, SignallingError, publish, sign_in, subscribe
+from dutycall.directory.models import Unit
 from dutycall.greetings.models import Greeting, GreetingReceipt
+from dutycall.media.models import GreetingMedia
 from dutycall.synthetic import EncodedColorTrack
 from dutycall.web import create_app
 from dutycall.web.auth import DIRECTORY
+from dutycall.web.greeting_media import GREETING_MEDIA
 from dutycall.web.greetings import GREETINGS
 
 from .conftest import ADMIN_PASSWORD, PASSWORD, make_config
-from .utils import FrameReader, close_colour, wait_for
+from .utils import FrameReader, close_colour, mean_rgb, wait_for
 
 RED, GREEN, BLUE = (220, 40, 40), (40, 200, 40), (40, 60, 220)
 
@@ -131,8 +140,11 @@ class Console:
         return self.joined
 
     async def watch(self) -> None:
-        """In a greeting: the leader's own stream, and the floor (whoever replies)."""
-        leader = next(p for p in self.joined["publications"] if p["participant_id"] not in self.consoles())
+        """In a greeting: the leader's own stream (as the server names it: at join, or when the
+        leader publishes), and the floor (whoever replies)."""
+        info = self.joined["room_info"]
+        sources = info["sources"] or await named(self.client, info["greeting_id"], bool)
+        leader = next(s for s in sources if s["source"] == "leader")
         pc, _, tracks = await subscribe(self.client, leader["publication_id"], ("video", "audio"))
         self.pcs.append(pc)
         self.readers["leader"] = FrameReader(tracks["video"])
@@ -188,8 +200,14 @@ async def test_receipts_and_the_reply_floor(city):
 
     # 甲 joins at once; 乙 10 s later. The leader is told how many rooms watch, live.
     joined = await a.enter(invite_a["room"])
-    assert joined["room_info"] == {"kind": "greeting", "greeting_id": gid, "title": "新春慰问", "leader": "王市长",
-                                   "floor_room_id": None}
+    info = joined["room_info"]
+    assert {k: info[k] for k in ("kind", "greeting_id", "title", "leader", "floor_room_id", "media")} == {
+        "kind": "greeting", "greeting_id": gid, "title": "新春慰问", "leader": "王市长", "floor_room_id": None,
+        "media": False}
+    # What to watch is named by the server: the leader's publication (by id), not "not a console".
+    leader_publications = [p for p in joined["publications"] if p["participant_id"] == leader.participant_id]
+    assert [(s["publication_id"], s["source"]) for s in info["sources"]] == [
+        (leader_publications[0]["publication_id"], "leader")]
     await leader.wait_event("greeting_watching", timeout=10, watching=1)
     clock.advance(10)
     await b.enter(room)
@@ -560,3 +578,374 @@ async def _louder(page) -> bool:
 
 async def _in_room(page, room: str) -> bool:
     return await page.input_value("#room") == room
+
+
+# -- pre-recorded greetings (media/playout.py played as the greeting's source) -------------------
+
+#: The test video: GREEN for its first second (its beginning), BLUE after; a 440 Hz tone throughout.
+VIDEO_SECONDS, OPENING = 5.0, 1.0
+
+
+def make_greeting_video(path: pathlib.Path, seconds: float = VIDEO_SECONDS) -> pathlib.Path:
+    """A VP8 + Opus WebM (copied as it is by preparation: nothing re-encoded), 1 s GOP."""
+    fps = 15
+    out = av.open(str(path), "w", format="webm")  # type: ignore[call-overload]
+    video = out.add_stream("libvpx", rate=fps)
+    video.width, video.height, video.pix_fmt, video.bit_rate = 320, 180, "yuv420p", 300_000
+    video.codec_context.gop_size = fps
+    video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    audio = out.add_stream("libopus", rate=48000)
+    audio.layout, audio.bit_rate = "mono", 64000
+    for i in range(int(seconds * fps)):
+        rgb = GREEN if i / fps < OPENING else BLUE
+        picture = np.empty((180, 320, 3), dtype=np.uint8)
+        picture[:] = rgb
+        frame = VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    for start in range(0, int(seconds * 48000), 960):
+        t = (np.arange(960) + start) / 48000
+        samples = (np.sin(2 * math.pi * 440 * t) * 10000).astype(np.int16).reshape(1, -1)
+        tone = AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        tone.sample_rate, tone.pts, tone.time_base = 48000, start, fractions.Fraction(1, 48000)
+        out.mux(audio.encode(tone))
+    out.mux(audio.encode(None))
+    out.close()
+    return path
+
+
+async def ready_video(server, session: aiohttp.ClientSession, path: pathlib.Path) -> dict:
+    resp = await session.post(f"{base_of(server)}/api/greeting-media?label=greeting", data=path.read_bytes(),
+                              headers={"Content-Type": "video/webm"})
+    row = await resp.json()
+    assert resp.status == 201, row
+
+    async def prepared():
+        now = await (await session.get(f"{base_of(server)}/api/greeting-media/{row['id']}")).json()
+        return now if now["status"] != "processing" else None
+
+    row = await wait_for(prepared, 60, 0.2, "the greeting video prepared")
+    assert row["status"] == "ready" and row["transcoded"] is False, row
+    return row
+
+
+class Picture:
+    """What a console decodes of one publication: each picture's arrival and colour, and the
+    loudness of each audio frame."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[float, tuple[int, int, int]]] = []
+        self.sounds: list[float] = []
+        self.tasks: list[asyncio.Task] = []
+
+    async def start(self, client: SignallingClient, publication_id: str) -> Picture:
+        self.subscribed_at = time.monotonic()
+        self.pc, _, tracks = await subscribe(client, publication_id, ("video", "audio"))
+        self.tasks = [asyncio.ensure_future(self._read(tracks["video"])),
+                      asyncio.ensure_future(self._read(tracks["audio"]))]
+        return self
+
+    async def _read(self, track) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if track.kind == "video":
+                self.frames.append((time.monotonic(), mean_rgb(frame.to_ndarray(format="rgb24")[45:135, 80:240])))
+            else:
+                samples = frame.to_ndarray().astype(np.float64) / 32768.0
+                self.sounds.append(float(np.sqrt(np.mean(samples ** 2))))
+
+    def first(self) -> tuple[int, int, int] | None:
+        return self.frames[0][1] if self.frames else None
+
+    def __repr__(self) -> str:
+        return f"<{len(self.frames)} pictures, first {self.first()}, last {self.frames[-1][1] if self.frames else None}>"
+
+    async def sees(self, rgb, what: str, timeout: float = 30) -> None:
+        try:
+            await wait_for(lambda: self.shows(rgb), timeout, what=what)
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}: {self!r}") from None
+
+    def shows(self, rgb) -> bool:
+        return bool(self.frames) and close_colour(self.frames[-1][1], rgb, 40)
+
+    def heard(self) -> int:
+        return sum(1 for level in self.sounds if level > 0.05)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+def media_source(sources: list[dict]) -> dict | None:
+    return next((s for s in sources if s["source"] == "media"), None)
+
+
+async def named(client: SignallingClient, greeting_id: int, check) -> list[dict]:
+    """The sources of the next ``greeting_source`` event that passes ``check``."""
+    while True:
+        sources = (await client.wait_event("greeting_source", timeout=30, greeting_id=greeting_id))["sources"]
+        if check(sources):
+            return sources
+
+
+async def test_a_pre_recorded_greeting_plays_to_consoles_and_a_late_joiner_sees_it_from_the_start(city, tmp_path):
+    """late_join "start": a console later than the video's start gets its own playout from the
+    beginning; the greeting ends by itself when the last playout has played out (no leader there)."""
+    app, ids = city.app, city.ids
+    greetings = app[GREETINGS]
+    playouts = app[GREETING_MEDIA].playouts
+    session = await api_session(city, "mayor")
+    a = b = None
+    pictures: list[Picture] = []
+    try:
+        video = await ready_video(city, session, make_greeting_video(tmp_path / "greeting.webm"))
+        a = await Console().start(city, "甲", GREEN)
+        resp = await session.post(f"{base_of(city)}/api/greetings", json={
+            "title": "新春慰问（录播）", "unit_ids": [ids["A"]], "media_id": video["id"], "late_join": "start"})
+        created = await resp.json()
+        assert resp.status == 201, created
+        assert (created["media_id"], created["late_join"]) == (video["id"], "start")
+        resp = await session.post(f"{base_of(city)}/api/greetings/{created['id']}/start")
+        assert resp.status == 200, await resp.text()
+        invite = await a.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+        joined = await a.enter(invite["room"])
+        info = joined["room_info"]
+        assert info["media"] and info["late_join"] == "start"
+        shared = media_source(info["sources"])
+        assert shared is not None and [s["source"] for s in info["sources"]] == ["media"]
+        # The source is a publication of the room by its id (the video's participant, not a console).
+        assert shared["publication_id"] in {p["publication_id"] for p in joined["publications"]}
+        assert shared["participant_id"] not in a.consoles()
+        first = await Picture().start(a.client, shared["publication_id"])
+        pictures.append(first)
+        await first.sees(BLUE, "甲 past the video's opening second")
+        assert close_colour(first.first(), GREEN, 40), first.frames[:3]  # subscribed within the lead
+        await wait_for(lambda: first.heard() > 20, 15, what="甲 hears the video's tone")  # decoded audio
+
+        # 乙 comes on standby now, past the opening: pulled in, it gets a playout of its own from
+        # the beginning, named to it alone (none in its room_info while it is being made).
+        b = await Console().start(city, "乙", BLUE)
+        invite = await b.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+        late_joined = await b.enter(invite["room"])
+        assert media_source(late_joined["room_info"]["sources"]) is None
+        own = media_source(await named(b.client, created["id"], media_source))
+        assert own is not None and own["publication_id"] != shared["publication_id"]
+        late = await Picture().start(b.client, own["publication_id"])
+        pictures.append(late)
+        await late.sees(BLUE, "乙's own playout going on")
+        assert close_colour(late.first(), GREEN, 40), late.frames[:3]  # from the beginning
+        await wait_for(lambda: late.heard() > 20, 15, what="乙 hears its playout's tone")
+
+        # Both played out: the greeting ends by itself (nobody leads it in its room).
+        await a.client.wait_event("greeting_ended", timeout=30, greeting_id=created["id"])
+        assert not playouts.active
+        await greetings.settled()
+        detail = await (await session.get(f"{base_of(city)}/api/greetings/{created['id']}")).json()
+        rows = {r["room"]: r for r in detail["receipts"]}
+        assert detail["status"] == "ended"
+        assert rows["甲值班室"]["joins"] == 1 and rows["乙值班室"]["joins"] == 1 and rows["丙值班室"]["offline"]
+        # 乙 watched its whole copy: the greeting lasted until it had played out.
+        assert late.frames[-1][0] - late.frames[0][0] > VIDEO_SECONDS - 1.0
+    finally:
+        for picture in pictures:
+            await picture.close()
+        for console in (a, b):
+            if console is not None:
+                await console.close()
+        await session.close()
+
+
+async def test_a_live_late_joiner_joins_the_running_video_and_the_leader_keeps_the_floor(city, tmp_path):
+    """late_join "live": a late console joins the one shared playout where it is. The leader there
+    too is a second source; the reply floor works beside the video; played out, the greeting stays
+    live for the leader, who ends it."""
+    app, ids = city.app, city.ids
+    greetings = app[GREETINGS]
+    _, mayor = await app[DIRECTORY].sign_in("mayor", PASSWORD)
+    leader_cookies = await sign_in(base_of(city), "mayor", PASSWORD)
+    session = await api_session(city, "mayor")
+    a = b = leader = None
+    pictures: list[Picture] = []
+    pcs: list = []
+    try:
+        video = await ready_video(city, session, make_greeting_video(tmp_path / "live.webm", seconds=8.0))
+        a = await Console().start(city, "甲", GREEN)
+        created = await greetings.create(mayor, {"title": "元宵慰问（录播）", "unit_ids": [ids["A"]],
+                                                 "media_id": video["id"]})
+        assert created["late_join"] == "live"
+        await greetings.command(mayor, created["id"], "start", {})
+        room = created["room"]
+        invite = await a.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+        joined = await a.enter(invite["room"])
+        shared = media_source(joined["room_info"]["sources"])
+        assert shared is not None
+        first = await Picture().start(a.client, shared["publication_id"])
+        pictures.append(first)
+        # The leader comes in on camera too: a second source, named to the consoles when it publishes.
+        leader = await SignallingClient(base_of(city).replace("http", "ws") + "/ws", cookies=leader_cookies).connect()
+        await leader.join(room, "")
+        leader_pc, published = await publish(leader, video=small(RED), audio=ToneTrack())
+        pcs.append(leader_pc)
+        sources = await named(a.client, created["id"], lambda found: len(found) == 2)
+        assert {s["source"]: s["publication_id"] for s in sources} == {
+            "media": shared["publication_id"], "leader": published["publication_id"]}
+        await first.sees(BLUE, "甲 past the opening")
+
+        b = await Console().start(city, "乙", BLUE)
+        invite = await b.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+        late_joined = await b.enter(invite["room"])
+        late_source = media_source(late_joined["room_info"]["sources"])
+        assert late_source is not None and late_source["publication_id"] == shared["publication_id"]
+        late = await Picture().start(b.client, late_source["publication_id"])
+        pictures.append(late)
+        await wait_for(lambda: late.frames, 15, what="乙's first picture")
+        assert close_colour(late.first(), BLUE, 40), late.frames[:3]  # mid-way, never the opening
+        assert not any(close_colour(rgb, GREEN, 40) for _, rgb in late.frames)
+        await wait_for(lambda: late.heard() > 10, 15, what="乙 hears the video")
+
+        # The reply floor beside the video: 乙's floor shows 甲 brought up, then nobody.
+        floor_pc, _, floor = await subscribe(b.client, None, ("video",))
+        pcs.append(floor_pc)
+        floor_reader = FrameReader(floor["video"])
+        try:
+            await greetings.command(mayor, created["id"], "reply", {"duty_room_id": ids["甲"]})
+            await wait_for(lambda: close_colour(floor_reader.last_rgb, GREEN), 20, what="乙's floor shows 甲")
+            await greetings.command(mayor, created["id"], "reply", {"duty_room_id": None})
+            assert (await a.client.wait_event("publish_quality", timeout=10))["profile"] == "full"
+            assert (await a.client.wait_event("publish_quality", timeout=10))["profile"] == "idle"
+        finally:
+            await floor_reader.stop()
+
+        # Played out with the leader in the room: it stays live for the leader.
+        async def played_out() -> bool:
+            return not (await greetings.detail(mayor, created["id"]))["media_playing"]
+
+        await wait_for(played_out, 30, 0.2, "the video played out")
+        await greetings.settled()
+        assert [s["source"] for s in greetings.room_info(room)["sources"]] == ["leader"]
+        assert (await greetings.detail(mayor, created["id"]))["status"] == "live"
+        await greetings.command(mayor, created["id"], "end", {})
+        await b.client.wait_event("greeting_ended", timeout=10, greeting_id=created["id"])
+    finally:
+        for picture in pictures:
+            await picture.close()
+        for pc in pcs:
+            await pc.close()
+        for client in (a, b):
+            if client is not None:
+                await client.close()
+        if leader is not None:
+            await leader.close()
+        await session.close()
+
+
+async def test_a_greeting_plays_only_a_ready_video_in_scope(city):
+    """A video still processing, failed, of another district or unknown: 422, nothing stored."""
+    ids, base = city.ids, base_of(city)
+    host = await api_session(city, "hostA", lang="en")
+    try:
+        async with city.app[DIRECTORY].sessionmaker() as db:
+            units = {u.id: u for u in (await db.execute(select(Unit))).scalars()}
+            rows = {}
+            for name, unit, status in (("processing", "A", "processing"), ("failed", "A", "failed"),
+                                       ("elsewhere", "B", "ready"), ("ours", "A", "ready")):
+                row = GreetingMedia(unit_id=ids[unit], unit_path=units[ids[unit]].path, label=name, status=status,
+                                    original_bytes=1, path=f"{name}.webm", video_codec="vp8", transcoded=False)
+                db.add(row)
+                await db.flush()
+                rows[name] = row.id
+            await db.commit()
+
+        async def stored() -> int:
+            async with city.app[DIRECTORY].sessionmaker() as db:
+                return (await db.execute(select(func.count()).select_from(Greeting))).scalar_one()
+
+        base_body = {"title": "慰问", "leader_account_id": ids["leaderA"]}
+        for media_id in (rows["processing"], rows["failed"], rows["elsewhere"], 999999):
+            resp = await host.post(f"{base}/api/greetings", json={**base_body, "media_id": media_id})
+            body = await resp.json()
+            assert resp.status == 422, (media_id, body)
+            assert body["error"]["errors"][0]["field"] == "media_id" and "not ready" in body["error"]["message"]
+        for bad in ({"media_id": "1"}, {"media_id": True}, {"media_id": rows["ours"], "late_join": "sometimes"}):
+            resp = await host.post(f"{base}/api/greetings", json={**base_body, **bad})
+            assert resp.status == 422, (bad, await resp.text())
+        assert await stored() == 0
+        resp = await host.post(f"{base}/api/greetings", json={**base_body, "media_id": rows["ours"],
+                                                              "late_join": "start"})
+        assert resp.status == 201, await resp.text()
+        assert await stored() == 1
+    finally:
+        await host.close()
+
+
+async def test_the_leader_page_brings_a_room_up_to_reply_and_returns_the_floor(city, tmp_path):
+    """The leader's page (zh-CN) in Chromium, on camera: 请其发言 on a watching room puts it on
+    every room's floor; 收回发言 returns the floor (the room back on the small profile)."""
+    from playwright.async_api import async_playwright
+
+    from .browser import launch, write_y4m
+
+    app, base, ids = city.app, base_of(city), city.ids
+    greetings = app[GREETINGS]
+    _, mayor = await app[DIRECTORY].sign_in("mayor", PASSWORD)
+    leader_cookies = await sign_in(base, "mayor", PASSWORD)
+    created = await greetings.create(mayor, {"title": "新春慰问", "unit_ids": [ids["A"]]})
+    a = await Console().start(city, "甲", GREEN)
+    b = await Console().start(city, "乙", BLUE)
+    async with async_playwright() as pw:
+        browser = await launch(pw, tmp_path / "chromium", write_y4m(tmp_path / "red.y4m", RED))
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await context.add_cookies([{"name": "dutycall_session", "value": leader_cookies["dutycall_session"],
+                                        "url": base}])
+            page = await context.new_page()
+            page.on("pageerror", lambda exc: print(f"[leader page] pageerror: {exc}"))
+            await page.goto(f"{base}/greetings")
+            row = page.locator(f'#list tr[data-greeting-id="{created["id"]}"]')
+            start = row.locator('button[data-action="start"]')
+            assert await start.text_content() == "开始"
+            await start.click()  # started, and the page goes live on its camera
+            for console in (a, b):
+                invite = await console.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+                await console.enter(invite["room"])
+            await b.watch()
+            await wait_for(lambda: close_colour(b.readers["leader"].last_rgb, RED, 40), timeout=60,
+                           what="乙 sees the leader's camera")
+            bring_up = page.locator(f'#receipts tr[data-room-id="{ids["甲"]}"] button[data-i18n="gr_reply"]')
+            await bring_up.wait_for(timeout=30000)
+            assert await bring_up.text_content() == "请其发言"
+            await bring_up.click()
+            assert (await a.client.wait_event("publish_quality", timeout=15))["profile"] == "full"
+            await wait_for(lambda: close_colour(b.readers["floor"].last_rgb, GREEN), timeout=30,
+                           what="乙's floor shows 甲 brought up from the page")
+            assert (await greetings.detail(mayor, created["id"]))["floor_room_id"] == ids["甲"]
+            speaking = page.locator(f'#receipts tr[data-room-id="{ids["甲"]}"] td:nth-child(3)')
+            await wait_for(lambda: _text(speaking, "发言中"), timeout=15, what="the page shows 甲 speaking")
+            back = page.locator("#return-floor")
+            await back.wait_for(state="visible", timeout=15000)
+            assert await back.text_content() == "收回发言"
+            await back.click()
+            assert (await a.client.wait_event("publish_quality", timeout=15))["profile"] == "idle"
+            await wait_for(lambda: _floor_returned(greetings, mayor, created["id"]), timeout=15,
+                           what="the floor returned")
+            await back.wait_for(state="hidden", timeout=15000)
+            await page.screenshot(path=str(SHOTS / "greeting-reply-floor-zh.png"), full_page=True)
+        finally:
+            await browser.close()
+            await a.close()
+            await b.close()
+
+
+async def _text(locator, expected: str) -> bool:
+    return (await locator.text_content()) == expected
+
+
+async def _floor_returned(greetings, who, greeting_id: int) -> bool:
+    return (await greetings.detail(who, greeting_id))["floor_room_id"] is None

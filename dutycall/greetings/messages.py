@@ -39,6 +39,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     "greetings.room_not_watching": _m("值班室 {id} 当前未在观看，不能请其发言",
                                       "Duty room {id} is not watching: it cannot be brought up"),
     "greetings.no_such_action": _m("没有“{action}”这个操作", "No such action \"{action}\""),
+    "greetings.media_id": _m("慰问视频应为视频编号（或 null 表示由领导现场讲话）",
+                             "media_id must be a greeting video's id (or null: the leader speaks live)"),
+    "greetings.media_not_ready": _m("慰问视频 {id} 不存在、不在您的管辖范围内或尚未处理完成，不能用于慰问",
+                                    "Greeting video {id} does not exist, is not in your scope or is not ready: "
+                                    "it cannot be played"),
+    "greetings.late_join": _m("迟到值班室的观看方式应为 live（从当前进度观看）或 start（从头观看）",
+                              "late_join must be live (late rooms join where it is) or start (late rooms see it "
+                              "from the beginning)"),
 }
 
 CATALOGUE.update(MESSAGES)

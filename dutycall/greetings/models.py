@@ -34,6 +34,12 @@ class Greeting(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     ended_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    #: A prepared pre-recorded video (``media/playout.py``) played to every room as the greeting's
+    #: source (None: the leader live). Migration 0016; a deleted video leaves None.
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("greeting_media.id", ondelete="SET NULL"))
+    #: What a console joining after the video began sees: "live" (the one shared playout where it
+    #: is) or "start" (a playout of its own from the beginning, the packets read again, never re-encoded).
+    late_join: Mapped[str] = mapped_column(String(8), default="live", server_default="live")
 
 
 class GreetingReceipt(Base):

@@ -9,10 +9,21 @@ when its first console joins the greeting's room and ends when its last one leav
 is summed, and a room that never joined is offline. Each change is committed in order (one
 lock per greeting) in a task of its own: the hooks are synchronous.
 
-The reply floor: every console holds a subscription to the leader's own stream (never moved,
+The reply floor: every console holds a subscription to the greeting's sources (never moved,
 so the leader stays heard by all) and one floor subscription, which carries the room brought up
 to reply (nobody's between replies). Only that room publishes full quality; the rest stay on the
 small publishing profile.
+
+Sources: what a console subscribes to is named by the server, never guessed (not "whoever is not
+a console"): ``room_info.sources`` at join, then ``greeting_source`` events, each a list of
+publications (``publication_id``, ``participant_id``, ``kinds``, ``source`` "media" or "leader").
+The leader's (or the creating host's) own publications in the room are sources; a pre-recorded
+greeting (``media_id``) adds its playout (``media/playout.py``), published into the room when the
+greeting starts. A console joining after the video began gets, by ``late_join``, the one shared
+playout where it is ("live") or a playout of its own from the beginning ("start": the prepared
+file's packets read again, never re-encoded; consoles arriving together share one). When every
+playout of a greeting has played out, the greeting ends by itself, unless its leader (or creator)
+is in the room: then it stays live for replies until they end it.
 """
 
 from __future__ import annotations
@@ -30,6 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..conference import Conference, Participant, Publication
 from ..directory.models import Account, DutyRoom, Role, Unit, as_utc, utcnow
 from ..directory.principal import Principal
+from ..media.models import GreetingMedia
+from ..media.playout import Playout, Playouts
 from ..rollcall.naming import RoomKind, parse_room
 from ..rollcall.presence import console_tag, duty_room_of
 from ..text import unsafe_reason
@@ -46,6 +59,14 @@ FLOOR_HANDOVER = 2.0
 SCHEDULE_SLACK = dt.timedelta(minutes=1)
 #: How far ahead a greeting may be scheduled (a year: the calendar's arithmetic stays in range).
 SCHEDULE_HORIZON = dt.timedelta(days=366)
+#: What a console joining a pre-recorded greeting late sees: the shared playout where it is, or
+#: a playout of its own from the beginning.
+LATE_JOIN = ("live", "start")
+#: Seconds between a pre-recorded greeting's publication and its first packet: the consoles
+#: pulled in subscribe meanwhile (a console later than that is a late joiner).
+MEDIA_LEAD = 3.0
+#: The same for a late joiner's own playout ("start"): it subscribes before the first keyframe.
+LATE_LEAD = 1.5
 
 
 @dataclass
@@ -60,6 +81,21 @@ class LiveGreeting:
     floor: int | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: The accounts whose publications in the room are sources: the leader and the creator.
+    presenters: frozenset[int] = frozenset()
+    #: A pre-recorded greeting: the video, its late-join mode, the shared playout (None before it
+    #: is published, and for a live-only greeting).
+    media_id: int | None = None
+    late_join: str = "live"
+    #: The greeting's unit path (its creator's): the video plays only if it is of this subtree.
+    scope: str = ""
+    playout: Playout | None = None
+    #: Late joiners' own playouts ("start"), by the console participant's id; those still coming.
+    copies: dict[str, Playout] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
+    copy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The playouts whose end this greeting hears (by playout id).
+    heard: set[str] = field(default_factory=set)
 
     @property
     def room(self) -> str:
@@ -81,27 +117,37 @@ class Greetings:
     """Greetings in a principal's scope, their live state and receipts."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], conference: Conference,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow, playouts: Playouts | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.conference = conference
+        #: Where pre-recorded greetings are played (None: this server plays none).
+        self.playouts = playouts
+        self.media_lead, self.late_lead = MEDIA_LEAD, LATE_LEAD
         #: The instants receipts record (tests move it on).
         self.clock = clock
         self._live: dict[int, LiveGreeting] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         conference.on_participant_joined.append(self._joined)
         conference.on_participant_left.append(lambda participant, _reason: self._left(participant))
+        conference.on_published.append(lambda publication: self._sources_changed(publication))
+        conference.on_unpublished.append(lambda publication, _reason: self._sources_changed(publication))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def recover(self) -> list[int]:
         """At start: greetings left live by a stopped server stay live (the leader ends them);
-        a stay left open is closed where it was last counted (nobody watched while it was down)."""
+        a stay left open is closed where it was last counted (nobody watched while it was down).
+        A pre-recorded one ends: its video cannot go on where it was (start it again as a new one)."""
         async with self.sessionmaker() as db:
             records = (await db.execute(select(Greeting).where(Greeting.status == "live"))).scalars().all()
             for receipt in (await db.execute(select(GreetingReceipt).where(
                     GreetingReceipt.greeting_id.in_([r.id for r in records]),
                     GreetingReceipt.open_since.is_not(None)))).scalars():
                 receipt.open_since = None
+            for record in records:
+                if record.media_id is not None:
+                    record.status, record.ended_at = "ended", self.clock()
+            records = [r for r in records if r.status == "live"]
             await db.commit()
             for record in records:
                 await self._hold(db, record)
@@ -140,7 +186,8 @@ class Greetings:
 
     async def create(self, who: Principal, data: dict[str, Any]) -> dict[str, Any]:
         """``POST /api/greetings``: title, leader_account_id (a host's, on a leader's behalf),
-        unit_ids ([]: every room in scope), scheduled_at (absent: started by hand)."""
+        unit_ids ([]: every room in scope), scheduled_at (absent: started by hand), media_id (a
+        ready pre-recorded video in scope: played to every room) and late_join ("live" | "start")."""
         self._require_starter(who)
         title = data.get("title")
         if not isinstance(title, str) or not title.strip() or len(title) > TITLE_MAX or unsafe_reason(title):
@@ -152,7 +199,19 @@ class Greetings:
         if not _is_int(leader_id):
             raise Invalid("greetings.leader_account_id", field="leader_account_id")
         scheduled_at = self._parse_time(data.get("scheduled_at"))
+        media_id = data.get("media_id")
+        if media_id is not None and not _is_int(media_id):
+            raise Invalid("greetings.media_id", field="media_id")
+        late_join = data.get("late_join", "live")
+        if late_join not in LATE_JOIN:
+            raise Invalid("greetings.late_join", field="late_join")
         async with self.sessionmaker() as db:
+            if media_id is not None:
+                media = await db.get(GreetingMedia, media_id)
+                # Ready, and the creator's to play (its unit's subtree); anything else is refused
+                # alike, so a district cannot learn of another's videos.
+                if media is None or media.status != "ready" or not who.covers(media.unit_path):
+                    raise Invalid("greetings.media_not_ready", field="media_id", id=media_id)
             leader = await db.get(Account, leader_id)
             leader_unit = await db.get(Unit, leader.unit_id) if leader is not None else None
             if leader is None or leader_unit is None or leader.role is not Role.leader or not leader.active or (
@@ -166,7 +225,8 @@ class Greetings:
                 raise Invalid("greetings.no_rooms", field="unit_ids")
             record = Greeting(title=title.strip(), leader_account_id=leader.id, created_by=who.id,
                               unit_path=who.unit_path, target_unit_ids=list(dict.fromkeys(unit_ids)),
-                              status="scheduled", scheduled_at=scheduled_at)
+                              status="scheduled", scheduled_at=scheduled_at, media_id=media_id,
+                              late_join=late_join)
             db.add(record)
             await db.flush()
             db.add_all(GreetingReceipt(greeting_id=record.id, duty_room_id=r) for r in room_ids)
@@ -289,14 +349,58 @@ class Greetings:
         return (record is not None and who.may("greetings.start") and who.covers(record.unit_path)
                 and who.id in (record.leader_account_id, record.created_by))
 
-    def room_info(self, name: str) -> dict[str, Any] | None:
-        """What a client is told of a greeting's room when it joins it."""
+    def room_info(self, name: str, participant: Participant | None = None) -> dict[str, Any] | None:
+        """What a client is told of a greeting's room when it joins it (``participant``: the one
+        joining, whose sources are named: a late joiner's own playout is its alone)."""
         greeting_id = parse_greeting_room(name)
         if greeting_id is None:
             return None
         live = self._live.get(greeting_id)
         return {"kind": "greeting", "greeting_id": greeting_id, "title": live.title if live else "",
-                "leader": live.leader if live else "", "floor_room_id": live.floor if live else None}
+                "leader": live.leader if live else "", "floor_room_id": live.floor if live else None,
+                "media": bool(live and live.media_id is not None), "late_join": live.late_join if live else "live",
+                "sources": self._sources(live, participant.id if participant is not None else None) if live else []}
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def _sources(self, live: LiveGreeting, participant_id: str | None,
+                 presenters: list[Participant] | None = None) -> list[dict[str, Any]]:
+        """The publications a participant of the greeting's room watches: its video (the shared
+        playout, or its own from the start; none while that is being made) and the presenters'."""
+        found: list[dict[str, Any]] = []
+        media = live.copies.get(participant_id or "")
+        if media is None and participant_id not in live.pending:
+            media = live.playout
+        if media is not None and media.publication is not None and not media.ended.is_set():
+            found.append({**media.publication.describe(), "source": "media"})
+        for participant in self._presenters(live) if presenters is None else presenters:
+            publication = participant.first_publication()
+            if publication is not None:
+                found.append({**publication.describe(), "source": "leader"})
+        return found
+
+    def _presenters(self, live: LiveGreeting) -> list[Participant]:
+        """The greeting's leader and creator in its room (their accounts, by identity)."""
+        return [p for p in self.conference.participants_where(
+            lambda identity: identity.get("kind") == "account" and identity.get("account_id") in live.presenters)
+            if p.room_name == live.room and not p.closed]
+
+    def _send_sources(self, live: LiveGreeting, participant: Participant | None = None) -> None:
+        """Tell ``participant`` (or every console and presenter in the room) what to watch now."""
+        presenters = self._presenters(live)
+        everyone = [p for room_id in live.targets for p in self.conference.participants_tagged(
+            console_tag(room_id), live.room)] + presenters
+        for other in [participant] if participant is not None else everyone:
+            if not other.closed:
+                other.notify({"type": "greeting_source", "greeting_id": live.id,
+                              "sources": self._sources(live, other.id, presenters)})
+
+    def _sources_changed(self, publication: Publication) -> None:
+        """A publication came or went: a presenter's (or a playout's) changes the sources."""
+        greeting_id = parse_greeting_room(publication.participant.room_name)
+        live = self._live.get(greeting_id) if greeting_id is not None else None
+        if live is not None and duty_room_of(publication.participant.tag) is None:
+            self._send_sources(live)
 
     # -- the live greeting -------------------------------------------------------------------
 
@@ -311,7 +415,80 @@ class Greetings:
             record = await db.get(Greeting, greeting_id, populate_existing=True)
             assert record is not None
             live = await self._hold(db, record)
+        if live.media_id is not None:
+            await self._play(live)
         self._invite(live, live.targets)
+
+    async def _play(self, live: LiveGreeting) -> None:
+        """Publish the greeting's video into its room (packets begin after ``media_lead``, while
+        the consoles pulled in subscribe). A video that cannot play (deleted, or this server
+        plays none) leaves the greeting to its leader."""
+        assert live.media_id is not None
+        if self.playouts is None:
+            logger.warning("greeting %s: no playouts on this server; its video is not played", live.id)
+            return
+        try:
+            playout = await self.playouts.start(live.room, live.media_id,
+                                                "from_start" if live.late_join == "start" else "live",
+                                                scope=live.scope, name=live.leader or "领导慰问",
+                                                lead=self.media_lead)
+        except Exception:
+            logger.exception("greeting %s: its video %s does not play", live.id, live.media_id)
+            return
+        if self._live.get(live.id) is not live:  # ended meanwhile
+            await playout.stop()
+            return
+        live.playout = playout
+        self._hear(live, playout)
+        self._send_sources(live)
+
+    def _hear(self, live: LiveGreeting, playout: Playout) -> None:
+        if playout.id not in live.heard:
+            live.heard.add(playout.id)
+            playout.on_ended.append(lambda played, reason: self._played(live, played, reason))
+
+    async def _late_copy(self, live: LiveGreeting, participant: Participant) -> None:
+        """A console joined a "start" greeting after its video began: its own playout from the
+        beginning (shared with consoles arriving within its lead), named to it alone."""
+        copy = None
+        try:
+            assert self.playouts is not None and live.playout is not None
+            async with live.copy_lock:  # one at a time: a console right after shares the copy
+                copy = await self.playouts.for_late_joiner(live.playout, lead=self.late_lead)
+                self._hear(live, copy)
+        except Exception:
+            logger.exception("greeting %s: no playout for a late console", live.id)
+        finally:
+            live.pending.discard(participant.id)
+        if copy is not None and self._live.get(live.id) is live and not participant.closed:
+            live.copies[participant.id] = copy
+        elif copy is not None and copy is not live.playout and copy not in live.copies.values():
+            await copy.stop()  # the console or the greeting went meanwhile
+        if not participant.closed:
+            self._send_sources(live, participant)
+
+    def _played(self, live: LiveGreeting, played: Playout, reason: str) -> None:
+        """A playout of the greeting ended: its consoles are told; the last one ends the greeting
+        unless a presenter (its leader, its creator) is in the room."""
+        if reason == "stopped" or self._live.get(live.id) is not live:
+            return
+        for participant_id, copy in list(live.copies.items()):
+            if copy is played:
+                del live.copies[participant_id]
+        self._send_sources(live)
+        if any(not p.ended.is_set() for p in [live.playout, *live.copies.values()] if p is not None) or live.pending:
+            return
+        if self._presenters(live):
+            logger.info("greeting %s: its video played out; it stays live for its leader", live.id)
+            return
+        self._spawn(live, self._end_played(live.id))
+
+    async def _end_played(self, greeting_id: int) -> None:
+        try:
+            await self._end(greeting_id, "ended")
+        except Conflict:
+            return  # ended by hand meanwhile
+        logger.info("greeting %s ended by itself: its video played out", greeting_id)
 
     async def _end(self, greeting_id: int, status: str) -> None:
         now = self.clock()
@@ -333,6 +510,10 @@ class Greetings:
             self._live.pop(greeting_id, None)
         if live is not None:
             self.conference.broadcast(live.room, {"type": "greeting_ended", "greeting_id": greeting_id})
+            playing = {p.id: p for p in [live.playout, *live.copies.values()] if p is not None}
+            live.copies.clear()
+            await asyncio.gather(*(p.stop() for p in playing.values() if not p.ended.is_set()),
+                                 return_exceptions=True)
 
     @staticmethod
     async def _transition(db: AsyncSession, greeting_id: int, expected: str, refusal: str, **values: Any) -> None:
@@ -352,7 +533,10 @@ class Greetings:
             GreetingReceipt.greeting_id == record.id))).scalars())
         names = await self._leader_names(db, [record])
         live = self._live[record.id] = LiveGreeting(record.id, record.title, names.get(record.leader_account_id, ""),
-                                                    targets)
+                                                    targets, presenters=frozenset({record.leader_account_id,
+                                                                                   record.created_by}),
+                                                    media_id=record.media_id, late_join=record.late_join,
+                                                    scope=record.unit_path)
         # Consoles already in the room (a restart, a start after an end): counted as joining now.
         for room_id in targets:
             for _ in self.conference.participants_tagged(console_tag(room_id), live.room):
@@ -386,6 +570,12 @@ class Greetings:
         live = self._live.get(greeting_id)
         if live is not None and room_id in live.targets:
             self._count(live, room_id, +1)
+            shared = live.playout
+            if (live.late_join == "start" and shared is not None and self.playouts is not None
+                    and (shared.sending or shared.ended.is_set())):
+                # Late: its own playout from the beginning (room_info names none until it exists).
+                live.pending.add(participant.id)
+                self._spawn(live, self._late_copy(live, participant))
 
     def _left(self, participant: Participant) -> None:
         room_id = duty_room_of(participant.tag)
@@ -393,6 +583,9 @@ class Greetings:
         if room_id is None or greeting_id is None:
             return
         live = self._live.get(greeting_id)
+        copy = live.copies.pop(participant.id, None) if live is not None else None
+        if live is not None and copy is not None and copy not in live.copies.values() and not copy.ended.is_set():
+            self._spawn(live, copy.stop())  # nobody else watches it
         if live is not None and room_id in live.targets:
             if live.floor == room_id and live.watching.get(room_id, 0) <= 1:
                 self._reply(greeting_id, None)  # the replying room went: the floor returns
@@ -512,7 +705,9 @@ class Greetings:
             "leader": leader, "status": record.status, "unit_ids": list(record.target_unit_ids or []),
             "scheduled_at": _iso(record.scheduled_at), "started_at": _iso(record.started_at),
             "ended_at": _iso(record.ended_at), "room": greeting_room(record.id),
-            "watching": live.watching_rooms() if live else 0, "floor_room_id": live.floor if live else None}
+            "watching": live.watching_rooms() if live else 0, "floor_room_id": live.floor if live else None,
+            "media_id": record.media_id, "late_join": record.late_join,
+            "media_playing": bool(live and live.playout is not None and not live.playout.ended.is_set())}
         if targets is not None:
             described["targets"] = targets
         return described

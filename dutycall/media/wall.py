@@ -53,6 +53,8 @@ LEASE = 10.0
 KEYFRAME_TIMEOUT = 2.0
 WIDTH, HEIGHT = 320, 180
 JPEG_QUALITY = 70
+#: How long keyframes wait to be sent to the worker together.
+BATCH_WAIT = 0.15
 #: The most rooms one wall may look at (the page shows at most 36 at once; a bench 200).
 MAX_ROOMS = 200
 #: Walls (pages looking) at once: per account, and on the server (config ``wall_viewers_*``).
@@ -79,6 +81,10 @@ def thumbnail(payload: bytes, codec: str, width: int = WIDTH, height: int = HEIG
     kept); None if it does not decode. Pure CPU: run it in the worker."""
     try:
         context: Any = av.CodecContext.create(codec, "r")
+        # One keyframe, once: no decoder threads to start and stop for it (FFmpeg's default
+        # starts one per core), and no loop filter (a thumbnail does not show the difference).
+        context.thread_count = 1
+        context.options = {"skip_loop_filter": "all"}
         frames = list(context.decode(av.Packet(payload)))
         if not frames:
             frames = list(context.decode(None))
@@ -233,7 +239,9 @@ class Thumbnails:
         """Send what is due to the worker in one batch (one round trip for many rooms)."""
         loop = asyncio.get_running_loop()
         while self._queue:
-            await asyncio.sleep(0.05)  # let the keyframes asked for together arrive together
+            # Let the keyframes asked for together arrive together: fewer, larger batches (each
+            # round trip to the worker costs this process too); a picture is this much older.
+            await asyncio.sleep(BATCH_WAIT)
             batch, self._queue = self._queue, []
             try:
                 results = await self._in_worker(loop, [(payload, codec) for payload, codec, _ in batch])

@@ -171,7 +171,8 @@ async def signalling(request: web.Request) -> web.StreamResponse:
                           extensions={**rollcalls.signalling_extensions(request.app), **following.extensions(),
                                       **footage_views.signalling_extensions(relay_watches)},
                           may_join=lambda room: rooms.may_join(request.app, principal, room),
-                          room_info=lambda room: greeting_pages.room_info(request.app, room),  # and roll-calls'
+                          # and roll-calls'; a greeting's names what the one joining watches
+                          room_info=lambda room: greeting_pages.room_info(request.app, room, peer.participant),
                           tag=console_tag(principal.duty_room_id) if principal.duty_room_id is not None else None,
                           shown={"duty_room_id": principal.duty_room_id} if console else None,
                           lang=request_language(request))  # /ws?lang=, or the page's cookie

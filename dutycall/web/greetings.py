@@ -11,11 +11,13 @@ from typing import Any
 from aiohttp import web
 
 from .. import errors
+from ..conference import Participant
 from ..greetings.naming import parse_greeting_room
 from ..greetings.reports import Reports
 from ..greetings.service import Greetings
 from . import rollcalls
 from .auth import document, json_body, path_int, principal_of
+from .greeting_media import GREETING_MEDIA
 from .keys import SERVICES
 
 GREETINGS = web.AppKey("greetings", Greetings)
@@ -28,7 +30,9 @@ routes = web.RouteTableDef()
 def setup(app: web.Application) -> None:
     """Install the greetings service, its routes and its scheduler (one call from ``create_app``)."""
     services = app[SERVICES]
-    app[GREETINGS] = greetings = Greetings(services.sessionmaker, services.conference)
+    # Pre-recorded greetings play through the greeting videos' playouts (web/greeting_media.py, set up first).
+    app[GREETINGS] = greetings = Greetings(services.sessionmaker, services.conference,
+                                           playouts=app[GREETING_MEDIA].playouts)
     app[GREETING_REPORTS] = Reports(greetings)
     app.router.add_get("/greetings", page)
     app.router.add_routes(routes)
@@ -54,9 +58,10 @@ async def may_join(app: web.Application, who: Any, name: str) -> bool:
     return greeting_id is not None and await app[GREETINGS].may_join(who, greeting_id)
 
 
-def room_info(app: web.Application, name: str) -> dict[str, Any] | None:
-    """What a client is told of the room it joined: a greeting's, else a roll-call's or standby room."""
-    return rollcalls.room_info(name) or app[GREETINGS].room_info(name)
+def room_info(app: web.Application, name: str, participant: Participant | None = None) -> dict[str, Any] | None:
+    """What a client is told of the room it joined: a greeting's (with what ``participant``, the
+    one joining, is to watch), else a roll-call's or standby room."""
+    return rollcalls.room_info(name) or app[GREETINGS].room_info(name, participant)
 
 
 async def page(request: web.Request) -> web.FileResponse:

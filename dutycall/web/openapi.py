@@ -230,9 +230,13 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      "The duty rooms a wall page has on screen now (at most 200; renewed every few seconds, a 10 s lease): the "
      "server takes a keyframe thumbnail of each every ~3.5 s while anyone looks. Rooms out of scope are dropped. "
      "Answers each room's latest picture time (taken_at, epoch seconds, null before the first) and what stops it "
-     "taking part (problems: offline, no_video, no_audio), with the server's now. Accounts only",
+     "taking part (problems: offline, no_video, no_audio), with the server's now. With has (room id -> the "
+     "taken_at of the picture the page shows; {}: none), each room whose picture is newer also carries it (jpeg, "
+     "base64): the wall's pictures come with its look. Accounts only",
      {"type": "object", "required": ["viewer", "rooms"], "properties": {
-         "viewer": TEXT, "rooms": {"type": "array", "items": ID, "maxItems": 200}}}, {"type": "object"}),
+         "viewer": TEXT, "rooms": {"type": "array", "items": ID, "maxItems": 200},
+         "has": {"type": "object", "additionalProperties": {"type": "number"}, "maxProperties": 200}}},
+     {"type": "object"}),
     ("get", "/api/wall/{id}/thumb.jpg", "rollcalls",
      "A duty room's latest wall thumbnail (JPEG, at most 320x180, no-store, X-Taken-At); 404 out of scope or "
      "before the first picture", None, None),
@@ -431,10 +435,14 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
      {"type": "array", "items": {"type": "object"}}),
     ("post", "/api/greetings", "greetings",
      "Create a greeting (leader, host on a leader's behalf, admin): every duty room in your scope, or the "
-     "subtrees of unit_ids; scheduled_at (with UTC offset) starts it then, else it is started by hand",
+     "subtrees of unit_ids; scheduled_at (with UTC offset) starts it then, else it is started by hand; "
+     "media_id (a ready greeting video in your scope, else 422) is played to every room, late_join says "
+     "whether a room joining after it began sees it from the start or where it is",
      {"type": "object", "required": ["title"], "properties": {
          "title": TEXT, "leader_account_id": ID, "unit_ids": {"type": "array", "items": ID},
-         "scheduled_at": {"type": ["string", "null"], "format": "date-time"}}}, {"type": "object"}),
+         "scheduled_at": {"type": ["string", "null"], "format": "date-time"},
+         "media_id": {"type": ["integer", "null"]}, "late_join": {"type": "string", "enum": ["live", "start"]}}},
+     {"type": "object"}),
     ("get", "/api/greetings/upcoming", "greetings",
      "Scheduled and live greetings: a console's of its own room, an account's in its scope", None,
      {"type": "array", "items": {"type": "object"}}),

@@ -10,8 +10,9 @@
 // it: the host joins that room's standby room and watches its console.
 //
 // The wall never streams video: the page tells the server which rooms are on screen
-// (POST /api/wall/look, renewed every 2 s) and shows each room's keyframe thumbnail
-// (GET /api/wall/ID/thumb.jpg, at most ~4 s old) with its age. Parts: signalling.js (the socket),
+// (POST /api/wall/look, renewed every 2 s) and shows each room's keyframe thumbnail, at most
+// ~4 s old, with its age: newer pictures come in the look's answer (GET /api/wall/ID/thumb.jpg
+// for one that did not). Parts: signalling.js (the socket),
 // peers.js (connections), tiles.js (video tiles), common.js (sign-in, errors, the JSON API).
 "use strict";
 
@@ -333,7 +334,8 @@ function updateTiles() {
     const takenAt = seen ? seen.taken_at : null;
     if (takenAt !== null && takenAt !== undefined && img.dataset.takenAt !== String(takenAt)) {
       img.dataset.takenAt = String(takenAt);
-      img.src = `/api/wall/${roomId}/thumb.jpg?t=${takenAt}`;
+      // The look's answer carries each newer picture; one it left out is fetched on its own.
+      img.src = seen.jpeg ? `data:image/jpeg;base64,${seen.jpeg}` : `/api/wall/${roomId}/thumb.jpg?t=${takenAt}`;
     }
     showAge(tile);
   }
@@ -358,7 +360,13 @@ async function look() {
   looking = true;
   try {
     const ids = document.hidden ? [] : pageRooms().map((room) => room.duty_room_id);
-    const reply = await api("POST", "/api/wall/look", { viewer: VIEWER, rooms: ids });
+    // The pictures shown (by when they were taken): the answer brings only newer ones.
+    const has = {};
+    for (const img of $("wall-grid").querySelectorAll(".wall-tile img[data-taken-at]")) {
+      const tile = img.closest(".wall-tile");
+      if (tile && tile.dataset.roomId) has[tile.dataset.roomId] = Number(img.dataset.takenAt);
+    }
+    const reply = await api("POST", "/api/wall/look", { viewer: VIEWER, rooms: ids, has });
     if (!board) clockSkew = reply.now - Date.now() / 1000;
     looked = new Map(reply.rooms.map((room) => [room.duty_room_id, room]));
     updateTiles();

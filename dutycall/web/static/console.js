@@ -140,6 +140,8 @@ class DutyConsole {
       }
       if (!current()) return; // moved on meanwhile
       this.roomInfo = joined.room_info || null;
+      // In a greeting the server names what to watch (its video, the leader), never guessed.
+      this.greetingSources = new Map(((this.roomInfo && this.roomInfo.sources) || []).map((s) => [s.publication_id, s]));
       this.showRoomTitle();
       // A duty room's console sits in its standby room or a roll-call only, never in a meeting
       // room (the "duty" of old links) where others could watch it.
@@ -209,6 +211,11 @@ class DutyConsole {
         break;
       case "greeting_watching":
         greetingView.watching(msg);
+        break;
+      case "greeting_source":
+        // What this console watches changed: the leader published, the video (or our own copy
+        // of it from the beginning) is here, or it played out.
+        if (this.inGreeting(msg.greeting_id) && this.participantId) this.setGreetingSources(msg.sources || []);
         break;
       case "greeting_floor":
         this.floorRoomId = msg.duty_room_id;
@@ -301,7 +308,24 @@ class DutyConsole {
     const dutyRoomId = this.dutyRoomOf(publication.participant_id);
     // Consoles are seen on the floor, in a roll-call and in a greeting alike.
     if ((this.inRollCall() || this.inGreeting()) && dutyRoomId !== undefined) return;
+    // In a greeting only the sources the server named (a late joiner's own copy of the video is
+    // in the room beside the shared one, and a host may be there too).
+    const source = this.inGreeting() ? this.greetingSources.get(publication.publication_id) : null;
+    if (this.inGreeting() && !source) return;
     this.peers.subscribe(publication, dutyRoomId);
+    const entry = this.peers.subscriptions.get(publication.publication_id);
+    if (source && entry) entry.tile.el.dataset.greetingSource = source.source;
+    if (source) greetingView.sources(this.greetingSources);
+  }
+
+  // A greeting's sources now: watch each one named, drop any watched that no longer is.
+  setGreetingSources(sources) {
+    this.greetingSources = new Map(sources.map((s) => [s.publication_id, s]));
+    for (const id of [...this.peers.subscriptions.keys()]) {
+      if (id !== "floor" && !this.greetingSources.has(id)) this.peers.drop(id);
+    }
+    for (const source of sources) this.subscribe(source);
+    greetingView.sources(this.greetingSources);
   }
 
   showFloor(dutyRoomId) {

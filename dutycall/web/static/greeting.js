@@ -70,9 +70,18 @@ class GreetingView {
     if (!this.soundTimer) this.soundTimer = setInterval(() => this.checkSound(), 1000);
   }
 
+  // What the server named to watch: with a recorded video, it is full screen and the leader (if
+  // there too) an inset.
+  sources(sources) {
+    const media = [...sources.values()].some((s) => s.source === "media");
+    if (media) document.body.dataset.greetingMedia = "";
+    else delete document.body.dataset.greetingMedia;
+  }
+
   left() {
     this.info = null;
     delete document.body.dataset.greeting;
+    delete document.body.dataset.greetingMedia;
     delete document.body.dataset.greetingFloor;
     this.box.hidden = true;
     this.soundButton.hidden = true;
@@ -101,9 +110,10 @@ class GreetingView {
     if (floorVideo) floorVideo.muted = msg.duty_room_id === ownRoomId;
   }
 
-  // The leader's picture: a subscription that is not a duty room's console, nor the floor.
+  // The greeting's picture: a source the server named (its video first, else the leader's).
   leaderVideo() {
-    return document.querySelector(".tile[data-publication-id]:not([data-duty-room-id]) video");
+    return document.querySelector('.tile[data-greeting-source="media"] video') ||
+      document.querySelector(".tile[data-publication-id]:not([data-duty-room-id]) video");
   }
 
   checkSound() {

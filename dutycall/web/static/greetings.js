@@ -3,6 +3,9 @@
 // how many rooms watch (pushed over the signalling socket: greeting_watching), bring one room
 // up to reply (the floor) and return, end; the receipts with CSV/XLSX/PDF and the rooms that
 // missed it. Buttons follow the role: viewers read. User text only through textContent.
+// A greeting may play a pre-recorded video (uploaded here, prepared once by the server) to every
+// room, rooms joining late seeing it from the start or where it is; the leader then watches it
+// here and goes on camera only if they choose (the rooms see them beside the video).
 "use strict";
 
 const STARTERS = ["admin", "host", "leader"];
@@ -24,6 +27,46 @@ async function loadUnits() {
     const box = el("input", { type: "checkbox", value: String(unit.id) });
     return el("label", {}, box, " ", unit.name);
   }));
+}
+
+// The greeting videos in scope: the ready ones may be chosen for a new greeting.
+async function loadMedia() {
+  const rows = await api("GET", "/api/greeting-media").catch(() => []);
+  const chosen = $("g-media").value;
+  const none = $("g-media").options[0];
+  $("g-media").replaceChildren(none, ...rows.filter((m) => m.status === "ready").map((m) => {
+    const option = el("option", { value: String(m.id), textContent: `${m.label} (${Math.round(m.duration || 0)} s)` });
+    return option;
+  }));
+  $("g-media").value = [...$("g-media").options].some((o) => o.value === chosen) ? chosen : "";
+  return rows;
+}
+
+// Upload a video (the raw file as the body), then wait while the server prepares it.
+async function uploadMedia(file) {
+  const state = $("g-upload-state");
+  state.textContent = t("gr_uploading");
+  try {
+    const row = await api("POST", `/api/greeting-media?label=${encodeURIComponent(file.name.slice(0, 64))}`, file, true);
+    state.textContent = t("gr_preparing");
+    for (;;) {
+      const now = await api("GET", `/api/greeting-media/${row.id}`);
+      if (now.status === "ready") {
+        await loadMedia();
+        $("g-media").value = String(row.id);
+        state.textContent = t("gr_upload_ready");
+        return;
+      }
+      if (now.status === "failed") {
+        state.textContent = t("gr_upload_failed") + (now.failure || "");
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } catch (err) {
+    state.textContent = "";
+    showError(err.message);
+  }
 }
 
 async function loadList() {
@@ -71,19 +114,21 @@ async function goLive(g) {
   current = g;
   $("live-title").textContent = g.title;
   $("live-panel").hidden = false;
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } },
-  }).catch((err) => { showError(t("err_media") + err.message); return null; });
-  const session = { greetingId: g.id, stream };
+  // A recorded greeting plays by itself: the leader watches it and goes on camera by choice.
+  const stream = g.media_id ? null : await camera();
+  const session = { greetingId: g.id, stream, participantId: null };
+  $("live-camera").hidden = !g.media_id;
   const signalling = new Signalling({
     onConnecting: () => {},
     onOpen: async () => {
       try {
         const joined = await signalling.request("join", { room: g.room });
         peers.iceServers = joined.ice_servers || [];
+        session.participantId = joined.participant_id;
         signalling.joined();
-        if (stream) await peers.publish();
+        if (peers.stream) await peers.publish();
         await peers.subscribeFloor();
+        watchSources(session, (joined.room_info && joined.room_info.sources) || []);
         await showReceipts(g.id);
       } catch (err) {
         showError(t("err_server") + err.message);
@@ -105,12 +150,39 @@ async function goLive(g) {
   signalling.start();
 }
 
+function camera() {
+  return navigator.mediaDevices.getUserMedia({
+    audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } },
+  }).catch((err) => { showError(t("err_media") + err.message); return null; });
+}
+
+// The greeting's video (as the server names it) watched here too; our own camera is not.
+function watchSources(session, sources) {
+  for (const source of sources) {
+    if (source.source === "media" && source.participant_id !== session.participantId) session.peers.subscribe(source);
+  }
+}
+
+// A recorded greeting: the leader joins it on camera (every room sees them beside the video).
+async function goOnCamera() {
+  const session = live;
+  if (!session || session.peers.stream) return;
+  const stream = await camera();
+  if (!stream || live !== session) return;
+  session.stream = session.peers.stream = stream;
+  new Tile("local", me.name, true).show(stream);
+  $("live-camera").hidden = true;
+  await session.peers.publish();
+}
+
 function leaveLive() {
   if (!live) return;
-  const { signalling, peers, stream } = live;
+  const { signalling, peers } = live;
+  const stream = live.stream;
   live = null;
   signalling.stop();
   peers.closeAll();
+  $("live-camera").hidden = true;
   if (stream) stream.getTracks().forEach((track) => track.stop());
   $("tiles").replaceChildren();
   $("live-panel").hidden = true;
@@ -123,6 +195,9 @@ function onLiveEvent(msg) {
       $("live-count").textContent = String(msg.watching);
       $("live-targets").textContent = String(msg.targets);
       showReceipts(live.greetingId).catch(() => {});
+      break;
+    case "greeting_source":
+      if (msg.greeting_id === live.greetingId) watchSources(live, msg.sources || []);
       break;
     case "greeting_floor":
       $("return-floor").hidden = msg.duty_room_id === null;
@@ -177,6 +252,11 @@ async function reply(dutyRoomId) {
 }
 
 $("return-floor").addEventListener("click", () => reply(null).catch((err) => showError(err.message)));
+$("live-camera").addEventListener("click", () => goOnCamera().catch((err) => showError(err.message)));
+$("g-file").addEventListener("change", () => {
+  const file = $("g-file").files[0];
+  if (file) uploadMedia(file).finally(() => { $("g-file").value = ""; });
+});
 $("live-end").addEventListener("click", () => {
   if (current) act(current, "end").catch((err) => showError(err.message));
 });
@@ -187,6 +267,10 @@ $("create-form").addEventListener("submit", async (event) => {
   const body = { title: $("g-title").value.trim() };
   const unitIds = [...$("unit-picks").querySelectorAll("input:checked")].map((box) => Number(box.value));
   if (unitIds.length) body.unit_ids = unitIds;
+  if ($("g-media").value) {
+    body.media_id = Number($("g-media").value);
+    body.late_join = $("g-late").value;
+  }
   if (me.role !== "leader") body.leader_account_id = Number($("g-leader").value);
   const when = document.querySelector('input[name="g-when"]:checked').value;
   if (when === "at") {
@@ -207,7 +291,7 @@ $("create-form").addEventListener("submit", async (event) => {
 async function onSignedIn() {
   $("create-section").hidden = !mayStart();
   $("g-leader-label").hidden = !mayStart() || me.role === "leader";
-  if (mayStart()) await loadUnits();
+  if (mayStart()) await Promise.all([loadUnits(), loadMedia()]);
   await loadList().catch((err) => showError(err.message));
 }
 
