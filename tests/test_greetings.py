@@ -586,7 +586,7 @@ async def _in_room(page, room: str) -> bool:
 VIDEO_SECONDS, OPENING = 5.0, 1.0
 
 
-def make_greeting_video(path: pathlib.Path, seconds: float = VIDEO_SECONDS) -> pathlib.Path:
+def make_greeting_video(path: pathlib.Path, seconds: float = VIDEO_SECONDS, opening: float = OPENING) -> pathlib.Path:
     """A VP8 + Opus WebM (copied as it is by preparation: nothing re-encoded), 1 s GOP."""
     fps = 15
     out = av.open(str(path), "w", format="webm")  # type: ignore[call-overload]
@@ -597,7 +597,7 @@ def make_greeting_video(path: pathlib.Path, seconds: float = VIDEO_SECONDS) -> p
     audio = out.add_stream("libopus", rate=48000)
     audio.layout, audio.bit_rate = "mono", 64000
     for i in range(int(seconds * fps)):
-        rgb = GREEN if i / fps < OPENING else BLUE
+        rgb = GREEN if i / fps < opening else BLUE
         picture = np.empty((180, 320, 3), dtype=np.uint8)
         picture[:] = rgb
         frame = VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
@@ -949,3 +949,59 @@ async def _text(locator, expected: str) -> bool:
 
 async def _floor_returned(greetings, who, greeting_id: int) -> bool:
     return (await greetings.detail(who, greeting_id))["floor_room_id"] is None
+
+
+async def test_a_late_console_in_chromium_plays_its_own_copy_of_a_recorded_greeting_from_the_start(city, tmp_path):
+    """console.js watches what the server names: a console coming on standby after a "start"
+    greeting's video began is pulled in, shown its own playout (one video tile, not the shared
+    one beside it in the room) from the opening, with sound."""
+    from playwright.async_api import async_playwright
+
+    from .browser import VIDEO_RGB_JS, launch, write_y4m
+
+    app, base, ids = city.app, base_of(city), city.ids
+    greetings = app[GREETINGS]
+    playouts = app[GREETING_MEDIA].playouts
+    _, mayor = await app[DIRECTORY].sign_in("mayor", PASSWORD)
+    session = await api_session(city, "mayor")
+    try:
+        video = await ready_video(city, session, make_greeting_video(tmp_path / "g.webm", seconds=8.0, opening=3.0))
+    finally:
+        await session.close()
+    created = await greetings.create(mayor, {"title": "新春慰问", "unit_ids": [ids["A"]], "media_id": video["id"],
+                                             "late_join": "start"})
+    greetings.media_lead = 0.5
+    await greetings.command(mayor, created["id"], "start", {})
+    await wait_for(lambda: any(p.sending for p in playouts.active.values()), 15, what="the video begun")
+    shared = next(iter(playouts.active.values()))
+    media_tile = '.tile[data-greeting-source="media"] video'
+    async with async_playwright() as pw:
+        browser = await launch(pw, tmp_path / "chromium", write_y4m(tmp_path / "grey.y4m", (128, 128, 128)))
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            page.on("pageerror", lambda exc: print(f"[console] pageerror: {exc}"))
+            await page.goto(f"{base}/?device={city.tokens['甲']}")
+            await wait_for(lambda: _in_room(page, created["room"]), timeout=60, what="the console in the greeting")
+            await page.wait_for_selector("body[data-greeting-media]", state="attached", timeout=60000)
+            seen: list = []
+
+            async def shows(rgb) -> bool:
+                found = await page.evaluate(VIDEO_RGB_JS, media_tile)
+                seen.append(found)
+                return found is not None and close_colour(tuple(found[:3]), rgb, 45)
+
+            try:
+                await wait_for(lambda: shows(GREEN), timeout=30, interval=0.2, what="the opening (green)")
+                await wait_for(lambda: shows(BLUE), timeout=30, interval=0.2, what="the rest (blue)")
+            except AssertionError:
+                raise AssertionError(f"the console's video: {seen[-5:]}") from None
+            tiles = await page.evaluate("""() => [...document.querySelectorAll('.tile[data-greeting-source]')]
+                .map((t) => [t.dataset.publicationId, t.dataset.greetingSource])""")
+            assert len(tiles) == 1 and tiles[0][1] == "media", tiles
+            assert tiles[0][0] != shared.publication.id  # its own copy, not the shared playout
+            await wait_for(lambda: _louder(page), timeout=30, interval=0.5, what="the video's tone heard")
+            # The copy played out: the greeting ends by itself and the console goes back to standby.
+            await wait_for(lambda: _in_room(page, f"standby-{ids['甲']}"), timeout=60, what="back on standby")
+            assert (await greetings.detail(mayor, created["id"]))["status"] == "ended"
+        finally:
+            await browser.close()
