@@ -104,6 +104,16 @@ def process_tree_cpu(pid: int) -> dict[int, float]:
     return found
 
 
+def udp_counters() -> dict[str, int]:
+    """The network namespace's UDP counters (``/proc/net/snmp``); empty where there are none."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Udp:")]
+        return {name: int(value) for name, value in zip(rows[0][1:], rows[1][1:])}
+    except (OSError, IndexError, ValueError):
+        return {}
+
+
 # -- the publisher's frames carry their send time -------------------------------------------
 
 STAMP = struct.Struct(">Q")
@@ -334,10 +344,14 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             worker.stdin.write(b"start\n")
             await worker.stdin.drain()
         tree0 = process_tree_cpu(server.pid)
+        udp0 = udp_counters()
+        keyframes0 = track.keyframes_sent
         cpu0, t0, first_ns = process_cpu_seconds(server.pid), time.monotonic(), time.monotonic_ns()
         await asyncio.sleep(seconds)
         cpu1, t1, end_ns = process_cpu_seconds(server.pid), time.monotonic(), time.monotonic_ns()
         tree1 = process_tree_cpu(server.pid)
+        udp1 = udp_counters()
+        keyframes = track.keyframes_sent - keyframes0
         # Per process (the server's control process first, then each child: media workers, and
         # the evidence pool if it ran), over the same window.
         per_process = [(tree1[p] - tree0[p]) / (t1 - t0) for p in sorted(tree1, key=lambda p: (p != server.pid, p))
@@ -380,6 +394,11 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             "latency_p50_ms": _percentile(latencies, 50),
             "latency_p99_ms": _percentile(latencies, 99),
             "publications_removed": removed,
+            # Where frames went missing: datagrams the kernel dropped because a receiver's socket
+            # buffer was full (a load client, or the server's own socket, read too late), and the
+            # keyframes the publisher made on request (each one is a burst of packets).
+            "udp_rcvbuf_drops": udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0),
+            "publisher_keyframes": keyframes,
             "worker_cpu": [round(c, 4) for c in per_process],
         }
     finally:
@@ -415,6 +434,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_p99_ms": sfu["latency_p99_ms"],
         "publications_removed": sfu["publications_removed"],
         "min_any_fps": round(sfu["min_any_fps"], 2),
+        "udp_rcvbuf_drops": sfu["udp_rcvbuf_drops"],
+        "publisher_keyframes": sfu["publisher_keyframes"],
         "media_workers": args.media_workers,
         # The control process first, then each media worker: the load spread over cores.
         "worker_cpu": cpu,
@@ -455,6 +476,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("frames delivered %", result["frames_delivered_pct"], ""),
         ("latency p50 / p99 ms", f"{result['latency_p50_ms']} / {result['latency_p99_ms']}", ""),
         ("publications removed", result["publications_removed"], ""),
+        ("UDP receive-buffer drops", result["udp_rcvbuf_drops"], ""),
+        ("publisher keyframes", result["publisher_keyframes"], ""),
         ("CPU per process (control, workers)", result["worker_cpu"], ""),
     ]
     print(f"{'':28}{'SFU':>16}{'baseline':>12}")

@@ -276,3 +276,50 @@ async def test_an_owner_keeps_its_background_tasks_until_they_end():
     assert len(tasks) == 1
     await tasks.cancel()
     assert long.cancelled() and len(tasks) == 0
+
+
+def test_the_packet_sender_packetizes_vp8_exactly_as_aiortc():
+    """forward_packets' VP8 payloads are byte for byte what aiortc's Vp8Encoder.pack makes."""
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    from dutycall.conference.aiortc_compat import vp8_payloads
+
+    rng = __import__("random").Random(3)
+    for size in (0, 1, 1295, 1296, 1297, 2592, 2593, 31_000):
+        frame = rng.randbytes(size)
+        for picture_id in (0, 1, 127, 128, 0x7FFF):
+            assert vp8_payloads(memoryview(frame), picture_id) == Vp8Encoder._packetize(frame, picture_id)
+
+
+def test_the_packet_senders_history_answers_a_nack_with_the_packet_sent():
+    """The sender keeps serialized packets; RTCRtpSender._retransmit gets them back as RtpPackets
+    that serialize to the same bytes (so a retransmission, RTX-wrapped or not, is what was sent)."""
+    from aiortc import rtp
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    from dutycall.conference.aiortc_compat import _ntp_now, _SentPackets
+
+    extensions = rtp.HeaderExtensionsMap()
+    extensions.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+    ]))
+    sent = rtp.RtpPacket(payload_type=96, marker=1, sequence_number=65535, timestamp=123456, ssrc=42,
+                         payload=b"\x90\x80\x80\x01frame")
+    sent.extensions.mid = "0"
+    sent.extensions.abs_send_time = (_ntp_now() >> 14) & 0xFFFFFF
+    data = sent.serialize(extensions)
+    history = _SentPackets(extensions)
+    history[65535 % rtp.RTP_HISTORY_SIZE] = data
+    again = history.get(65535 % rtp.RTP_HISTORY_SIZE)
+    assert again.sequence_number == 65535 and again.marker == 1 and again.payload == sent.payload
+    assert again.extensions.mid == "0" and again.serialize(extensions) == data
+    assert history.get(3) is None
+
+
+def test_the_packet_senders_clock_is_aiortcs():
+    from aiortc import clock
+
+    from dutycall.conference.aiortc_compat import _ntp_now
+
+    assert abs(_ntp_now() - clock.current_ntp_time()) / 2**32 < 0.05

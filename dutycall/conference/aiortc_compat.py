@@ -31,6 +31,13 @@ upgraded, re-read the functions this module patches or calls:
   millisecond in Python, so each stream costs about 1,000 loop steps a second however
   few packets it carries: with 150 idle consoles at 5 fps that was a fifth of the
   server's event loop. :class:`RateCounter` keeps the same arithmetic per packet.
+- ``RTCRtpSender._run_rtp``, ``__rtp_history`` and the counters its RTCP reports read
+  (``__ntp_timestamp``, ``__rtp_timestamp``, ``__octet_count``, ``__packet_count``), and the send
+  path below it (``RTCDtlsTransport._send_rtp`` → ``RTCIceTransport._send`` → aioice's
+  ``Connection.sendto`` → ``StunProtocol.send_data``): :func:`forward_packets` replaces the
+  sender's loop on the server's subscriber connections with one that serializes the RTP header
+  once per frame, packetizes VP8 itself and hands each SRTP-protected packet straight to the
+  nominated pair's datagram transport, without a coroutine per packet (see the function).
 - ``aioice.ice.get_host_addresses``: aioice never offers loopback addresses; the
   server needs to choose the addresses it advertises.
 - ``aiortc.rtcdtlstransport.RTCCertificate._create_ssl_context``: builds each connection's
@@ -48,8 +55,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import fractions
+import functools
 import logging
+import os
 import queue
+import random
+import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +78,13 @@ from aiortc import (
     rtcdtlstransport,
     rtcrtpreceiver,
 )
+from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 
 from .jitter import ImmediateAudioBuffer, MarkerJitterBuffer
 
@@ -285,6 +301,152 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` instead of the encoder hook when the remote peer sends PLI or FIR."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+#: ``DUTYCALL_STOCK_SENDER=1`` leaves aiortc's own sender loop in place (to compare the two).
+STOCK_SENDER = os.environ.get("DUTYCALL_STOCK_SENDER") == "1"
+#: Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+_NTP_UNIX_OFFSET = 2208988800
+#: aiortc's VP8 packet size (``aiortc.codecs.vpx.PACKET_MAX``): payload descriptor and frame bytes.
+VP8_PACKET_MAX = 1300
+_VP8_CHUNK = VP8_PACKET_MAX - 4
+_SENDER = "_RTCRtpSender__"
+_DTLS = "_RTCDtlsTransport__"
+
+
+def _ntp_now() -> int:
+    """``aiortc.clock.current_ntp_time()`` without building a datetime."""
+    now = time.time() + _NTP_UNIX_OFFSET
+    seconds = int(now)
+    return (seconds << 32) | int((now - seconds) * 0x100000000)
+
+
+def vp8_payloads(frame: Any, picture_id: int) -> list[bytes]:
+    """The RTP payloads aiortc's ``Vp8Encoder`` makes of one encoded frame: each a 4-byte payload
+    descriptor (X bit, 15-bit picture id, S bit on the first) and up to 1296 bytes of the frame."""
+    pid = 0x8000 | picture_id
+    first = bytes((0x90, 0x80, pid >> 8, pid & 0xFF))
+    rest = bytes((0x80, 0x80, pid >> 8, pid & 0xFF))
+    return [(rest if pos else first) + frame[pos:pos + _VP8_CHUNK] for pos in range(0, len(frame), _VP8_CHUNK)]
+
+
+class _SentPackets(dict):
+    """A sender's ``__rtp_history`` holding serialized packets, parsed only when a NACK asks for one
+    (``RTCRtpSender._retransmit`` calls ``get``)."""
+
+    def __init__(self, extensions_map: Any) -> None:
+        super().__init__()
+        self._map = extensions_map
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        data = super().get(key)
+        return default if data is None else RtpPacket.parse(data, self._map)
+
+
+def forward_packets(sender: RTCRtpSender) -> None:
+    """Send the encoded ``av.Packet``s the sender's track yields with :func:`_forward_packets`
+    instead of ``RTCRtpSender._run_rtp``. Call before the sender starts (before the answer is set).
+
+    Per frame, aiortc's loop built an ``RtpPacket`` per RTP packet, serialized its header
+    extensions, read the clock through a ``datetime`` twice, and awaited three coroutines down to
+    the datagram socket; at 150 subscribers that was a large part of the server's CPU. This loop
+    sends the same bytes: the header is serialized once per frame and patched per packet (marker,
+    sequence number), VP8 is packetized exactly as ``Vp8Encoder.pack`` does, and each SRTP-protected
+    packet goes straight to the nominated candidate pair's UDP transport (other transports, e.g.
+    TURN, go through aiortc's path). Retransmissions (NACK) and RTCP sender reports work as before.
+    """
+    if STOCK_SENDER:
+        return
+    sender._run_rtp = functools.partial(_forward_packets, sender)  # type: ignore[method-assign]
+
+
+async def _forward_packets(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> None:
+    getattr(sender, _SENDER + "rtp_started").set()
+    extensions_map = getattr(sender, _SENDER + "rtp_header_extensions_map")
+    history = _SentPackets(extensions_map)
+    setattr(sender, _SENDER + "rtp_history", history)
+    mid = getattr(sender, _SENDER + "mid")
+    dtls = sender.transport
+    vp8 = codec.name.upper() == "VP8"
+    encoder: Any = None
+    picture_id = random.randint(0, 0x7FFF)
+    sequence = random.randint(0, 0xFFFF)
+    origin = random.randint(0, 0xFFFFFFFF)
+    octets = packets = 0
+    try:
+        while True:
+            track = getattr(sender, _SENDER + "track")
+            if track is None:
+                await asyncio.sleep(0.02)
+                continue
+            data = await track.recv()
+            if not sender._enabled:
+                continue
+            if not isinstance(data, av.Packet):
+                raise TypeError(f"forward_packets: the track yields {type(data).__name__}, not av.Packet")
+            if vp8:
+                payloads = vp8_payloads(memoryview(data), picture_id)
+                picture_id = (picture_id + 1) & 0x7FFF
+                pts = data.pts or 0
+                if data.time_base is not None and data.time_base != VIDEO_TIME_BASE:
+                    pts = int(pts * data.time_base * 90000)
+            else:
+                if encoder is None:
+                    encoder = get_encoder(codec)
+                payloads, pts = encoder.pack(data)
+            if not payloads:
+                continue
+            timestamp = (origin + pts) & 0xFFFFFFFF
+            ntp = _ntp_now()
+            header = RtpPacket(payload_type=codec.payloadType or 0, timestamp=timestamp)
+            header.ssrc = sender._ssrc
+            header.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+            header.extensions.mid = mid
+            template = header.serialize(extensions_map)
+            if dtls._state != DtlsState.CONNECTED:
+                raise ConnectionError("Cannot send encrypted RTP, not connected")
+            pair = dtls.transport._connection._nominated.get(1)
+            sendto: Callable[[bytes, Any], None] | None = None
+            if pair is not None and type(pair.protocol) is aioice.ice.StunProtocol:
+                sendto, remote = pair.protocol.transport.sendto, pair.remote_addr
+            protect = dtls._tx_srtp.protect
+            last = len(payloads) - 1
+            wire_bytes = 0
+            for i, payload in enumerate(payloads):
+                head = bytearray(template)
+                if i == last:
+                    head[1] |= 0x80
+                head[2] = sequence >> 8
+                head[3] = sequence & 0xFF
+                head += payload
+                plain = bytes(head)
+                history[sequence % RTP_HISTORY_SIZE] = plain
+                wire = protect(plain)
+                if sendto is not None:
+                    sendto(wire, remote)
+                else:
+                    await dtls.transport._send(wire)
+                wire_bytes += len(wire)
+                sequence = (sequence + 1) & 0xFFFF
+                octets += len(payload)
+            packets += len(payloads)
+            # What aiortc's loop keeps for RTCP sender reports and getStats().
+            setattr(sender, _SENDER + "ntp_timestamp", ntp)
+            setattr(sender, _SENDER + "rtp_timestamp", timestamp)
+            setattr(sender, _SENDER + "octet_count", octets)
+            setattr(sender, _SENDER + "packet_count", packets)
+            setattr(dtls, _DTLS + "tx_bytes", getattr(dtls, _DTLS + "tx_bytes") + wire_bytes)
+            setattr(dtls, _DTLS + "tx_packets", getattr(dtls, _DTLS + "tx_packets") + len(payloads))
+    except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+        pass
+    except Exception:
+        logger.warning("sender stopped: %s", traceback.format_exc())
+    track = getattr(sender, _SENDER + "track")
+    if track is not None:
+        track.stop()
+        setattr(sender, _SENDER + "track", None)
+    setattr(sender, _SENDER + "encoder", None)
+    getattr(sender, _SENDER + "rtp_exited").set()
 
 
 async def send_pli(receiver: RTCRtpReceiver) -> bool:

@@ -123,6 +123,7 @@ class Subscription(BaseSubscription):
                 track = publication.forwarders[section.kind].subscribe()
                 self.tracks.append(track)
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                aiortc_compat.forward_packets(transceiver.sender)
                 # The subscriber must receive exactly the publisher's codec: we
                 # forward its packets, we do not re-encode them.
                 codec = publication.codec_name(section.kind)
@@ -150,6 +151,7 @@ class FloorSubscription(BaseSubscription):
                 track = SwitchableTrack(section.kind)
                 self.tracks.append(track)
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                aiortc_compat.forward_packets(transceiver.sender)
                 transceiver.setCodecPreferences(peer.codec_preferences(section.kind, FLOOR_CODECS[section.kind]))
                 aiortc_compat.on_keyframe_request(transceiver.sender, track.request_keyframe)
 
