@@ -185,9 +185,11 @@ class RollCallCoordinator(EffectHandlers):
         and from then on ``observer`` told each room whose readiness changes ({room: problems});
         returns the report and the function that stops it."""
         report = await self.precheck_rooms(who, room_ids)
-        # No await from here: what changed since the report was read is told at once.
-        unwatch = self.readiness_watchers.watch([r["duty_room_id"] for r in report], observer,
-                                                {r["duty_room_id"]: r["problems"] for r in report})
+        # No await from here on: the report says the readiness the watch starts from.
+        now, unwatch = self.readiness_watchers.watch([r["duty_room_id"] for r in report], observer)
+        for row in report:
+            problems = now.get(row["duty_room_id"], row["problems"])
+            row.update(ready=not problems, problems=problems)
         return report, unwatch
 
     async def describe_readiness(self, room_ids: list[int]) -> list[dict[str, Any]]:

@@ -127,13 +127,12 @@ class ReadinessWatchers:
         self._soon: set[int] = set()
         self._soon_handle: asyncio.Handle | None = None
 
-    def watch(self, room_ids: list[int], observer: ReadinessObserver, shown: Readiness) -> Callable[[], None]:
-        """Tell ``observer`` the rooms of ``room_ids`` whose readiness differs from what it
-        shows (``shown``: what it was answered), now and after every change; returns the
-        function that stops it (idempotent)."""
-        watch = _Watch(list(room_ids), observer, dict(shown))
+    def watch(self, room_ids: list[int], observer: ReadinessObserver) -> tuple[Readiness, Callable[[], None]]:
+        """The readiness of ``room_ids`` now, and from then on ``observer`` told the rooms whose
+        readiness changed; with the function that stops it (idempotent). The caller answers
+        with what this returns before it yields to the loop, so no change comes before it."""
+        watch = _Watch(list(room_ids), observer, self._readiness(list(room_ids)))
         self._watches.append(watch)
-        self._check(watch)  # whatever changed since ``shown`` was read
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.ensure_future(self._tick())
 
@@ -141,7 +140,7 @@ class ReadinessWatchers:
             if watch in self._watches:
                 self._watches.remove(watch)
 
-        return unwatch
+        return dict(watch.last), unwatch
 
     def watching(self) -> int:
         return len(self._watches)
