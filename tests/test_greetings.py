@@ -1005,3 +1005,41 @@ async def test_a_late_console_in_chromium_plays_its_own_copy_of_a_recorded_greet
             assert (await greetings.detail(mayor, created["id"]))["status"] == "ended"
         finally:
             await browser.close()
+
+
+async def test_the_leader_page_uploads_a_video_and_creates_a_recorded_greeting(city, tmp_path):
+    """The leader's page (zh-CN): upload a video, wait while it is prepared, choose it and 从头观看
+    for late rooms, create: the greeting is stored with its video and mode."""
+    from playwright.async_api import async_playwright
+
+    from .browser import launch
+
+    base = base_of(city)
+    leader_cookies = await sign_in(base, "mayor", PASSWORD)
+    source = make_greeting_video(tmp_path / "新春.webm", seconds=2.0)
+    async with async_playwright() as pw:
+        browser = await launch(pw, tmp_path / "chromium")
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await context.add_cookies([{"name": "dutycall_session", "value": leader_cookies["dutycall_session"],
+                                        "url": base}])
+            page = await context.new_page()
+            page.on("pageerror", lambda exc: print(f"[leader page] pageerror: {exc}"))
+            await page.goto(f"{base}/greetings")
+            await page.wait_for_selector("#create-section:not([hidden])", timeout=30000)
+            assert await page.locator("#g-media option").all_text_contents() == ["无（领导现场讲话）"]
+            assert await page.locator("#g-late option").all_text_contents() == ["从当前进度观看", "从头观看"]
+            await page.set_input_files("#g-file", str(source))
+            state = page.locator("#g-upload-state")
+            await wait_for(lambda: _text(state, "视频已就绪，可选用"), timeout=60, what="the upload prepared")
+            chosen = await page.input_value("#g-media")
+            assert chosen and (await page.locator("#g-media option:checked").text_content()).startswith("新春.webm")
+            await page.select_option("#g-late", "start")
+            await page.fill("#g-title", "录播慰问")
+            await page.click("#g-create")
+            await page.locator('#list tr[data-greeting-id] td:first-child', has_text="录播慰问").wait_for(timeout=30000)
+        finally:
+            await browser.close()
+    async with city.app[DIRECTORY].sessionmaker() as db:
+        stored = (await db.execute(select(Greeting).where(Greeting.title == "录播慰问"))).scalar_one()
+    assert (stored.media_id, stored.late_join) == (int(chosen), "start")
