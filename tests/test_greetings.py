@@ -881,6 +881,14 @@ async def test_a_greeting_plays_only_a_ready_video_in_scope(city):
                                                               "late_join": "start"})
         assert resp.status == 201, await resp.text()
         assert await stored() == 1
+        # Left live by a stopped server: its video cannot go on where it was, so it ends at recovery.
+        recorded = (await resp.json())["id"]
+        async with city.app[DIRECTORY].sessionmaker() as db:
+            (await db.get(Greeting, recorded)).status = "live"
+            await db.commit()
+        assert recorded not in await city.app[GREETINGS].recover()
+        async with city.app[DIRECTORY].sessionmaker() as db:
+            assert (await db.get(Greeting, recorded)).status == "ended"
     finally:
         await host.close()
 
