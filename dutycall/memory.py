@@ -1,4 +1,5 @@
-"""Native memory: give freed heap pages back to the system (glibc's ``malloc_trim``).
+"""Native memory: give freed heap pages back to the system (glibc's ``malloc_trim``); and the
+cyclic garbage collector's pauses (:func:`freeze_startup_objects`, :class:`GcPauses`).
 
 Every peer connection allocates native buffers (DTLS/OpenSSL, SRTP, sockets, aiortc's
 packet queues) from several threads; glibc keeps what is freed inside its arenas, so after
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import time
@@ -176,3 +178,61 @@ async def trimming(interval: float) -> AsyncIterator[MemoryTrimmer | None]:
         yield trimmer
     finally:
         await trimmer.close()
+
+
+# -- the cyclic garbage collector ----------------------------------------------------------------
+
+def freeze_startup_objects() -> int:
+    """Collect the start-up's garbage, then move every object still alive (modules, the app, the
+    database's metadata, the codecs' tables: what lives as long as the process) out of the cyclic
+    collector's reach with ``gc.freeze()``; returns how many were moved.
+
+    A full (generation 2) collection walks every tracked object the process holds: in a server
+    forwarding to 150 subscribers that was ~430,000 objects, 360,000 of them from start-up, and
+    each such pause stopped the event loop for 100-180 ms (so every frame in flight arrived that
+    much later: the fan-out's p99 latency). Frozen objects are never examined again, which is
+    right for what lives until exit; objects made later (connections, rooms) are collected as
+    before, so cyclic garbage from closed connections is still freed. Call it once, when start-up
+    is done.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+class GcPauses:
+    """How long each cyclic collection stopped the process, by generation, for ``/metrics``.
+
+    ``gc.callbacks`` run wherever a collection starts (any allocation, any thread), so the callback
+    only does arithmetic on plain lists: no lock, no allocation-heavy work, no I/O.
+    """
+
+    #: Upper bounds of the histogram's buckets, in seconds.
+    BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+    def __init__(self) -> None:
+        #: Per generation: bucket counts (the last one: above every bound), sum of seconds.
+        self.buckets = [[0] * (len(self.BUCKETS) + 1) for _ in range(3)]
+        self.sums = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        seconds = time.perf_counter() - self._started
+        generation = min(max(info.get("generation", 2), 0), 2)
+        self.sums[generation] += seconds
+        bounds = self.BUCKETS
+        i = 0
+        while i < len(bounds) and seconds > bounds[i]:
+            i += 1
+        self.buckets[generation][i] += 1
+
+    def install(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def uninstall(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)

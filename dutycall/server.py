@@ -64,10 +64,16 @@ def serve(config: config_mod.Config) -> None:
     trim_interval = memory.interval_from_env()  # a bad value stops the start here
     app = create_app(config)
     app.cleanup_ctx.append(lambda _app: _trim_memory(trim_interval))
+    app.on_startup.append(_freeze_startup_objects)  # after every other start-up step (appended last)
     web.run_app(
         app, host=config.host, port=config.port, ssl_context=ssl_context,
         print=None, shutdown_timeout=5, access_log_class=AccessLogger,
     )
+
+
+async def _freeze_startup_objects(_app: web.Application) -> None:
+    frozen = memory.freeze_startup_objects()
+    logging.getLogger(__name__).info("start-up objects kept out of the garbage collector's walks: %d", frozen)
 
 
 async def _trim_memory(interval: float) -> AsyncIterator[None]:

@@ -177,6 +177,37 @@ async def test_loop_lag_is_sampled(metrics_world):
     await wait_for(lambda: _more(count, before), timeout=10, what="a loop-lag sample")
 
 
+async def test_garbage_collection_pauses_are_counted(metrics_world):
+    """Each cyclic collection's pause reaches /metrics, by generation (a full one is forced here)."""
+    import gc
+
+    app, base, cookies = metrics_world
+
+    async def full_collections() -> float:
+        status, _, text = await scrape(f"{base}/metrics", cookies=cookies["admin"])
+        return value(parse(text), "dutycall_gc_pause_seconds_count", worker="main", generation="2")
+
+    before = await full_collections()
+    gc.collect()
+    assert await full_collections() >= before + 1
+
+
+def test_start_up_objects_are_frozen_and_later_garbage_is_still_collected():
+    import gc
+
+    from dutycall import memory
+
+    try:
+        assert memory.freeze_startup_objects() > 1000  # at least the imported modules' objects
+        cycle: list = []
+        cycle.append(cycle)
+        ref_count = len(gc.get_referrers(cycle))
+        del cycle
+        assert ref_count >= 1 and gc.collect() >= 1  # made after the freeze: still collected
+    finally:
+        gc.unfreeze()
+
+
 async def _more(count, before: float) -> bool:
     return await count() > before
 

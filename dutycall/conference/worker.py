@@ -27,6 +27,7 @@ import os
 import time
 from typing import Any
 
+from .. import memory
 from . import aiortc_compat
 from .errors import ConferenceError
 from .lifecycle import CloseReason
@@ -170,6 +171,7 @@ async def serve(address: str, index: int, token: str, settings: ConferenceSettin
     reader, writer = await _connect(address)
     worker = Worker(writer, settings)
     worker.send({"op": "hello", "token": token, "index": index, "pid": os.getpid()})
+    memory.freeze_startup_objects()  # see dutycall.memory: no full-collection pauses over them
 
     async def report() -> None:
         while True:

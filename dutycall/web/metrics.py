@@ -29,10 +29,12 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
+from .. import memory
 from ..conference import ConferenceCounters, Label
 from ..config import split_address
 from ..directory.errors import Forbidden
@@ -103,9 +105,10 @@ class DutycallCollector(Collector):
     """Rooms, participants, publications, frames and packets in and out, drops and why, keyframe
     requests, roll-calls and footage sources, and the process's CPU: read when scraped."""
 
-    def __init__(self, app: web.Application, lag: LoopLag) -> None:
+    def __init__(self, app: web.Application, lag: LoopLag, gc_pauses: memory.GcPauses) -> None:
         self.app = app
         self.lag = lag
+        self.gc_pauses = gc_pauses
         self.counters = ConferenceCounters(app[CONFERENCE])
 
     def collect(self) -> Iterator[Metric]:
@@ -216,6 +219,17 @@ class DutycallCollector(Collector):
             yield subscriptions
             yield forwarded
             yield dropped
+        pauses = self.gc_pauses
+        gc_metric = HistogramMetricFamily("dutycall_gc_pause_seconds",
+                                          "How long each cyclic garbage collection stopped the server process "
+                                          "(its event loop with it), by generation", labels=["worker", "generation"])
+        for generation in range(3):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*pauses.BUCKETS, float("inf")), pauses.buckets[generation]):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            gc_metric.add_metric([WORKER, str(generation)], buckets, pauses.sums[generation])
+        yield gc_metric
         if self.lag.thread is not None and threading.get_native_id() == self.lag.thread:
             # Scraped on the loop's own thread (always, from the handlers below): its CPU time,
             # which approaches one second per second as the loop saturates.
@@ -250,12 +264,13 @@ def setup(app: web.Application) -> None:
     listener (both started and stopped with the app)."""
     registry = CollectorRegistry()
     lag = LoopLag(registry)
-    registry.register(DutycallCollector(app, lag))
+    gc_pauses = memory.GcPauses()
+    registry.register(DutycallCollector(app, lag, gc_pauses))
     ProcessCollector(registry=registry)  # process_cpu_seconds_total, resident memory, open files
     app[REGISTRY] = registry
     app[LISTENER] = Listener()
     app.router.add_get("/metrics", metrics_signed_in)
-    app.cleanup_ctx.append(lambda app: _run(app, lag))
+    app.cleanup_ctx.append(lambda app: _run(app, lag, gc_pauses))
 
 
 def exposition(registry: CollectorRegistry) -> web.Response:
@@ -287,8 +302,9 @@ async def metrics_signed_in(request: web.Request) -> web.Response:
     return exposition(request.app[REGISTRY])
 
 
-async def _run(app: web.Application, lag: LoopLag) -> AsyncIterator[None]:
+async def _run(app: web.Application, lag: LoopLag, gc_pauses: memory.GcPauses) -> AsyncIterator[None]:
     task = asyncio.ensure_future(lag.run())
+    gc_pauses.install()
     runner: web.AppRunner | None = None
     address = app[CONFIG].metrics_address
     if address:
@@ -303,10 +319,12 @@ async def _run(app: web.Application, lag: LoopLag) -> AsyncIterator[None]:
         except BaseException:
             await runner.cleanup()
             task.cancel()
+            gc_pauses.uninstall()
             raise
         app[LISTENER].runner = runner
         logger.info("metrics served without sign-in at http://%s/metrics", address)
     yield
+    gc_pauses.uninstall()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     if runner is not None:
