@@ -50,7 +50,9 @@ INTERVAL = 3.5
 #: How long a wall page's "I am looking at these rooms" holds without a renewal.
 LEASE = 10.0
 #: How long to wait for a room's keyframe after asking for it.
-KEYFRAME_TIMEOUT = 2.0
+KEYFRAME_TIMEOUT = 1.5
+#: Seconds before a room whose keyframe did not come is asked again (and the least between two asks).
+RETRY = 0.5
 WIDTH, HEIGHT = 320, 180
 JPEG_QUALITY = 70
 #: How long keyframes wait to be sent to the worker together.
@@ -193,38 +195,45 @@ class Thumbnails:
         await asyncio.sleep(random.uniform(0.0, min(1.0, self.interval)))
         while True:
             began = loop.time()
+            missed = False
             try:
-                await self._snap(room_id)
+                missed = await self._snap(room_id) is False
             except asyncio.CancelledError:
                 raise
             except Exception:  # one room's trouble must not end its loop
                 logger.exception("wall thumbnail of duty room %s failed", room_id)
-            await asyncio.sleep(max(0.5, self.interval - (loop.time() - began)))
+            # A keyframe that did not come in time (a busy publisher or server) is asked for
+            # again soon: waiting a whole interval more would leave the tile twice as old.
+            await asyncio.sleep(RETRY if missed else max(RETRY, self.interval - (loop.time() - began)))
 
-    async def _snap(self, room_id: int) -> None:
+    async def _snap(self, room_id: int) -> bool | None:
+        """Take the room's picture: True when taken, False when its keyframe or its decoding
+        failed, None when there is nothing to take (no console publishing video)."""
         publication = self.conference.publication_of(console_tag(room_id))
         if publication is None:
-            return
+            return None
         codec = _CODECS.get((publication.codec_name("video") or "").lower())
         if codec is None:
-            return
+            return None
         tap = publication.tap("video")  # keyframe-gated; asks the publisher for a keyframe now
         if tap is None:
-            return
+            return None
         self.taps += 1
         try:
             frame = await asyncio.wait_for(tap.recv(), KEYFRAME_TIMEOUT)
         except Exception:  # noqa: BLE001 - no keyframe in time, or the publication went away
-            return
+            return False
         finally:
             tap.stop()
         if not isinstance(frame, av.Packet):
-            return  # not a passthrough publication (only in-process test peers decode)
+            return None  # not a passthrough publication (only in-process test peers decode)
         taken_at = time.time()
         jpeg = await self._decode(bytes(frame), codec)
-        if jpeg is not None:
-            self.decoded += 1
-            self._thumbs[room_id] = Thumb(jpeg, taken_at)
+        if jpeg is None:
+            return False
+        self.decoded += 1
+        self._thumbs[room_id] = Thumb(jpeg, taken_at)
+        return True
 
     # -- the worker ---------------------------------------------------------------------------
 
