@@ -323,3 +323,40 @@ def test_the_packet_senders_clock_is_aiortcs():
     from dutycall.conference.aiortc_compat import _ntp_now
 
     assert abs(_ntp_now() - clock.current_ntp_time()) / 2**32 < 0.05
+
+
+async def test_stale_video_asks_for_keyframes_at_the_recovery_rate():
+    """Subscribers that shed stale video (the server is behind) cost the publisher at most one
+    keyframe per RECOVERY_KEYFRAME_INTERVAL however many of them there are and however often
+    they retry; a subscriber joining meanwhile is still asked for at the join rate."""
+    from dutycall.conference import forwarding
+
+    forwarder = CountingForwarder(QueueTrack())
+    forwarder.start()
+    subs = [forwarder.subscribe() for _ in range(20)]
+    await wait_for(lambda: forwarder.sent_requests >= 1, timeout=5)  # the joiners' keyframe
+    for sub in subs:
+        sub.push(packet(0, True), time.monotonic())
+    asked = forwarder.sent_requests
+    started = time.monotonic()
+    n = 1
+    # A second of stale delta frames to every subscriber, retries included (KEYFRAME_RETRY 0.5 s).
+    while time.monotonic() - started < 1.5:
+        for sub in subs:
+            sub.push(packet(n, False), time.monotonic() - 5.0)
+            assert sub.waiting_for_keyframe
+        n += 1
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - started
+    assert forwarder.recovery_requests <= elapsed / forwarding.RECOVERY_KEYFRAME_INTERVAL + 1
+    assert forwarder.recovery_requests_throttled >= len(subs) - 1
+    await wait_for(lambda: forwarder._pending_keyframe is None, timeout=2)
+    assert forwarder.sent_requests - asked == forwarder.recovery_requests
+    # A keyframe ends the recovery; a new subscriber is asked for at once (join rate).
+    for sub in subs:
+        sub.push(packet(n, True), time.monotonic())
+        assert not sub.waiting_for_keyframe and not sub._recovering
+    before = forwarder.sent_requests
+    forwarder.subscribe()
+    await wait_for(lambda: forwarder.sent_requests > before, timeout=1, what="the joiner's keyframe request")
+    await forwarder.stop()

@@ -44,6 +44,11 @@ KEYFRAME_GRACE = 2.0
 #: While a subscriber waits for a keyframe, ask again this often: a PLI can be lost or
 #: ignored by the publisher's encoder, and the subscriber sees nothing until one arrives.
 KEYFRAME_RETRY = 0.5
+#: Keyframes asked for because subscribers dropped stale video (the server itself is behind): at
+#: most one per this many seconds per published track. A keyframe is many packets to every
+#: subscriber, so under overload asking at the join rate (4 a second) added the load that made the
+#: next frames stale: with media workers at N=150 packets out doubled for the same frames.
+RECOVERY_KEYFRAME_INTERVAL = 1.0
 
 
 class Lateness:
@@ -146,6 +151,9 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_stale = 0
         self.overflows = 0
         self._asked_at = time.monotonic()
+        #: Waiting for a keyframe because this track shed stale video (the server was behind):
+        #: its requests go through the forwarder's slower recovery throttle.
+        self._recovering = False
         #: Called (no arguments) when a packet is queued or the track stops: lets a
         #: :class:`SwitchableTrack` wait on two sources without a task per packet.
         self.on_ready: Callable[[], None] | None = None
@@ -179,9 +187,10 @@ class ForwardedTrack(MediaStreamTrack):
                 now = time.monotonic()
                 if now - self._asked_at > KEYFRAME_RETRY:
                     self._asked_at = now
-                    self._forwarder.request_keyframe()
+                    self._ask_for_keyframe()
                 return
             self._need_keyframe = False
+            self._recovering = False
         if len(self._queue) >= self._max_queue:
             self.overflows += 1
             if self.kind == "video":
@@ -226,16 +235,24 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_forwarded += 1
         return queue.popleft()[1]
 
+    def _ask_for_keyframe(self) -> None:
+        if self._recovering:
+            self._forwarder.request_recovery_keyframe()
+        else:
+            self._forwarder.request_keyframe()
+
     def _shed_stale(self) -> None:
         """Drop what waited too long. Video: everything queued (the fresh frames depend on
-        the stale ones) and then up to a keyframe, asked for now; audio: the stale packets."""
+        the stale ones) and then up to a keyframe, asked for now (at the recovery rate); audio:
+        the stale packets."""
         queue = self._queue
         if self.kind == "video":
             dropped = len(queue)
             queue.clear()
             self._need_keyframe = True
+            self._recovering = True
             self._asked_at = time.monotonic()
-            self._forwarder.request_keyframe()
+            self._forwarder.request_recovery_keyframe()
         else:
             limit = time.monotonic() - self._stale_after
             dropped = 0
@@ -290,6 +307,10 @@ class TrackForwarder:
         self._on_ended = on_ended
         self._keyframe_interval = keyframe_interval
         self._last_keyframe_request = -1e9
+        self._last_recovery_request = -1e9
+        #: Recovery requests (see RECOVERY_KEYFRAME_INTERVAL) passed on, and turned away.
+        self.recovery_requests = 0
+        self.recovery_requests_throttled = 0
         self._pending_keyframe: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self.frames_received = 0
@@ -338,6 +359,17 @@ class TrackForwarder:
         elif self._pending_keyframe is None:
             loop = asyncio.get_running_loop()
             self._pending_keyframe = loop.call_later(wait, self._send_keyframe_request)
+
+    def request_recovery_keyframe(self) -> None:
+        """A subscriber shed stale video: ask for a keyframe at most once per
+        :data:`RECOVERY_KEYFRAME_INTERVAL` (then as :meth:`request_keyframe` does)."""
+        now = time.monotonic()
+        if now - self._last_recovery_request < RECOVERY_KEYFRAME_INTERVAL:
+            self.recovery_requests_throttled += 1
+            return
+        self._last_recovery_request = now
+        self.recovery_requests += 1
+        self.request_keyframe()
 
     async def next_keyframe(self, timeout: float) -> bool:
         """Wait until the next keyframe arrives from the publisher; False on timeout."""
