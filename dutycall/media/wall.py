@@ -2,7 +2,7 @@
 
 A wall of 150-200 rooms cannot be 200 live streams into one browser. Instead, for each room
 that some open wall page has on screen (the page says which, :meth:`Thumbnails.look`, and
-renews it while it stays open), a loop here, every ``interval`` seconds (3.5 by default):
+renews it while it stays open), a loop here, every ``interval`` seconds (3 by default):
 
 - finds the room's console publication wherever it is (standby or a roll-call's room) by its
   conference tag, through the conference's public queries;
@@ -45,14 +45,15 @@ from .evidence import _leave_with_parent
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two thumbnails of one room (each picture is at most this plus the decode old).
-INTERVAL = 3.5
+#: Seconds between two thumbnails of one room (each picture is at most this plus the decode old;
+#: a tile must never show one older than 5 s, and a busy publisher's keyframe can take a second).
+INTERVAL = 3.0
 #: How long a wall page's "I am looking at these rooms" holds without a renewal.
 LEASE = 10.0
 #: How long to wait for a room's keyframe after asking for it.
-KEYFRAME_TIMEOUT = 1.5
+KEYFRAME_TIMEOUT = 1.0
 #: Seconds before a room whose keyframe did not come is asked again (and the least between two asks).
-RETRY = 0.5
+RETRY = 0.25
 WIDTH, HEIGHT = 320, 180
 JPEG_QUALITY = 70
 #: How long keyframes wait to be sent to the worker together.

@@ -228,7 +228,7 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     # -- the wall's thumbnails (the command seat, /command) --------------------------------------------
     ("post", "/api/wall/look", "rollcalls",
      "The duty rooms a wall page has on screen now (at most 200; renewed every few seconds, a 10 s lease): the "
-     "server takes a keyframe thumbnail of each every ~3.5 s while anyone looks. Rooms out of scope are dropped. "
+     "server takes a keyframe thumbnail of each every ~3 s while anyone looks. Rooms out of scope are dropped. "
      "Answers each room's latest picture time (taken_at, epoch seconds, null before the first) and what stops it "
      "taking part (problems: offline, no_video, no_audio), with the server's now. With has (room id -> the "
      "taken_at of the picture the page shows; {}: none), each room whose picture is newer also carries it (jpeg, "
