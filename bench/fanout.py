@@ -104,6 +104,52 @@ def process_tree_cpu(pid: int) -> dict[int, float]:
     return found
 
 
+async def scrape_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The server's ``/metrics`` (its ``--metrics-address``) as {(sample name, labels): value}; empty
+    if it cannot be read (the transcoding baseline serves the same page)."""
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    except (aiohttp.ClientError, OSError):
+        return {}
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def server_stalls(before: dict[Any, float], after: dict[Any, float]) -> dict[str, Any]:
+    """What stopped the server's event loop during the window, from its own histograms: loop-lag
+    samples (4 a second) later than 100 ms, the worst lag bucket reached, and the cyclic garbage
+    collector's pauses (count, seconds, by generation)."""
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    if not after:
+        return {}
+    bounds = sorted(float(dict(labels)["le"]) for name, labels in after
+                    if name == "dutycall_event_loop_lag_seconds_bucket" and dict(labels).get("worker") == "main")
+    counts = {b: delta("dutycall_event_loop_lag_seconds_bucket", worker="main", le=_le(b)) for b in bounds}
+    total = delta("dutycall_event_loop_lag_seconds_count", worker="main")
+    worst = next((b for b in bounds if counts[b] >= total), None) if total else None
+    return {
+        "loop_lag_samples": int(total),
+        "loop_lag_over_100ms": int(total - counts.get(0.1, total)),
+        "loop_lag_worst_bucket_ms": None if worst is None else (worst * 1000 if worst != float("inf") else "inf"),
+        "gc_pauses": {g: [int(delta("dutycall_gc_pause_seconds_count", worker="main", generation=g)),
+                          round(delta("dutycall_gc_pause_seconds_sum", worker="main", generation=g), 3)]
+                      for g in ("0", "1", "2")},
+    }
+
+
+def _le(bound: float) -> str:
+    from prometheus_client.utils import floatToGoString
+
+    return floatToGoString(bound)
+
+
 def udp_counters() -> dict[str, int]:
     """The network namespace's UDP counters (``/proc/net/snmp``); empty where there are none."""
     try:
@@ -291,13 +337,15 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
     from dutycall.conference import aiortc_compat
     aiortc_compat.set_host_addresses(["127.0.0.1"])
     port = free_port()
+    metrics_port = free_port()
     data = tempfile.mkdtemp(prefix="dutycall-bench-")
     # The baseline is no part of the server: bench/transcoding.py registers it, then serves.
     entry = "bench.transcoding" if mode == "transcode" else "dutycall.server"
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", entry, "--host", "127.0.0.1", "--port", str(port),
         "--ice-addresses", "127.0.0.1", "--forwarding", mode, "--log-level", "WARNING",
-        "--database-url", f"sqlite:///{data}/bench.sqlite3", *server_args,
+        "--database-url", f"sqlite:///{data}/bench.sqlite3", "--metrics-address", f"127.0.0.1:{metrics_port}",
+        *server_args,
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
         env={**os.environ, "DUTYCALL_ADMIN_PASSWORD": BENCH_PASSWORD},
     )
@@ -343,6 +391,7 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
         for worker in workers:
             worker.stdin.write(b"start\n")
             await worker.stdin.drain()
+        metrics0 = await scrape_metrics(metrics_port)
         tree0 = process_tree_cpu(server.pid)
         udp0 = udp_counters()
         keyframes0 = track.keyframes_sent
@@ -352,6 +401,7 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
         tree1 = process_tree_cpu(server.pid)
         udp1 = udp_counters()
         keyframes = track.keyframes_sent - keyframes0
+        metrics1 = await scrape_metrics(metrics_port)
         # Per process (the server's control process first, then each child: media workers, and
         # the evidence pool if it ran), over the same window.
         per_process = [(tree1[p] - tree0[p]) / (t1 - t0) for p in sorted(tree1, key=lambda p: (p != server.pid, p))
@@ -399,6 +449,7 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
             # keyframes the publisher made on request (each one is a burst of packets).
             "udp_rcvbuf_drops": udp1.get("RcvbufErrors", 0) - udp0.get("RcvbufErrors", 0),
             "publisher_keyframes": keyframes,
+            **server_stalls(metrics0, metrics1),
             "worker_cpu": [round(c, 4) for c in per_process],
         }
     finally:
@@ -436,6 +487,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "min_any_fps": round(sfu["min_any_fps"], 2),
         "udp_rcvbuf_drops": sfu["udp_rcvbuf_drops"],
         "publisher_keyframes": sfu["publisher_keyframes"],
+        **{key: sfu[key] for key in ("loop_lag_samples", "loop_lag_over_100ms", "loop_lag_worst_bucket_ms",
+                                     "gc_pauses") if key in sfu},
         "media_workers": args.media_workers,
         # The control process first, then each media worker: the load spread over cores.
         "worker_cpu": cpu,

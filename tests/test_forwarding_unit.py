@@ -360,3 +360,40 @@ async def test_stale_video_asks_for_keyframes_at_the_recovery_rate():
     forwarder.subscribe()
     await wait_for(lambda: forwarder.sent_requests > before, timeout=1, what="the joiner's keyframe request")
     await forwarder.stop()
+
+
+async def test_a_frames_datagrams_leave_together_in_order():
+    """send_datagrams: a frame's packets (equal sizes, a shorter last, more than one GSO batch)
+    arrive as the same datagrams in the same order, through GSO or, turned off, one by one."""
+    import socket
+
+    from dutycall.conference import aiortc_compat
+
+    loop = asyncio.get_running_loop()
+    received: list[bytes] = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            received.append(data)
+
+    sink, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    sender, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    sink.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    address = sink.get_extra_info("sockname")
+    try:
+        for gso in (True, False):
+            aiortc_compat._gso = gso
+            frames = [[bytes([i, i]) * 661 for i in range(70)] + [b"end"],  # 3 GSO batches and a short one
+                      [b"x" * 100],
+                      [b"a" * 50, b"b" * 60, b"c" * 60, b"d" * 10]]
+            received.clear()
+            for frame in frames:
+                aiortc_compat.send_datagrams(sender, frame, address)
+            expected = [d for frame in frames for d in frame]
+            await wait_for(lambda: len(received) >= len(expected), timeout=5, what="every datagram")
+            assert received == expected
+            assert aiortc_compat._gso == gso  # the kernel took the segmented sends
+    finally:
+        aiortc_compat._gso = True
+        sink.close()
+        sender.close()

@@ -37,7 +37,8 @@ upgraded, re-read the functions this module patches or calls:
   ``Connection.sendto`` → ``StunProtocol.send_data``): :func:`forward_packets` replaces the
   sender's loop on the server's subscriber connections with one that serializes the RTP header
   once per frame, packetizes VP8 itself and hands each SRTP-protected packet straight to the
-  nominated pair's datagram transport, without a coroutine per packet (see the function).
+  nominated pair's datagram transport (its ``_sock`` and ``_buffer``: a frame's packets leave in one
+  GSO ``sendmsg``), without a coroutine per packet (see the function).
 - ``aioice.ice.get_host_addresses``: aioice never offers loopback addresses; the
   server needs to choose the addresses it advertises.
 - ``aiortc.rtcdtlstransport.RTCCertificate._create_ssl_context``: builds each connection's
@@ -54,12 +55,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import fractions
 import functools
 import logging
 import os
 import queue
 import random
+import socket
+import struct
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -330,6 +335,55 @@ def vp8_payloads(frame: Any, picture_id: int) -> list[bytes]:
     return [(rest if pos else first) + frame[pos:pos + _VP8_CHUNK] for pos in range(0, len(frame), _VP8_CHUNK)]
 
 
+#: Linux's UDP generic segmentation offload (``UDP_SEGMENT``, Linux 4.18): one ``sendmsg`` carries
+#: several datagrams of one size (the last may be shorter) to one address; the kernel cuts them.
+#: ``DUTYCALL_UDP_GSO=0`` turns it off; it turns itself off where the kernel refuses it.
+UDP_SEGMENT = 103
+GSO_MAX_SEGMENTS = 32
+_gso = sys.platform == "linux" and os.environ.get("DUTYCALL_UDP_GSO", "1") != "0"
+#: Errors that say the kernel or the route cannot segment (then: one datagram per send from now on).
+_GSO_UNSUPPORTED = {errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
+
+
+def send_datagrams(transport: asyncio.DatagramTransport, datagrams: list[bytes], addr: Any) -> None:
+    """Send ``datagrams`` to ``addr`` in order through ``transport`` (asyncio's UDP transport).
+
+    Runs of equal-sized datagrams (a frame's RTP packets after SRTP: all the same size but the
+    last) go out as one GSO ``sendmsg`` each: one trip through the network stack instead of one per
+    packet, which was most of the fan-out's remaining cost. Whatever cannot go so (GSO off, the
+    transport has a backlog to keep the order behind, the socket is full) goes through
+    ``transport.sendto``, which queues and reports errors as usual.
+    """
+    global _gso
+    count, i = len(datagrams), 0
+    sock = getattr(transport, "_sock", None)
+    if _gso and count > 1 and sock is not None and not getattr(transport, "_buffer", True) \
+            and not transport.is_closing():
+        while i < count:
+            size, j = len(datagrams[i]), i + 1
+            while j < count and j - i < GSO_MAX_SEGMENTS and len(datagrams[j]) == size:
+                j += 1
+            if j < count and j - i < GSO_MAX_SEGMENTS and len(datagrams[j]) < size:
+                j += 1  # a shorter datagram may close a segmented send
+            if j - i == 1:
+                transport.sendto(datagrams[i], addr)
+                i = j
+                continue
+            try:
+                sock.sendmsg([b"".join(datagrams[i:j])], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
+                             0, addr)
+            except (BlockingIOError, InterruptedError):
+                break  # the socket is full: the transport queues the rest
+            except OSError as exc:
+                if exc.errno in _GSO_UNSUPPORTED:
+                    _gso = False
+                    logger.warning("UDP segmentation offload refused (%s): one datagram per send from now on", exc)
+                break
+            i = j
+    for datagram in datagrams[i:]:
+        transport.sendto(datagram, addr)
+
+
 class _SentPackets(dict):
     """A sender's ``__rtp_history`` holding serialized packets, parsed only when a NACK asks for one
     (``RTCRtpSender._retransmit`` calls ``get``)."""
@@ -351,9 +405,9 @@ def forward_packets(sender: RTCRtpSender) -> None:
     extensions, read the clock through a ``datetime`` twice, and awaited three coroutines down to
     the datagram socket; at 150 subscribers that was a large part of the server's CPU. This loop
     sends the same bytes: the header is serialized once per frame and patched per packet (marker,
-    sequence number), VP8 is packetized exactly as ``Vp8Encoder.pack`` does, and each SRTP-protected
-    packet goes straight to the nominated candidate pair's UDP transport (other transports, e.g.
-    TURN, go through aiortc's path). Retransmissions (NACK) and RTCP sender reports work as before.
+    sequence number), VP8 is packetized exactly as ``Vp8Encoder.pack`` does, and a frame's
+    SRTP-protected packets go straight to the nominated candidate pair's UDP socket together
+    (:func:`send_datagrams`; other transports, e.g. TURN, go through aiortc's path). Retransmissions (NACK) and RTCP sender reports work as before.
     """
     if STOCK_SENDER:
         return
@@ -406,12 +460,13 @@ async def _forward_packets(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -
             if dtls._state != DtlsState.CONNECTED:
                 raise ConnectionError("Cannot send encrypted RTP, not connected")
             pair = dtls.transport._connection._nominated.get(1)
-            sendto: Callable[[bytes, Any], None] | None = None
+            udp: asyncio.DatagramTransport | None = None
             if pair is not None and type(pair.protocol) is aioice.ice.StunProtocol:
-                sendto, remote = pair.protocol.transport.sendto, pair.remote_addr
+                udp, remote = pair.protocol.transport, pair.remote_addr
             protect = dtls._tx_srtp.protect
             last = len(payloads) - 1
             wire_bytes = 0
+            wires = []
             for i, payload in enumerate(payloads):
                 head = bytearray(template)
                 if i == last:
@@ -422,13 +477,15 @@ async def _forward_packets(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -
                 plain = bytes(head)
                 history[sequence % RTP_HISTORY_SIZE] = plain
                 wire = protect(plain)
-                if sendto is not None:
-                    sendto(wire, remote)
-                else:
-                    await dtls.transport._send(wire)
+                wires.append(wire)
                 wire_bytes += len(wire)
                 sequence = (sequence + 1) & 0xFFFF
                 octets += len(payload)
+            if udp is not None:
+                send_datagrams(udp, wires, remote)
+            else:
+                for wire in wires:
+                    await dtls.transport._send(wire)
             packets += len(payloads)
             # What aiortc's loop keeps for RTCP sender reports and getStats().
             setattr(sender, _SENDER + "ntp_timestamp", ntp)
