@@ -390,7 +390,8 @@ async def test_a_frames_datagrams_leave_together_in_order():
             for frame in frames:
                 aiortc_compat.send_datagrams(sender, frame, address)
             expected = [d for frame in frames for d in frame]
-            await wait_for(lambda: len(received) >= len(expected), timeout=5, what="every datagram")
+            count = len(expected)
+            await wait_for(lambda count=count: len(received) >= count, timeout=5, what="every datagram")
             assert received == expected
             assert aiortc_compat._gso == gso  # the kernel took the segmented sends
     finally:

@@ -407,7 +407,8 @@ def forward_packets(sender: RTCRtpSender) -> None:
     sends the same bytes: the header is serialized once per frame and patched per packet (marker,
     sequence number), VP8 is packetized exactly as ``Vp8Encoder.pack`` does, and a frame's
     SRTP-protected packets go straight to the nominated candidate pair's UDP socket together
-    (:func:`send_datagrams`; other transports, e.g. TURN, go through aiortc's path). Retransmissions (NACK) and RTCP sender reports work as before.
+    (:func:`send_datagrams`; other transports, e.g. TURN, go through aiortc's path).
+    Retransmissions (NACK) and RTCP sender reports work as before.
     """
     if STOCK_SENDER:
         return
