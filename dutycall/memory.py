@@ -192,8 +192,10 @@ def freeze_startup_objects() -> int:
     each such pause stopped the event loop for 100-180 ms (so every frame in flight arrived that
     much later: the fan-out's p99 latency). Frozen objects are never examined again, which is
     right for what lives until exit; objects made later (connections, rooms) are collected as
-    before, so cyclic garbage from closed connections is still freed. Call it once, when start-up
-    is done.
+    before, so cyclic garbage from closed connections is still freed. The price: an object alive at
+    start-up that is later dropped inside a reference cycle is never freed (a replaced cache, a
+    pooled database connection opened during start-up); such objects are few and made once. Call
+    it once, when start-up is done.
     """
     gc.collect()
     gc.freeze()

@@ -350,6 +350,11 @@ async def test_stale_video_asks_for_keyframes_at_the_recovery_rate():
     elapsed = time.monotonic() - started
     assert forwarder.recovery_requests <= elapsed / forwarding.RECOVERY_KEYFRAME_INTERVAL + 1
     assert forwarder.recovery_requests_throttled >= len(subs) - 1
+    # A throttled request is deferred, not dropped: with every subscriber still waiting and no
+    # frame arriving at all, the publisher is asked again when the interval ends.
+    recovered = forwarder.recovery_requests
+    await wait_for(lambda: forwarder.recovery_requests > recovered,
+                   timeout=forwarding.RECOVERY_KEYFRAME_INTERVAL + 2, what="the deferred recovery request")
     await wait_for(lambda: forwarder._pending_keyframe is None, timeout=2)
     assert forwarder.sent_requests - asked == forwarder.recovery_requests
     # A keyframe ends the recovery; a new subscriber is asked for at once (join rate).
@@ -380,8 +385,9 @@ async def test_a_frames_datagrams_leave_together_in_order():
     sender, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
     sink.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     address = sink.get_extra_info("sockname")
+    kernel_gso = aiortc_compat._gso
     try:
-        for gso in (True, False):
+        for gso in (kernel_gso, False):
             aiortc_compat._gso = gso
             frames = [[bytes([i, i]) * 661 for i in range(70)] + [b"end"],  # 3 GSO batches and a short one
                       [b"x" * 100],
@@ -395,6 +401,6 @@ async def test_a_frames_datagrams_leave_together_in_order():
             assert received == expected
             assert aiortc_compat._gso == gso  # the kernel took the segmented sends
     finally:
-        aiortc_compat._gso = True
+        aiortc_compat._gso = kernel_gso
         sink.close()
         sender.close()

@@ -67,6 +67,7 @@ import struct
 import sys
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,7 @@ from aiortc import (
     rate,
     rtcdtlstransport,
     rtcrtpreceiver,
+    rtcrtpsender,
 )
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Decoder
@@ -337,12 +339,32 @@ def vp8_payloads(frame: Any, picture_id: int) -> list[bytes]:
 
 #: Linux's UDP generic segmentation offload (``UDP_SEGMENT``, Linux 4.18): one ``sendmsg`` carries
 #: several datagrams of one size (the last may be shorter) to one address; the kernel cuts them.
-#: ``DUTYCALL_UDP_GSO=0`` turns it off; it turns itself off where the kernel refuses it.
+#: ``DUTYCALL_UDP_GSO=0`` turns it off.
 UDP_SEGMENT = 103
 GSO_MAX_SEGMENTS = 32
-_gso = sys.platform == "linux" and os.environ.get("DUTYCALL_UDP_GSO", "1") != "0"
-#: Errors that say the kernel or the route cannot segment (then: one datagram per send from now on).
-_GSO_UNSUPPORTED = {errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
+#: Errors that say this kernel cannot segment at all (then: one datagram per send from now on).
+_GSO_UNSUPPORTED = {errno.ENOPROTOOPT, errno.EOPNOTSUPP}
+#: Errors that say one path cannot (its MTU is under the segment size, its device has no checksum
+#: offload, IPsec): that socket sends one datagram at a time from then on, the others go on.
+_GSO_REFUSED_HERE = {errno.EINVAL, errno.EIO, errno.EMSGSIZE}
+_no_gso_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _kernel_segments() -> bool:
+    """Whether this kernel knows ``UDP_SEGMENT``. A kernel before 4.18 does not refuse the control
+    message, it ignores it and sends the whole batch as one fragmented datagram (which a receiver
+    rejects as one bad SRTP packet): so ask with the socket option, once, before using it."""
+    if sys.platform != "linux" or os.environ.get("DUTYCALL_UDP_GSO", "1") == "0":
+        return False
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 1200)
+            return int(probe.getsockopt(socket.SOL_UDP, UDP_SEGMENT)) == 1200
+    except OSError:
+        return False
+
+
+_gso = _kernel_segments()
 
 
 def send_datagrams(transport: asyncio.DatagramTransport, datagrams: list[bytes], addr: Any) -> None:
@@ -358,7 +380,7 @@ def send_datagrams(transport: asyncio.DatagramTransport, datagrams: list[bytes],
     count, i = len(datagrams), 0
     sock = getattr(transport, "_sock", None)
     if _gso and count > 1 and sock is not None and not getattr(transport, "_buffer", True) \
-            and not transport.is_closing():
+            and not transport.is_closing() and sock not in _no_gso_sockets:
         while i < count:
             size, j = len(datagrams[i]), i + 1
             while j < count and j - i < GSO_MAX_SEGMENTS and len(datagrams[j]) == size:
@@ -368,6 +390,8 @@ def send_datagrams(transport: asyncio.DatagramTransport, datagrams: list[bytes],
             if j - i == 1:
                 transport.sendto(datagrams[i], addr)
                 i = j
+                if transport._buffer:  # type: ignore[attr-defined]
+                    break  # it was queued: the rest must queue behind it, not overtake it
                 continue
             try:
                 sock.sendmsg([b"".join(datagrams[i:j])], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
@@ -378,6 +402,9 @@ def send_datagrams(transport: asyncio.DatagramTransport, datagrams: list[bytes],
                 if exc.errno in _GSO_UNSUPPORTED:
                     _gso = False
                     logger.warning("UDP segmentation offload refused (%s): one datagram per send from now on", exc)
+                elif exc.errno in _GSO_REFUSED_HERE:
+                    _no_gso_sockets.add(sock)
+                    logger.info("UDP segmentation offload refused to %s (%s): one datagram per send there", addr, exc)
                 break
             i = j
     for datagram in datagrams[i:]:
@@ -407,7 +434,8 @@ def forward_packets(sender: RTCRtpSender) -> None:
     sends the same bytes: the header is serialized once per frame and patched per packet (marker,
     sequence number), VP8 is packetized exactly as ``Vp8Encoder.pack`` does, and a frame's
     SRTP-protected packets go straight to the nominated candidate pair's UDP socket together
-    (:func:`send_datagrams`; other transports, e.g. TURN, go through aiortc's path).
+    (:func:`send_datagrams`; a TURN relay's transport has no socket of its own, so its packets go
+    through its ``sendto``; a pair that is not UDP goes through aiortc's path).
     Retransmissions (NACK) and RTCP sender reports work as before.
     """
     if STOCK_SENDER:
@@ -421,11 +449,10 @@ async def _forward_packets(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -
     history = _SentPackets(extensions_map)
     setattr(sender, _SENDER + "rtp_history", history)
     mid = getattr(sender, _SENDER + "mid")
-    dtls = sender.transport
     vp8 = codec.name.upper() == "VP8"
     encoder: Any = None
     picture_id = random.randint(0, 0x7FFF)
-    sequence = random.randint(0, 0xFFFF)
+    sequence = rtcrtpsender.random_sequence_number()  # aiortc's: the lower half, so SRTP's rollover is right
     origin = random.randint(0, 0xFFFFFFFF)
     octets = packets = 0
     try:
@@ -458,6 +485,7 @@ async def _forward_packets(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -
             header.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
             header.extensions.mid = mid
             template = header.serialize(extensions_map)
+            dtls = sender.transport  # read per frame, as aiortc does per packet
             if dtls._state != DtlsState.CONNECTED:
                 raise ConnectionError("Cannot send encrypted RTP, not connected")
             pair = dtls.transport._connection._nominated.get(1)

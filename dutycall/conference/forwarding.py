@@ -308,6 +308,7 @@ class TrackForwarder:
         self._keyframe_interval = keyframe_interval
         self._last_keyframe_request = -1e9
         self._last_recovery_request = -1e9
+        self._pending_recovery: asyncio.TimerHandle | None = None
         #: Recovery requests (see RECOVERY_KEYFRAME_INTERVAL) passed on, and turned away.
         self.recovery_requests = 0
         self.recovery_requests_throttled = 0
@@ -362,14 +363,28 @@ class TrackForwarder:
 
     def request_recovery_keyframe(self) -> None:
         """A subscriber shed stale video: ask for a keyframe at most once per
-        :data:`RECOVERY_KEYFRAME_INTERVAL` (then as :meth:`request_keyframe` does)."""
+        :data:`RECOVERY_KEYFRAME_INTERVAL` (then as :meth:`request_keyframe` does). A request
+        inside the interval is deferred to its end, not dropped: a subscriber that keeps getting
+        late frames never retries by itself, and a browser's encoder sends keyframes only when
+        asked. While any subscriber still waits, it is asked again each interval (a PLI can be
+        lost, a keyframe can come too late to be sent)."""
         now = time.monotonic()
-        if now - self._last_recovery_request < RECOVERY_KEYFRAME_INTERVAL:
+        wait = self._last_recovery_request + RECOVERY_KEYFRAME_INTERVAL - now
+        if wait > 0:
             self.recovery_requests_throttled += 1
-            return
-        self._last_recovery_request = now
-        self.recovery_requests += 1
-        self.request_keyframe()
+        else:
+            self._last_recovery_request = now
+            self.recovery_requests += 1
+            self.request_keyframe()
+            wait = RECOVERY_KEYFRAME_INTERVAL
+        if self._pending_recovery is None and self._task is not None and not self._task.done():
+            self._pending_recovery = asyncio.get_running_loop().call_later(wait, self._deferred_recovery)
+
+    def _deferred_recovery(self) -> None:
+        self._pending_recovery = None
+        # Only if someone still waits for it (the keyframe may have come meanwhile).
+        if self._task is not None and any(sub._recovering for sub in self._subscribers):
+            self.request_recovery_keyframe()
 
     async def next_keyframe(self, timeout: float) -> bool:
         """Wait until the next keyframe arrives from the publisher; False on timeout."""
@@ -414,11 +429,15 @@ class TrackForwarder:
                     continue
                 self.deliver(packet)
         finally:
-            if self._pending_keyframe is not None:
-                self._pending_keyframe.cancel()
-                self._pending_keyframe = None
+            self._cancel_timers()
             if self._on_ended is not None:
                 self._on_ended()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._pending_keyframe, self._pending_recovery):
+            if timer is not None:
+                timer.cancel()
+        self._pending_keyframe = self._pending_recovery = None
 
     def deliver(self, packet: av.Packet) -> None:
         """One frame from the publisher: to every subscriber, now."""
@@ -449,9 +468,7 @@ class TrackForwarder:
     async def stop(self) -> None:
         """Stop reading and end every subscriber track. Idempotent."""
         task, self._task = self._task, None
-        if self._pending_keyframe is not None:
-            self._pending_keyframe.cancel()
-            self._pending_keyframe = None
+        self._cancel_timers()
         self._on_ended = None
         for sub in tuple(self._subscribers):
             sub.stop()

@@ -306,30 +306,26 @@ async def _run(app: web.Application, lag: LoopLag, gc_pauses: memory.GcPauses) -
     task = asyncio.ensure_future(lag.run())
     gc_pauses.install()
     runner: web.AppRunner | None = None
-    address = app[CONFIG].metrics_address
-    if address:
-        host, port = split_address(address)
-        site_app = web.Application()
-        site_app[REGISTRY] = app[REGISTRY]
-        site_app.router.add_get("/metrics", _metrics_open)
-        runner = web.AppRunner(site_app, access_log=None)
-        await runner.setup()
-        try:
+    try:
+        address = app[CONFIG].metrics_address
+        if address:
+            host, port = split_address(address)
+            site_app = web.Application()
+            site_app[REGISTRY] = app[REGISTRY]
+            site_app.router.add_get("/metrics", _metrics_open)
+            runner = web.AppRunner(site_app, access_log=None)
+            await runner.setup()
             await web.TCPSite(runner, host, port).start()
-        except BaseException:
+            app[LISTENER].runner = runner
+            logger.info("metrics served without sign-in at http://%s/metrics", address)
+        yield
+    finally:
+        gc_pauses.uninstall()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if runner is not None:
+            app[LISTENER].runner = None
             await runner.cleanup()
-            task.cancel()
-            gc_pauses.uninstall()
-            raise
-        app[LISTENER].runner = runner
-        logger.info("metrics served without sign-in at http://%s/metrics", address)
-    yield
-    gc_pauses.uninstall()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    if runner is not None:
-        app[LISTENER].runner = None
-        await runner.cleanup()
 
 
 async def _metrics_open(request: web.Request) -> web.Response:
