@@ -541,11 +541,7 @@ async def test_a_console_in_chromium_is_pulled_into_a_greeting_and_plays_it_with
             await page.screenshot(path=str(SHOTS / "greeting-console-en.png"))
 
             # The leader's page (zh-CN): receipts of the live greeting.
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            await context.add_cookies([{"name": "dutycall_session", "value": leader_cookies["dutycall_session"],
-                                        "url": base}])
-            leader_page = await context.new_page()
-            await leader_page.goto(f"{base}/greetings")
+            leader_page = await _leader_page(browser, base, leader_cookies)
             row = leader_page.locator(f'#list tr[data-greeting-id="{created["id"]}"]')
             await row.locator('button[data-action="receipts"]').click()
             await leader_page.locator(f'#receipts tr[data-room-id="{ids["甲"]}"][data-watching="true"]').wait_for(
@@ -569,6 +565,16 @@ async def test_a_console_in_chromium_is_pulled_into_a_greeting_and_plays_it_with
             if leader is not None:
                 await leader.close()
             await browser.close()
+
+
+async def _leader_page(browser, base: str, cookies: dict[str, str]):
+    """The greetings page in a new context signed in with ``cookies`` (the leader's)."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    await context.add_cookies([{"name": "dutycall_session", "value": cookies["dutycall_session"], "url": base}])
+    page = await context.new_page()
+    page.on("pageerror", lambda exc: print(f"[leader page] pageerror: {exc}"))
+    await page.goto(f"{base}/greetings")
+    return page
 
 
 async def _louder(page) -> bool:
@@ -910,12 +916,7 @@ async def test_the_leader_page_brings_a_room_up_to_reply_and_returns_the_floor(c
     async with async_playwright() as pw:
         browser = await launch(pw, tmp_path / "chromium", write_y4m(tmp_path / "red.y4m", RED))
         try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            await context.add_cookies([{"name": "dutycall_session", "value": leader_cookies["dutycall_session"],
-                                        "url": base}])
-            page = await context.new_page()
-            page.on("pageerror", lambda exc: print(f"[leader page] pageerror: {exc}"))
-            await page.goto(f"{base}/greetings")
+            page = await _leader_page(browser, base, leader_cookies)
             row = page.locator(f'#list tr[data-greeting-id="{created["id"]}"]')
             start = row.locator('button[data-action="start"]')
             assert await start.text_content() == "开始"
@@ -1028,12 +1029,7 @@ async def test_the_leader_page_uploads_a_video_and_creates_a_recorded_greeting(c
     async with async_playwright() as pw:
         browser = await launch(pw, tmp_path / "chromium")
         try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            await context.add_cookies([{"name": "dutycall_session", "value": leader_cookies["dutycall_session"],
-                                        "url": base}])
-            page = await context.new_page()
-            page.on("pageerror", lambda exc: print(f"[leader page] pageerror: {exc}"))
-            await page.goto(f"{base}/greetings")
+            page = await _leader_page(browser, base, leader_cookies)
             await page.wait_for_selector("#create-section:not([hidden])", timeout=30000)
             assert await page.locator("#g-media option").all_text_contents() == ["无（领导现场讲话）"]
             assert await page.locator("#g-late option").all_text_contents() == ["从当前进度观看", "从头观看"]

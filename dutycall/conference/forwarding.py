@@ -383,7 +383,7 @@ class TrackForwarder:
     def _deferred_recovery(self) -> None:
         self._pending_recovery = None
         # Only if someone still waits for it (the keyframe may have come meanwhile).
-        if self._task is not None and any(sub._recovering for sub in self._subscribers):
+        if any(sub._recovering for sub in self._subscribers):  # (stop() cancels this timer)
             self.request_recovery_keyframe()
 
     async def next_keyframe(self, timeout: float) -> bool:
