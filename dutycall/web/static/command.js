@@ -205,7 +205,10 @@ async function followBoard() {
 
 // -- the roll-call: the board, the called room, the countdown ------------------------------------
 
+// A board older than the one shown is ignored: a command's own reply (rendered so the seat does
+// not depend on the push alone) can arrive after a newer pushed board.
 function renderBoard(next) {
+  if (board && board.id === next.id && typeof next.now === "number" && next.now < board.now) return;
   board = next;
   if (typeof board.now === "number") clockSkew = board.now - Date.now() / 1000;
   $("seat-title").textContent = board.title;
@@ -385,7 +388,7 @@ async function tileClicked(room) {
     // Calling a room: the coordinator's call with that room (hosts only, while running).
     if (!mayCall() || !board || board.phase !== "running") return;
     try {
-      await api("POST", `/api/rollcalls/${rollCallId}/call`, { room_id: room.duty_room_id });
+      renderBoard(await api("POST", `/api/rollcalls/${rollCallId}/call`, { room_id: room.duty_room_id }));
       showError("");
     } catch (err) {
       showError(err.message);
@@ -418,7 +421,7 @@ async function endSpot() {
 
 async function command(action, body = {}) {
   try {
-    await api("POST", `/api/rollcalls/${rollCallId}/${action}`, body);
+    renderBoard(await api("POST", `/api/rollcalls/${rollCallId}/${action}`, body));
     showError("");
   } catch (err) {
     showError(err.message);
