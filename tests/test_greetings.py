@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from dutycall.client import SignallingClient, SignallingError, publish, sign_in, subscribe
 from dutycall.directory.models import Unit
 from dutycall.greetings.models import Greeting, GreetingReceipt
+from dutycall.media import playout as playout_module
 from dutycall.media.models import GreetingMedia
 from dutycall.synthetic import EncodedColorTrack
 from dutycall.web import create_app
@@ -759,6 +760,51 @@ async def test_a_pre_recorded_greeting_plays_to_consoles_and_a_late_joiner_sees_
         assert rows["甲值班室"]["joins"] == 1 and rows["乙值班室"]["joins"] == 1 and rows["丙值班室"]["offline"]
         # 乙 watched its whole copy: the greeting lasted until it had played out.
         assert late.frames[-1][0] - late.frames[0][0] > VIDEO_SECONDS - 1.0
+    finally:
+        for picture in pictures:
+            await picture.close()
+        for console in (a, b):
+            if console is not None:
+                await console.close()
+        await session.close()
+
+
+async def test_past_the_playout_limit_a_late_start_console_joins_the_shared_playout(city, tmp_path, monkeypatch):
+    """late_join "start" with no playout left (MAX_PLAYOUTS, here 1: the shared one): the late
+    console is named the shared playout and sees it where it is, rather than nothing."""
+    app, ids = city.app, city.ids
+    playouts = app[GREETING_MEDIA].playouts
+    monkeypatch.setattr(playout_module, "MAX_PLAYOUTS", 1)
+    session = await api_session(city, "mayor")
+    a = b = None
+    pictures: list[Picture] = []
+    try:
+        video = await ready_video(city, session, make_greeting_video(tmp_path / "greeting.webm"))
+        a = await Console().start(city, "甲", GREEN)
+        resp = await session.post(f"{base_of(city)}/api/greetings", json={
+            "title": "新春慰问（录播）", "unit_ids": [ids["A"]], "media_id": video["id"], "late_join": "start"})
+        created = await resp.json()
+        assert resp.status == 201, created
+        resp = await session.post(f"{base_of(city)}/api/greetings/{created['id']}/start")
+        assert resp.status == 200, await resp.text()
+        invite = await a.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+        shared = media_source((await a.enter(invite["room"]))["room_info"]["sources"])
+        assert shared is not None
+        first = await Picture().start(a.client, shared["publication_id"])
+        pictures.append(first)
+        await first.sees(BLUE, "甲 past the video's opening second")
+
+        b = await Console().start(city, "乙", BLUE)
+        invite = await b.client.wait_event("greeting_invite", timeout=10, greeting_id=created["id"])
+        await b.enter(invite["room"])
+        fallback = media_source(await named(b.client, created["id"], media_source))
+        assert fallback is not None and fallback["publication_id"] == shared["publication_id"]
+        assert len(playouts.active) == 1  # no copy was made
+        late = await Picture().start(b.client, fallback["publication_id"])
+        pictures.append(late)
+        await late.sees(BLUE, "乙 watching the shared playout")
+        assert close_colour(late.first(), BLUE, 40), late.frames[:3]  # where it is, not from the start
+        await a.client.wait_event("greeting_ended", timeout=30, greeting_id=created["id"])
     finally:
         for picture in pictures:
             await picture.close()

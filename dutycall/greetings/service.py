@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .. import errors
 from ..conference import Conference, Participant, Publication
 from ..directory.models import Account, DutyRoom, Role, Unit, as_utc, utcnow
 from ..directory.principal import Principal
@@ -456,6 +457,10 @@ class Greetings:
             async with live.copy_lock:  # one at a time: a console right after shares the copy
                 copy = await self.playouts.for_late_joiner(live.playout, lead=self.late_lead)
                 self._hear(live, copy)
+        except errors.TooMany:
+            # The server plays as many copies as it can (MAX_PLAYOUTS); past that a late console
+            # watches the shared playout where it is, as in "live" mode, rather than nothing.
+            logger.warning("greeting %s: no playout left for a late console; it joins the shared one", live.id)
         except Exception:
             logger.exception("greeting %s: no playout for a late console", live.id)
         finally:
