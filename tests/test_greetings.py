@@ -1087,7 +1087,10 @@ async def test_the_leader_page_uploads_a_video_and_creates_a_recorded_greeting(c
             await page.select_option("#g-late", "start")
             await page.fill("#g-title", "录播慰问")
             await page.click("#g-create")
-            await page.locator('#list tr[data-greeting-id] td:first-child', has_text="录播慰问").wait_for(timeout=30000)
+            title = page.locator('#list tr[data-greeting-id] td:first-child', has_text="录播慰问")
+            await title.wait_for(timeout=30000)
+            # The list says it is a recorded greeting, which video, and how late rooms see it.
+            assert await title.locator('.kind[data-kind="media"]').text_content() == "录播视频：新春.webm · 从头观看"
         finally:
             await browser.close()
     async with city.app[DIRECTORY].sessionmaker() as db:

@@ -12,6 +12,7 @@ const STARTERS = ["admin", "host", "leader"];
 let greetings = [];
 let current = null; // the greeting shown in the live panel / receipts
 let live = null; // {signalling, peers, greetingId} while this page is in a greeting's room
+let mediaLabels = new Map(); // greeting video id -> its label (the videos this account may list)
 
 function mayStart() {
   return Boolean(me && STARTERS.includes(me.role));
@@ -32,6 +33,7 @@ async function loadUnits() {
 // The greeting videos in scope: the ready ones may be chosen for a new greeting.
 async function loadMedia() {
   const rows = await api("GET", "/api/greeting-media").catch(() => []);
+  mediaLabels = new Map(rows.map((m) => [m.id, m.label]));
   const chosen = $("g-media").value;
   const none = $("g-media").options[0];
   $("g-media").replaceChildren(none, ...rows.filter((m) => m.status === "ready").map((m) => {
@@ -85,7 +87,17 @@ async function loadList() {
     if (mayStart() && g.status === "live") button("gr_end", "end");
     if (mayStart() && g.status === "scheduled") button("gr_cancel", "cancel");
     button("gr_receipts", "receipts");
-    const row = el("tr", {}, el("td", { textContent: g.title }), el("td", { textContent: g.leader }),
+    // A recorded greeting says so beside its title: which video, and how late rooms see it.
+    const title = el("td", { textContent: g.title });
+    if (g.media_id) {
+      const label = mediaLabels.get(g.media_id);
+      const late = t(g.late_join === "start" ? "gr_late_start" : "gr_late_live");
+      const kind = el("span", { className: "kind",
+        textContent: `${label ? t("gr_kind_media_named").replace("{label}", () => label) : t("gr_kind_media")} · ${late}` });
+      kind.dataset.kind = "media";
+      title.append(" ", kind);
+    }
+    const row = el("tr", {}, title, el("td", { textContent: g.leader }),
       el("td", { textContent: statusLabel(g.status) }),
       el("td", { textContent: g.started_at ? zonedTime(g.started_at) : g.scheduled_at ? zonedTime(g.scheduled_at) : "—" }),
       el("td", { textContent: `${g.watching}/${g.targets}` }), actions);
