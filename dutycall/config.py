@@ -79,6 +79,10 @@ class Config:
     #: ``greeting_upload_min_rate`` bytes a second once that long has passed, is abandoned (408).
     greeting_upload_idle_seconds: float = 30.0
     greeting_upload_min_rate: int = 32 * 1024
+    #: A live greeting with no video playing and neither its leader nor its creator in its room
+    #: for this many seconds ends by itself (a leader who closed the page, a scheduled start
+    #: nobody came to); the consoles go back to standby.
+    greeting_unattended_seconds: float = 300.0
     #: The wall (多画面, media/wall.py): pages looking at once, per account and on the server
     #: (DUTYCALL_WALL_VIEWERS_PER_ACCOUNT, DUTYCALL_WALL_VIEWERS_MAX); a new one beyond is 429.
     wall_viewers_per_account: int = 2
@@ -250,14 +254,16 @@ def _recordings(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _greeting_media(environ: Mapping[str, str]) -> dict[str, Any]:
     """DUTYCALL_GREETING_MEDIA_MIN_FREE_MB, _MIN_FREE_PERCENT, _UNIT_QUOTA_MB, _PREPARE_SECONDS,
-    DUTYCALL_GREETING_UPLOAD_IDLE_SECONDS and _MIN_RATE_KB (KiB a second), checked at start."""
+    DUTYCALL_GREETING_UPLOAD_IDLE_SECONDS and _MIN_RATE_KB (KiB a second),
+    DUTYCALL_GREETING_UNATTENDED_SECONDS, checked at start."""
     found: dict[str, Any] = {}
     settings = (("DUTYCALL_GREETING_MEDIA_MIN_FREE_MB", "greeting_media_min_free_bytes", 1024 * 1024, 0, 10**9),
                 ("DUTYCALL_GREETING_MEDIA_MIN_FREE_PERCENT", "greeting_media_min_free_ratio", 0.01, 0, 100),
                 ("DUTYCALL_GREETING_MEDIA_UNIT_QUOTA_MB", "greeting_media_unit_quota_bytes", 1024 * 1024, 1, 10**9),
                 ("DUTYCALL_GREETING_MEDIA_PREPARE_SECONDS", "greeting_media_prepare_seconds", 1, 1, 86400),
                 ("DUTYCALL_GREETING_UPLOAD_IDLE_SECONDS", "greeting_upload_idle_seconds", 1, 1, 3600),
-                ("DUTYCALL_GREETING_UPLOAD_MIN_RATE_KB", "greeting_upload_min_rate", 1024, 0, 10**6))
+                ("DUTYCALL_GREETING_UPLOAD_MIN_RATE_KB", "greeting_upload_min_rate", 1024, 0, 10**6),
+                ("DUTYCALL_GREETING_UNATTENDED_SECONDS", "greeting_unattended_seconds", 1, 1, 86400))
     for name, key, unit, low, high in settings:
         text = environ.get(name, "").strip()
         if not text:

@@ -308,6 +308,45 @@ async def test_a_console_connecting_during_a_greeting_is_pulled_in_and_the_room_
         await late.close()
 
 
+async def test_a_greeting_nobody_leads_ends_by_itself(city):
+    """A live greeting with no video whose leader left (closed the page): it ends once
+    greeting_unattended_seconds pass with nobody leading it; a leader back within that keeps it."""
+    app, ids = city.app, city.ids
+    greetings = app[GREETINGS]
+    greetings.unattended_after = 1.5
+    _, mayor = await app[DIRECTORY].sign_in("mayor", PASSWORD)
+    leader_cookies = await sign_in(base_of(city), "mayor", PASSWORD)
+    a = await Console().start(city, "甲", GREEN)
+    leader = None
+    try:
+        created = await greetings.create(mayor, {"title": "夜间慰问", "unit_ids": [ids["A"]]})
+        gid, room = created["id"], created["room"]
+        await greetings.command(mayor, gid, "start", {})
+        await a.enter((await a.client.wait_event("greeting_invite", timeout=10, greeting_id=gid))["room"])
+        leader = await SignallingClient(base_of(city).replace("http", "ws") + "/ws", cookies=leader_cookies).connect()
+        await leader.join(room, "")
+        await wait_for(lambda: greetings._live[gid].unattended is None, what="the leader leads it")
+        # Away and back (a reload): the clock starts, and stops again.
+        await leader.request("leave")
+        await wait_for(lambda: greetings._live[gid].unattended is not None, what="nobody leads it")
+        await leader.join(room, "")
+        await wait_for(lambda: greetings._live[gid].unattended is None, what="the leader back")
+        # The page closed: the greeting ends by itself, the consoles told, the receipts closed.
+        await leader.close()
+        left = time.monotonic()
+        await a.client.wait_event("greeting_ended", timeout=20, greeting_id=gid)
+        assert time.monotonic() - left >= 1.4
+        await greetings.settled()
+        detail = await greetings.detail(mayor, gid)
+        assert detail["status"] == "ended" and detail["ended_at"] is not None
+        row = next(r for r in await greetings.receipts(mayor, gid) if r["duty_room_id"] == ids["甲"])
+        assert row["joins"] == 1 and row["watched_seconds"] > 0
+    finally:
+        if leader is not None:
+            await leader.close()
+        await a.close()
+
+
 async def test_scope_roles_and_bad_input_store_nothing(city):
     ids, base = city.ids, base_of(city)
 

@@ -68,6 +68,9 @@ LATE_JOIN = ("live", "start")
 MEDIA_LEAD = 3.0
 #: The same for a late joiner's own playout ("start"): it subscribes before the first keyframe.
 LATE_LEAD = 1.5
+#: Seconds a live greeting may go with no video playing and no presenter (its leader, its
+#: creator) in its room before it ends by itself (config: greeting_unattended_seconds).
+UNATTENDED_AFTER = 300.0
 
 
 @dataclass
@@ -97,6 +100,8 @@ class LiveGreeting:
     copy_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: The playouts whose end this greeting hears (by playout id).
     heard: set[str] = field(default_factory=set)
+    #: Set while nobody leads it (no video playing, no presenter in the room): it ends when due.
+    unattended: asyncio.TimerHandle | None = None
 
     @property
     def room(self) -> str:
@@ -124,6 +129,7 @@ class Greetings:
         #: Where pre-recorded greetings are played (None: this server plays none).
         self.playouts = playouts
         self.media_lead, self.late_lead = MEDIA_LEAD, LATE_LEAD
+        self.unattended_after = UNATTENDED_AFTER
         #: The instants receipts record (tests move it on).
         self.clock = clock
         self._live: dict[int, LiveGreeting] = {}
@@ -136,7 +142,8 @@ class Greetings:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def recover(self) -> list[int]:
-        """At start: greetings left live by a stopped server stay live (the leader ends them);
+        """At start: greetings left live by a stopped server stay live (the leader ends them, or
+        they end unattended);
         a stay left open is closed where it was last counted (nobody watched while it was down).
         A pre-recorded one ends: its video cannot go on where it was (start it again as a new one)."""
         async with self.sessionmaker() as db:
@@ -151,7 +158,7 @@ class Greetings:
             records = [r for r in records if r.status == "live"]
             await db.commit()
             for record in records:
-                await self._hold(db, record)
+                self._attend(await self._hold(db, record))
         return [r.id for r in records]
 
     async def run(self, interval: float = 5.0) -> None:
@@ -179,6 +186,9 @@ class Greetings:
         return started
 
     async def close(self) -> None:
+        for live in self._live.values():
+            if live.unattended is not None:
+                live.unattended.cancel()
         tasks = [t for live in self._live.values() for t in live.tasks] + list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=5.0)
@@ -419,6 +429,7 @@ class Greetings:
         if live.media_id is not None:
             await self._play(live)
         self._invite(live, live.targets)
+        self._attend(live)
 
     async def _play(self, live: LiveGreeting) -> None:
         """Publish the greeting's video into its room (packets begin after ``media_lead``, while
@@ -485,6 +496,7 @@ class Greetings:
             return
         if self._presenters(live):
             logger.info("greeting %s: its video played out; it stays live for its leader", live.id)
+            self._attend(live)
             return
         self._spawn(live, self._end_played(live.id))
 
@@ -514,6 +526,9 @@ class Greetings:
             await db.commit()
             self._live.pop(greeting_id, None)
         if live is not None:
+            if live.unattended is not None:
+                live.unattended.cancel()
+                live.unattended = None
             self.conference.broadcast(live.room, {"type": "greeting_ended", "greeting_id": greeting_id})
             playing = {p.id: p for p in [live.playout, *live.copies.values()] if p is not None}
             live.copies.clear()
@@ -561,6 +576,7 @@ class Greetings:
     def _joined(self, participant: Participant) -> None:
         room_id = duty_room_of(participant.tag)
         if room_id is None:
+            self._presence_of_presenters(participant)
             return
         greeting_id = parse_greeting_room(participant.room_name)
         if greeting_id is None:
@@ -585,6 +601,8 @@ class Greetings:
     def _left(self, participant: Participant) -> None:
         room_id = duty_room_of(participant.tag)
         greeting_id = parse_greeting_room(participant.room_name)
+        if room_id is None:
+            self._presence_of_presenters(participant)
         if room_id is None or greeting_id is None:
             return
         live = self._live.get(greeting_id)
@@ -595,6 +613,42 @@ class Greetings:
             if live.floor == room_id and live.watching.get(room_id, 0) <= 1:
                 self._reply(greeting_id, None)  # the replying room went: the floor returns
             self._count(live, room_id, -1)
+
+    def _presence_of_presenters(self, participant: Participant) -> None:
+        """Someone not a console came into or left a greeting's room: whether anyone still leads
+        it is decided once the conference has settled the change (the next loop turn)."""
+        greeting_id = parse_greeting_room(participant.room_name)
+        live = self._live.get(greeting_id) if greeting_id is not None else None
+        if live is not None:
+            asyncio.get_running_loop().call_soon(self._attend, live)
+
+    def _led(self, live: LiveGreeting) -> bool:
+        """Its video is playing (or a late console's copy is being made), or a presenter is there."""
+        playing = any(p is not None and not p.ended.is_set() for p in [live.playout, *live.copies.values()])
+        return playing or bool(live.pending) or bool(self._presenters(live))
+
+    def _attend(self, live: LiveGreeting) -> None:
+        """Start the unattended timer when nobody leads the greeting; stop it when someone does."""
+        if self._live.get(live.id) is not live or self._led(live):
+            if live.unattended is not None:
+                live.unattended.cancel()
+                live.unattended = None
+            return
+        if live.unattended is None:
+            live.unattended = asyncio.get_running_loop().call_later(self.unattended_after, self._unattended, live)
+
+    def _unattended(self, live: LiveGreeting) -> None:
+        live.unattended = None
+        if self._live.get(live.id) is live and not self._led(live):
+            self._spawn(live, self._end_unattended(live.id))
+
+    async def _end_unattended(self, greeting_id: int) -> None:
+        try:
+            await self._end(greeting_id, "ended")
+        except Conflict:
+            return  # ended by hand meanwhile
+        logger.warning("greeting %s ended by itself: no video and nobody leading it for %.0f s",
+                       greeting_id, self.unattended_after)
 
     def _count(self, live: LiveGreeting, room_id: int, step: int) -> None:
         before = live.watching.get(room_id, 0)

@@ -33,6 +33,7 @@ def setup(app: web.Application) -> None:
     # Pre-recorded greetings play through the greeting videos' playouts (web/greeting_media.py, set up first).
     app[GREETINGS] = greetings = Greetings(services.sessionmaker, services.conference,
                                            playouts=app[GREETING_MEDIA].playouts)
+    greetings.unattended_after = services.config.greeting_unattended_seconds
     app[GREETING_REPORTS] = Reports(greetings)
     app.router.add_get("/greetings", page)
     app.router.add_routes(routes)
