@@ -1,6 +1,7 @@
 """The pre-check before a roll-call is created, pushed over the signalling socket
 (``rollcall_precheck_watch``): the answer, then each room whose readiness changes (a console
 joining and publishing, then leaving); the same scope checks as ``POST /api/rollcalls/precheck``.
+A followed board's 在线 follows a camera that stops delivering while its publication stays.
 """
 
 from __future__ import annotations
@@ -87,5 +88,54 @@ async def test_the_precheck_is_pushed_as_consoles_come_and_go(setup):
         if pc is not None:
             await pc.close()
         for client in (console, east, west):
+            if client is not None:
+                await client.close()
+
+
+class PausableVideo(PreEncodedTrack):
+    """Pre-encoded video that stops delivering (the publication stays) while ``paused`` is set."""
+
+    def __init__(self, packets: list[bytes], fps: int) -> None:
+        super().__init__(packets, fps=fps)
+        self.running = asyncio.Event()
+        self.running.set()
+
+    async def recv(self):
+        await self.running.wait()
+        return await super().recv()
+
+
+async def test_a_followed_board_shows_a_camera_that_stops_without_unpublishing(setup):
+    server, rooms, token = setup
+    base = f"http://127.0.0.1:{server.port}"
+    ws = base.replace("http", "ws") + "/ws"
+    host_cookies = await sign_in(base, "east", PASSWORD)
+    _, east = await server.app[DIRECTORY].sign_in("east", PASSWORD)
+    created = await server.app[COORDINATOR].create(east, {"title": "夜间点名", "room_ids": [rooms["D1"]]})
+    host = await SignallingClient(ws, cookies=host_cookies).connect()
+    console = pc = None
+    try:
+        console = await SignallingClient(ws, cookies=await sign_in(base, device_token=token)).connect()
+        await console.join(f"standby-{rooms['D1']}", "")
+        packets = await asyncio.to_thread(PreEncodedTrack.encode, width=160, height=120, fps=10, bitrate=100_000,
+                                          seconds=1.0)
+        video = PausableVideo(packets, fps=10)
+        pc, _ = await publish(console, video=video, audio=AudioStreamTrack())
+        following = await host.request("rollcall_follow", roll_call_id=created["id"])
+
+        async def problems_shown(expected: list[str], board: dict | None = None) -> None:
+            while board is None or board["rooms"][0]["problems"] != expected:
+                board = (await host.wait_event("rollcall_board", timeout=20, roll_call_id=created["id"]))["board"]
+
+        await problems_shown([], following["board"])
+        # The camera stops; its publication (and the microphone) stay: the board says so, pushed.
+        video.running.clear()
+        await problems_shown(["no_video"])
+        video.running.set()
+        await problems_shown([])
+    finally:
+        if pc is not None:
+            await pc.close()
+        for client in (console, host):
             if client is not None:
                 await client.close()

@@ -34,6 +34,10 @@ from .store import RollCallStore, UnitOfWork, from_json, room_ids_of
 
 T = TypeVar("T")
 
+#: Seconds between looks at the 在线 of followed boards: a camera or microphone that stops (or
+#: starts) delivering without unpublishing changes nothing but the clock.
+BOARD_READINESS_INTERVAL = 1.0
+
 
 class RollCallCoordinator(EffectHandlers):
     """Creates roll-calls, applies events to them, and makes their effects happen."""
@@ -58,6 +62,9 @@ class RollCallCoordinator(EffectHandlers):
         conference.on_unpublished.append(lambda publication, _reason: self._presence_changed(publication))
         #: The pre-checks shown before a roll-call is created, told what changes (see :meth:`watch_readiness`).
         self.readiness_watchers = ReadinessWatchers(self.readiness)
+        #: The 在线 each followed board last showed, and the task that looks for changes in it.
+        self._shown_readiness: dict[int, dict[int, list[str]]] = {}
+        self._readiness_ticker: asyncio.Task[None] | None = None
         conference.on_participant_joined.append(self._console_came_or_went)
         conference.on_participant_left.append(lambda participant, _reason: self._console_came_or_went(participant))
 
@@ -88,6 +95,9 @@ class RollCallCoordinator(EffectHandlers):
                 task.cancel()
                 tasks.append(task)
         self._live.clear()
+        if self._readiness_ticker is not None:
+            self._readiness_ticker.cancel()
+            tasks.append(self._readiness_ticker)
         await self.followers.close()
         await self.readiness_watchers.close()
         # A task cancelled inside a commit still rolls back through the database: let it, before
@@ -156,8 +166,24 @@ class RollCallCoordinator(EffectHandlers):
     def follow(self, roll_call_id: int, observer: BoardObserver) -> Callable[[], None]:
         """Call ``observer`` with the board after each committed command and presence change;
         returns the function that stops it. No scope check: the caller decided who may (the
-        board it read with :meth:`board` first, after following, is the starting point)."""
-        return self.followers.follow(roll_call_id, observer)
+        board it read with :meth:`board` first, after following, is the starting point).
+        While anybody follows, the boards' 在线 is looked at every second, so a camera that
+        stops delivering shows there as it does on the pre-check."""
+        unfollow = self.followers.follow(roll_call_id, observer)
+        if self._readiness_ticker is None or self._readiness_ticker.done():
+            self._readiness_ticker = asyncio.ensure_future(self._tick_board_readiness())
+        return unfollow
+
+    async def _tick_board_readiness(self) -> None:
+        while self.followers.followed_ids():
+            await asyncio.sleep(BOARD_READINESS_INTERVAL)
+            followed = set(self.followers.followed_ids())
+            for roll_call_id in list(self._shown_readiness):
+                if roll_call_id not in followed:
+                    del self._shown_readiness[roll_call_id]
+            for roll_call_id, shown in list(self._shown_readiness.items()):
+                if self.readiness(list(shown)) != shown:
+                    self.followers.changed(roll_call_id)
 
     async def precheck(self, who: Principal, roll_call_id: int) -> list[dict[str, Any]]:
         """Which target rooms are ready: connected, camera and microphone delivering."""
@@ -309,6 +335,8 @@ class RollCallCoordinator(EffectHandlers):
         names = await uow.room_names(room_ids_of(record))
         # The pre-check's own answer (what stops each room taking part now): the board's 在线.
         readiness = self.readiness([call.room_id for call in state.rooms])
+        if self.followers.followed(record.id):
+            self._shown_readiness[record.id] = readiness
         rooms = []
         for call in state.rooms:
             row = rows.get(call.room_id)
