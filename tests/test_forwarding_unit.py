@@ -317,6 +317,34 @@ def test_the_packet_senders_history_answers_a_nack_with_the_packet_sent():
     assert history.get(3) is None
 
 
+def test_the_packet_senders_header_template_is_aiortcs_serialization():
+    """A frame's header from the template (timestamp and abs-send-time patched) is the bytes
+    ``RtpPacket.serialize`` makes, with and without the extensions negotiated."""
+    import random
+
+    from aiortc import rtp
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    from dutycall.conference.aiortc_compat import HeaderTemplate
+
+    rng = random.Random(7)
+    for uris in (("urn:ietf:params:rtp-hdrext:sdes:mid", "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+                 ("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",),
+                 ("urn:ietf:params:rtp-hdrext:sdes:mid",), ()):
+        extensions = rtp.HeaderExtensionsMap()
+        extensions.configure(RTCRtpParameters(headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=i + 1, uri=uri) for i, uri in enumerate(uris)]))
+        for mid in ("0", "video-1", None):
+            pt, ssrc = rng.choice((96, 97, 111, 127)), rng.getrandbits(32)
+            template = HeaderTemplate(pt, ssrc, mid, extensions)
+            for _ in range(50):
+                timestamp, ntp = rng.getrandbits(32), rng.getrandbits(64)
+                expected = rtp.RtpPacket(payload_type=pt, timestamp=timestamp, ssrc=ssrc)
+                expected.extensions.abs_send_time = (ntp >> 14) & 0xFFFFFF
+                expected.extensions.mid = mid
+                assert bytes(template.frame(timestamp, ntp)) == expected.serialize(extensions), (uris, mid)
+
+
 def test_the_packet_senders_clock_is_aiortcs():
     from aiortc import clock
 

@@ -411,6 +411,39 @@ def send_datagrams(transport: asyncio.DatagramTransport, datagrams: list[bytes],
         transport.sendto(datagram, addr)
 
 
+class HeaderTemplate:
+    """A sender's RTP header (its payload type, SSRC, MID and abs-send-time extensions) serialized
+    once; each frame patches the timestamp and the abs-send-time in a copy. The bytes are what
+    ``RtpPacket.serialize`` makes (marker and sequence number are patched per packet after)."""
+
+    __slots__ = ("template", "send_time_at")
+
+    def __init__(self, payload_type: int, ssrc: int, mid: str | None, extensions_map: Any) -> None:
+        def serialized(send_time: int) -> bytes:
+            header = RtpPacket(payload_type=payload_type, timestamp=0)
+            header.ssrc = ssrc
+            header.extensions.abs_send_time = send_time
+            header.extensions.mid = mid
+            return bytes(header.serialize(extensions_map))
+
+        self.template = serialized(0)
+        other = serialized(0xFFFFFF)
+        moved = [i for i, (a, b) in enumerate(zip(self.template, other, strict=True)) if a != b]
+        # Where the 3 bytes of abs-send-time are (None: not negotiated, nothing to patch).
+        self.send_time_at: int | None = moved[0] if moved else None
+        if moved and moved != list(range(moved[0], moved[0] + 3)):
+            raise ValueError("abs-send-time is not 3 contiguous bytes")
+
+    def frame(self, timestamp: int, ntp: int) -> bytearray:
+        """The header of one frame's packets (marker clear, sequence number 0)."""
+        head = bytearray(self.template)
+        head[4:8] = timestamp.to_bytes(4, "big")
+        if self.send_time_at is not None:
+            at = self.send_time_at
+            head[at:at + 3] = ((ntp >> 14) & 0x00FFFFFF).to_bytes(3, "big")
+        return head
+
+
 class _SentPackets(dict):
     """A sender's ``__rtp_history`` holding serialized packets, parsed only when a NACK asks for one
     (``RTCRtpSender._retransmit`` calls ``get``)."""
@@ -455,6 +488,7 @@ async def _forward_packets(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -
     sequence = rtcrtpsender.random_sequence_number()  # aiortc's: the lower half, so SRTP's rollover is right
     origin = random.randint(0, 0xFFFFFFFF)
     octets = packets = 0
+    headers: HeaderTemplate | None = None
     try:
         while True:
             track = getattr(sender, _SENDER + "track")
@@ -480,11 +514,9 @@ async def _forward_packets(sender: RTCRtpSender, codec: RTCRtpCodecParameters) -
                 continue
             timestamp = (origin + pts) & 0xFFFFFFFF
             ntp = _ntp_now()
-            header = RtpPacket(payload_type=codec.payloadType or 0, timestamp=timestamp)
-            header.ssrc = sender._ssrc
-            header.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-            header.extensions.mid = mid
-            template = header.serialize(extensions_map)
+            if headers is None:
+                headers = HeaderTemplate(codec.payloadType or 0, sender._ssrc, mid, extensions_map)
+            template = headers.frame(timestamp, ntp)
             dtls = sender.transport  # read per frame, as aiortc does per packet
             if dtls._state != DtlsState.CONNECTED:
                 raise ConnectionError("Cannot send encrypted RTP, not connected")
