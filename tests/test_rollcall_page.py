@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import os
 import pathlib
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,9 +82,13 @@ async def browser(tmp_path):
         await chromium.close()
 
 
-async def open_page(browser, city: City, username: str, path: str = "/rollcall", viewport=DESKTOP, lang=None):
+async def open_page(browser, city: City, username: str, path: str = "/rollcall", viewport=DESKTOP, lang=None,
+                    ws_route=None):
+    """Signed in on ``path``; ``ws_route``: a Playwright handler the page's signalling sockets go through."""
     context = await browser.new_context(viewport=viewport, is_mobile=viewport is PHONE, has_touch=viewport is PHONE)
     page = await context.new_page()
+    if ws_route is not None:
+        await page.route_web_socket(lambda url: urllib.parse.urlsplit(url).path == "/ws", ws_route)
     page.on("pageerror", lambda exc: print(f"[{username}] page error: {exc}"))
     await page.goto(city.base + path + (("&" if "?" in path else "?") + f"lang={lang}" if lang else ""))
     await page.fill("#username", username)
@@ -191,6 +196,52 @@ async def test_a_host_plans_weekly_and_monthly_roll_calls_with_the_form(city, br
     page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await row.locator("button.delete").click()
     await page.wait_for_selector("#plans tr.empty >> text=暂无", timeout=WAIT)
+
+
+async def test_the_precheck_is_read_over_http_while_the_socket_is_down(city, browser):
+    """A proxy drops the page's signalling socket and refuses it again: the pre-check is read over
+    HTTP (every 15 s) until the socket is back, so a console connecting still shows as ready."""
+    sockets: list = []
+    up = True
+
+    def route(ws) -> None:
+        if up:
+            ws.connect_to_server()
+            sockets.append(ws)
+        else:
+            asyncio.ensure_future(ws.close())
+
+    page = await open_page(browser, city, "zhuren", ws_route=route)
+    await page.wait_for_selector("input.pick", state="attached", timeout=WAIT)
+    street = city.rooms["东湖街道值班室"]
+    await page.fill("#picker-search", "东湖街道")
+    await page.check(f'input.pick[value="{street}"]')
+    await page.fill("#picker-search", "")
+    await page.wait_for_selector(f'#precheck li[data-room-id="{street}"][data-state="offline"]', timeout=WAIT)
+    reads = "performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/api/rollcalls/precheck')).length"
+    assert await page.evaluate(reads) == 0  # pushed while the socket is up
+    up = False
+    for ws in sockets:
+        await ws.close()
+    await wait_for(lambda: page.evaluate("window.dutycallDebug.precheckPolling()"), timeout=20,
+                   what="the pre-check read over HTTP")
+    console = await Console().start(city, street)
+    try:
+        await page.wait_for_selector(f'#precheck li[data-room-id="{street}"][data-state="ready"]', timeout=40000)
+        assert await page.evaluate(reads) >= 2
+        await shot(page, "precheck-http-fallback")
+        # The socket back: pushed again, no more reads over HTTP.
+        up = True
+        await wait_for(lambda: page.evaluate("!window.dutycallDebug.precheckPolling()"), timeout=60,
+                       what="the pre-check pushed again")
+        before = await page.evaluate(reads)
+        await console.close()
+        console = None
+        await page.wait_for_selector(f'#precheck li[data-room-id="{street}"][data-state="offline"]', timeout=10000)
+        assert await page.evaluate(reads) == before
+    finally:
+        if console is not None:
+            await console.close()
 
 
 async def test_picker_precheck_pushed_board_history_and_reload(city, browser):
