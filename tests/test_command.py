@@ -277,7 +277,7 @@ async def tile_status(page, room_id: int) -> str | None:
     return await page.get_attribute(f'.wall-tile[data-room-id="{room_id}"]', "data-status")
 
 
-async def call_room(world, page, rid: int, room_id: int) -> None:
+async def call_room(world, page, host_api, rid: int, room_id: int) -> None:
     """Click the room's tile and wait until the seat calls it (its tile: speaking).
 
     The call's precondition is the console in the roll-call with its publication: a test console
@@ -286,7 +286,6 @@ async def call_room(world, page, rid: int, room_id: int) -> None:
     again once the console is back, as a duty officer would.
     """
     coordinator = world.server.app[COORDINATOR]
-    host_api = await world.client("hostA")
 
     async def attempts_and_status() -> tuple[int, str]:
         status, board = await host_api.call("GET", f"/api/rollcalls/{rid}")
@@ -337,7 +336,7 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
 
         await wait_for(pictures, timeout=20, interval=0.3, what="both tiles with fresh pictures")
         # Clicking A1's tile calls it: the seat shows A1's own picture, its name and the countdown.
-        await call_room(world, page, rid, ids["roomA1"])
+        await call_room(world, page, host_api, rid, ids["roomA1"])
         assert await page.locator("#called-name").text_content() == "园岭街道值班室"
         left = int(await page.get_attribute("#countdown", "data-left"))
         assert 0 < left <= 8
@@ -362,7 +361,7 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
         await a1.answer()
         await wait_for(lambda: _is(tile_status(page, ids["roomA1"]), "on_time"), what="A1 answered on the wall")
         # A is called and does not answer: absent when its window ends.
-        await call_room(world, page, rid, ids["roomA"])
+        await call_room(world, page, host_api, rid, ids["roomA"])
         await wait_for(lambda: _is(tile_status(page, ids["roomA"]), "absent"), timeout=20, what="A absent")
         await shot(page, f"wall-statuses-{lang}")
         # A viewer in scope follows the same seat and wall, with no button to call.

@@ -133,6 +133,7 @@ class Greetings:
         #: The instants receipts record (tests move it on).
         self.clock = clock
         self._live: dict[int, LiveGreeting] = {}
+        self._closed = False  # close() ran: no more timers or ends
         self._tasks: set[asyncio.Task[Any]] = set()
         conference.on_participant_joined.append(self._joined)
         conference.on_participant_left.append(lambda participant, _reason: self._left(participant))
@@ -186,6 +187,7 @@ class Greetings:
         return started
 
     async def close(self) -> None:
+        self._closed = True
         for live in self._live.values():
             if live.unattended is not None:
                 live.unattended.cancel()
@@ -482,16 +484,25 @@ class Greetings:
             await copy.stop()  # the console or the greeting went meanwhile
         if not participant.closed:
             self._send_sources(live, participant)
+        self._settle(live)  # a copy that could not be made may have been all that kept it going
 
     def _played(self, live: LiveGreeting, played: Playout, reason: str) -> None:
         """A playout of the greeting ended: its consoles are told; the last one ends the greeting
         unless a presenter (its leader, its creator) is in the room."""
-        if reason == "stopped" or self._live.get(live.id) is not live:
+        if self._live.get(live.id) is not live:
             return
-        for participant_id, copy in list(live.copies.items()):
-            if copy is played:
-                del live.copies[participant_id]
-        self._send_sources(live)
+        if reason != "stopped":  # "stopped": a copy whose console left (nobody to tell)
+            for participant_id, copy in list(live.copies.items()):
+                if copy is played:
+                    del live.copies[participant_id]
+            self._send_sources(live)
+        self._settle(live)
+
+    def _settle(self, live: LiveGreeting) -> None:
+        """Once none of a recorded greeting's playouts plays and no late copy is being made, the
+        greeting ends, unless a presenter is in the room (then it waits for them, unattended)."""
+        if self._closed or self._live.get(live.id) is not live:
+            return
         if any(not p.ended.is_set() for p in [live.playout, *live.copies.values()] if p is not None) or live.pending:
             return
         if self._presenters(live):
@@ -629,7 +640,7 @@ class Greetings:
 
     def _attend(self, live: LiveGreeting) -> None:
         """Start the unattended timer when nobody leads the greeting; stop it when someone does."""
-        if self._live.get(live.id) is not live or self._led(live):
+        if self._closed or self._live.get(live.id) is not live or self._led(live):
             if live.unattended is not None:
                 live.unattended.cancel()
                 live.unattended = None

@@ -13,6 +13,8 @@ Consoles take part through the roll-call's conference room (:mod:`.naming`, :mod
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -64,6 +66,8 @@ class RollCallCoordinator(EffectHandlers):
         self.readiness_watchers = ReadinessWatchers(self.readiness)
         #: The 在线 each followed board last showed, and the task that looks for changes in it.
         self._shown_readiness: dict[int, dict[int, list[str]]] = {}
+        self._readiness_asked: set[int] = set()  # followed ids pushed once to learn their 在线
+        self._board_seq = itertools.count(time.time_ns() // 1000)  # µs: exact in a JS number
         self._readiness_ticker: asyncio.Task[None] | None = None
         conference.on_participant_joined.append(self._console_came_or_went)
         conference.on_participant_left.append(lambda participant, _reason: self._console_came_or_went(participant))
@@ -181,6 +185,12 @@ class RollCallCoordinator(EffectHandlers):
             for roll_call_id in list(self._shown_readiness):
                 if roll_call_id not in followed:
                     del self._shown_readiness[roll_call_id]
+            self._readiness_asked &= followed
+            for roll_call_id in followed - self._readiness_asked - set(self._shown_readiness):
+                # Followed, never pushed yet (the follower's board came from a read): push once,
+                # and the push records what its 在线 shows.
+                self._readiness_asked.add(roll_call_id)
+                self.followers.changed(roll_call_id)
             for roll_call_id, shown in list(self._shown_readiness.items()):
                 if self.readiness(list(shown)) != shown:
                     self.followers.changed(roll_call_id)
@@ -309,7 +319,7 @@ class RollCallCoordinator(EffectHandlers):
             if record is None:
                 return None
             live = self._live.get(roll_call_id)
-            return await self._board(uow, record, live.state if live else from_json(record.state))
+            return await self._board(uow, record, live.state if live else from_json(record.state), pushed=True)
 
     def _console_came_or_went(self, participant: Participant) -> None:
         duty_room_id = duty_room_of(participant.tag)
@@ -330,12 +340,18 @@ class RollCallCoordinator(EffectHandlers):
             if live is not None and any(call.room_id == duty_room_id for call in live.state.rooms):
                 self.followers.changed(roll_call_id)
 
-    async def _board(self, uow: UnitOfWork, record: RollCallRecord, state: machine.RollCall) -> dict[str, Any]:
+    async def _board(self, uow: UnitOfWork, record: RollCallRecord, state: machine.RollCall,
+                     pushed: bool = False) -> dict[str, Any]:
+        """The board; ``pushed``: the one its followers are sent (whose 在线 the ticker compares)."""
+        # Taken with ``state``, before any await: a page shows the board of the highest seq it got
+        # (a command's reply can arrive after a newer push). Started at the boot's clock, so a
+        # restarted server's boards still count up (microseconds).
+        seq = next(self._board_seq)
         rows = await uow.attendance(record.id)
         names = await uow.room_names(room_ids_of(record))
         # The pre-check's own answer (what stops each room taking part now): the board's 在线.
         readiness = self.readiness([call.room_id for call in state.rooms])
-        if self.followers.followed(record.id):
+        if pushed and self.followers.followed(record.id):
             self._shown_readiness[record.id] = readiness
         rooms = []
         for call in state.rooms:
@@ -352,7 +368,7 @@ class RollCallCoordinator(EffectHandlers):
         return {"id": record.id, "title": record.title, "kind": record.kind, "phase": state.phase,
                 "current": state.current, "polling": state.polling, "room": rollcall_room(record.id),
                 "answer_window": state.answer_window, "late_after": state.late_after, "now": self.clock(),
-                "rooms": rooms}
+                "seq": seq, "rooms": rooms}
 
     async def _describe_readiness(self, uow: UnitOfWork, room_ids: list[int]) -> list[dict[str, Any]]:
         readiness = self.readiness(room_ids)

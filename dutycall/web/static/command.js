@@ -205,10 +205,11 @@ async function followBoard() {
 
 // -- the roll-call: the board, the called room, the countdown ------------------------------------
 
-// A board older than the one shown is ignored: a command's own reply (rendered so the seat does
-// not depend on the push alone) can arrive after a newer pushed board.
+// A board older than the one shown (a lower seq: the server numbers boards as it takes their
+// state) is ignored: a command's own reply (rendered so the seat does not depend on the push
+// alone) can arrive after a newer pushed board.
 function renderBoard(next) {
-  if (board && board.id === next.id && typeof next.now === "number" && next.now < board.now) return;
+  if (board && board.id === next.id && typeof next.seq === "number" && next.seq < board.seq) return;
   board = next;
   if (typeof board.now === "number") clockSkew = board.now - Date.now() / 1000;
   $("seat-title").textContent = board.title;
