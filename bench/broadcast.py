@@ -23,6 +23,9 @@ costs per console, to extrapolate to 200); ``--baseline transcode`` measures ins
 decode-once, re-encode-per-subscriber relay of stock aiortc (bench/transcoding.py) at the same N
 (slow: N encoders); ``--baseline none`` skips it.
 
+The leader's keyframe is capped as a browser caps its own (``--keyframe-cap``, bench/fanout.py;
+``0`` for the uncapped ~110 KB keyframe of the figures before the option).
+
 The machine's load average (1 min, from /proc/loadavg) is reported before and after: on a
 shared machine the figures are noisy.
 """
@@ -40,7 +43,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.fanout import measure  # noqa: E402
+from bench.fanout import KEYFRAME_CAP_HELP, leader_packets, measure  # noqa: E402
 
 
 def load_average() -> float:
@@ -50,10 +53,8 @@ def load_average() -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from dutycall.synthetic import PreEncodedTrack
-
     server_args = tuple(shlex.split(args.server_args))
-    packets = PreEncodedTrack.encode("vp8", 640, 360, 30, args.bitrate, seconds=4.0)
+    packets, sizes = leader_packets(args.bitrate, args.keyframe_cap)
     load_before = load_average()
     main = await measure("passthrough", args.subscribers, args.per_worker, args.seconds, packets,
                          server_args=server_args)
@@ -70,6 +71,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "packets_out_per_s": round(main["packets_out_per_s"], 1),
         "us_per_packet": round(main["us_per_packet"], 1) if main["us_per_packet"] else None,
         "publications_removed": main["publications_removed"],
+        **sizes,
         "seconds": args.seconds,
         "load_avg_before": load_before,
         "load_avg_after": load_after,
@@ -108,6 +110,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     parser.add_argument("--per-worker", type=int, default=10, help="consoles per worker process")
     parser.add_argument("--bitrate", type=int, default=700_000, help="the leader's bitrate (bps)")
+    parser.add_argument("--keyframe-cap", type=int, default=900, metavar="PCT", help=KEYFRAME_CAP_HELP)
     parser.add_argument("--baseline", choices=("one", "transcode", "none"), default="one",
                         help="one console on the same server (default), the transcoding relay at N, or none")
     parser.add_argument("--server-args", default="", help="extra server flags, one shell-quoted string")

@@ -22,6 +22,13 @@ publication announced during the run (the watchdog must never remove a live one)
 
 CPU is reported as core-seconds per second of the server process (all its
 threads, from /proc), and as a ratio against the baseline measured in this run.
+
+The publisher's 4 s loop starts with a keyframe. ``--keyframe-cap PCT`` caps that keyframe
+at PCT % of one frame's share of the bitrate, as a browser's WebRTC VP8 encoder caps its own
+(libvpx ``rc_max_intra_bitrate_pct``, about 900 at 30 fps): ~17 KB, 15 packets, for the
+default 700 kbps. ``--keyframe-cap 0`` leaves it uncapped (~110 KB, ~92 packets: the figures
+before this option; each one is a burst of N x 92 packets, which sets the p99). Both sizes
+are printed (``keyframe_bytes``, ``mean_frame_bytes``).
 """
 
 from __future__ import annotations
@@ -463,10 +470,22 @@ async def measure(mode: str, subscribers: int, per_worker: int, seconds: float, 
         shutil.rmtree(data, ignore_errors=True)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+KEYFRAME_CAP_HELP = ("cap the publisher's keyframe at PCT %% of a frame's share of the bitrate, as a "
+                     "browser's VP8 encoder does (default 900); 0: uncapped")
+
+
+def leader_packets(bitrate: int, keyframe_cap: int) -> tuple[list[bytes], dict[str, Any]]:
+    """The publisher's pre-encoded 640x360 30 fps loop, and what its frames weigh."""
     from dutycall.synthetic import PreEncodedTrack
 
-    packets = PreEncodedTrack.encode("vp8", 640, 360, 30, args.bitrate, seconds=4.0)
+    packets = PreEncodedTrack.encode("vp8", 640, 360, 30, bitrate, seconds=4.0,
+                                     max_intra_pct=keyframe_cap or None)
+    return packets, {"keyframe_cap_pct": keyframe_cap, "keyframe_bytes": len(packets[0]),
+                     "mean_frame_bytes": round(sum(map(len, packets[1:])) / max(1, len(packets) - 1))}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    packets, sizes = leader_packets(args.bitrate, args.keyframe_cap)
     server_args = ("--media-workers", str(args.media_workers)) if args.media_workers else ()
     sfu = await measure("passthrough", args.subscribers, args.per_worker, args.seconds, packets, args.busy_cores,
                         server_args)
@@ -487,6 +506,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "min_any_fps": round(sfu["min_any_fps"], 2),
         "udp_rcvbuf_drops": sfu["udp_rcvbuf_drops"],
         "publisher_keyframes": sfu["publisher_keyframes"],
+        **sizes,
         **{key: sfu[key] for key in ("loop_lag_samples", "loop_lag_over_100ms", "loop_lag_worst_bucket_ms",
                                      "gc_pauses") if key in sfu},
         "media_workers": args.media_workers,
@@ -499,6 +519,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.baseline:
         return result
     baseline = await measure("transcode", args.subscribers, args.per_worker, args.seconds, packets, args.busy_cores)
+    if baseline["min_any_fps"] < 0.5 * sfu["publisher_fps"]:
+        # A baseline that delivered (next to) nothing cost nothing: no ratio from it.
+        print(f"warning: the baseline's worst subscriber got {baseline['min_any_fps']:.1f} fps: no ratio",
+              file=sys.stderr)
+        return {**result, "baseline_server_cpu": round(baseline["server_cpu"], 4), "ratio": None,
+                "baseline_min_fps": round(baseline["min_any_fps"], 2)}
     return {
         **result,
         "server_cpu": round(sfu["server_cpu"], 4),
@@ -531,6 +557,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("publications removed", result["publications_removed"], ""),
         ("UDP receive-buffer drops", result["udp_rcvbuf_drops"], ""),
         ("publisher keyframes", result["publisher_keyframes"], ""),
+        ("keyframe / mean frame bytes", f"{result['keyframe_bytes']} / {result['mean_frame_bytes']}", ""),
         ("CPU per process (control, workers)", result["worker_cpu"], ""),
     ]
     print(f"{'':28}{'SFU':>16}{'baseline':>12}")
@@ -550,6 +577,7 @@ def main() -> None:
     parser.add_argument("--bitrate", type=int, default=700_000, help="publisher bitrate (bps)")
     parser.add_argument("--busy-cores", type=int, default=0,
                         help="busy-loop processes beside the server for the run (CPU contention)")
+    parser.add_argument("--keyframe-cap", type=int, default=900, metavar="PCT", help=KEYFRAME_CAP_HELP)
     parser.add_argument("--media-workers", type=int, default=0,
                         help="the server's media worker processes (--media-workers); 0: none")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",

@@ -23,8 +23,15 @@ VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 
 
-def make_encoder(codec: str, width: int, height: int, fps: int, bitrate: int) -> Any:
-    """An encoder that makes keyframes only when told to."""
+def make_encoder(codec: str, width: int, height: int, fps: int, bitrate: int,
+                 max_intra_pct: int | None = None) -> Any:
+    """An encoder that makes keyframes only when told to.
+
+    ``max_intra_pct`` caps a VP8 keyframe at that percentage of one frame's share of the bitrate
+    (libvpx's ``rc_max_intra_bitrate_pct``; ``None``: uncapped). A browser's WebRTC VP8 encoder
+    caps it so (about 900 at 30 fps: half of a 600 ms buffer), which keeps a keyframe to a few
+    frames' worth of packets; uncapped, a noisy 640x360 keyframe is ~100 KB.
+    """
     name = {"vp8": "libvpx", "h264": "libx264"}[codec.lower()]
     ctx: Any = av.CodecContext.create(name, "w")
     ctx.width = width
@@ -37,6 +44,8 @@ def make_encoder(codec: str, width: int, height: int, fps: int, bitrate: int) ->
     if name == "libvpx":
         ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
                        "kf_max_dist": "100000", "auto-alt-ref": "0"}
+        if max_intra_pct is not None:
+            ctx.options = {**ctx.options, "max-intra-rate": str(max_intra_pct)}
     else:
         ctx.profile = "Baseline"
         ctx.options = {"tune": "zerolatency", "preset": "ultrafast", "keyint": "100000",
@@ -207,8 +216,8 @@ class PreEncodedTrack(_PacedTrack):
 
     @classmethod
     def encode(cls, codec: str = "vp8", width: int = 640, height: int = 360, fps: int = 30,
-               bitrate: int = 700_000, seconds: float = 4.0) -> list[bytes]:
-        encoder = make_encoder(codec, width, height, fps, bitrate)
+               bitrate: int = 700_000, seconds: float = 4.0, max_intra_pct: int | None = None) -> list[bytes]:
+        encoder = make_encoder(codec, width, height, fps, bitrate, max_intra_pct)
         out: list[bytes] = []
         for i, frame in enumerate(noise_frames(int(fps * seconds), width, height)):
             frame.pts = i

@@ -17,7 +17,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from ..messages import Msg
 from . import aiortc_compat, peer
 from .errors import SdpError
-from .forwarding import SwitchableTrack, TrackForwarder
+from .forwarding import ForwardedTrack, SwitchableTrack, TrackForwarder
 from .lifecycle import CloseReason
 from .sdp import Offer
 from .settings import ConferenceSettings
@@ -123,7 +123,8 @@ class Subscription(BaseSubscription):
                 track = publication.forwarders[section.kind].subscribe()
                 self.tracks.append(track)
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
-                aiortc_compat.forward_packets(transceiver.sender)
+                if isinstance(track, ForwardedTrack):  # encoded packets (a benchmark's relay yields frames)
+                    aiortc_compat.forward_packets(transceiver.sender)
                 # The subscriber must receive exactly the publisher's codec: we
                 # forward its packets, we do not re-encode them.
                 codec = publication.codec_name(section.kind)
