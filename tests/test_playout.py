@@ -29,6 +29,7 @@ from aiortc.mediastreams import MediaStreamError
 from dutycall.client import subscribe
 from dutycall.media import playout as playout_module
 from dutycall.media.models import GreetingMedia
+from dutycall.synthetic import noise_frames
 from dutycall.web.auth import DIRECTORY
 from dutycall.web.greeting_media import GREETING_MEDIA, UPLOADS
 from dutycall.web.keys import CONFIG
@@ -332,6 +333,45 @@ async def test_a_live_late_joiner_joins_mid_way_at_the_next_keyframe(media):
     assert len(late.flashes()) == 1 and late.frames, late.flashes()
     assert late.frames[0][0] - late.subscribed_at < 2.0
     assert abs(late.flashes()[0] - first.flashes()[2]) < 0.1
+
+
+def make_noisy_webm(path: pathlib.Path, bitrate: int, seconds: float, gop: int) -> pathlib.Path:
+    """Noisy moving 640x360 VP8 (what costs real bits), libvpx's keyframes uncapped."""
+    out: Any = av.open(str(path), "w", format="webm")
+    video = out.add_stream("libvpx", rate=30)
+    video.width, video.height, video.pix_fmt = 640, 360, "yuv420p"
+    video.bit_rate = bitrate
+    video.codec_context.gop_size = gop
+    video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    for i, frame in enumerate(noise_frames(int(seconds * 30), 640, 360)):
+        frame.pts, frame.time_base = i, fractions.Fraction(1, 30)
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    out.close()
+    return path
+
+
+def keyframe_sizes(path: str) -> list[int]:
+    with av.open(path) as container:
+        return [p.size for p in container.demux(container.streams.video[0]) if p.size and p.is_keyframe]
+
+
+async def test_heavy_video_is_transcoded_once_with_keyframes_a_browser_would_send(media):
+    """What every room gets as it is must not cost more than a leader's camera: a file above
+    MAX_COPY_BITRATE, or one whose keyframes are many frames heavy (each leaves as N x its packets
+    at once), is transcoded once; the transcode's keyframes are capped as a browser caps its own."""
+    heavy = make_noisy_webm(media["tmp"] / "heavy.webm", 4_000_000, 2.0, 30)
+    spiky = make_noisy_webm(media["tmp"] / "spiky.webm", 700_000, 4.0, 60)
+    assert max(keyframe_sizes(str(spiky))) > 64 * 1024  # the premise: libvpx uncapped
+    for source, reason in ((heavy, " kbps"), (spiky, " KB")):
+        status, row = await upload(media["host"], source, "video/webm")
+        assert status == 201, row
+        row = await ready(media["host"], row["id"])
+        assert row["transcoded"] and row["transcode_reason"].endswith(reason), row
+        prepared = os.path.join(media["library"].directory, f"{row['id']}.webm")
+        sizes = keyframe_sizes(prepared)
+        # ~1 Mbps at 30 fps: a frame's share is ~4.2 KB, 900 % of it ~38 KB.
+        assert sizes and max(sizes) < 48 * 1024, sizes
 
 
 async def test_b_frames_and_long_gops_are_transcoded_once_to_vp8_with_a_1_s_gop(media):

@@ -33,9 +33,16 @@ gets a ``greeting_media`` row ("processing") and is prepared once in a child pro
 :func:`limit_child`), by :func:`plan`:
 
 - video VP8, or H264 without B-frames (WebRTC has no frame reordering), with keyframes at most
-  :data:`MAX_KEYFRAME_INTERVAL` (2 s) apart and at most 1920x1080: **copied** (remuxed);
+  :data:`MAX_KEYFRAME_INTERVAL` (2 s) apart, at most 1920x1080, at most :data:`MAX_COPY_BITRATE`
+  (what a leader's own camera sends, and a little more), and no keyframe heavier than
+  :data:`MAX_KEYFRAME_FRAMES` average frames and 48 KB (a browser's encoder caps its own at about
+  9 frames' share): **copied** (remuxed). Every console gets the file's packets as they are, so a
+  phone's 1080p video at 8 Mbps, or 200 KB keyframes, would cost each of 200 rooms and the server
+  far more than the leader's camera (a keyframe leaves as one burst of N x its packets: the
+  greeting's worst latency);
 - otherwise video is **transcoded once** to VP8, fitting :data:`TARGET_WIDTH` x
-  :data:`TARGET_HEIGHT` keeping its aspect, at most 30 fps, ~1 Mbps, a keyframe every second;
+  :data:`TARGET_HEIGHT` keeping its aspect, at most 30 fps, ~1 Mbps, a keyframe every second,
+  each keyframe capped as a browser caps its own (:data:`TARGET_MAX_INTRA_PCT`);
 - audio Opus is copied, any other audio (AAC from a phone's MP4) transcoded to Opus (cheap: a
   phone's H264 video is then still copied), no audio stays none.
 
@@ -101,6 +108,16 @@ MAX_KEYFRAME_INTERVAL = 2.0
 TARGET_WIDTH, TARGET_HEIGHT, TARGET_FPS, TARGET_BITRATE, AUDIO_BITRATE = 640, 360, 30, 1_000_000, 64_000
 #: Video larger than this is transcoded (consoles show it at most full screen on 1080p).
 MAX_COPY_PIXELS = 1920 * 1088
+#: Video heavier than this (bits per second, over the whole file) is transcoded: a leader's
+#: camera on the full profile sends at most 1.2 Mbps, and every room gets the file as it is.
+MAX_COPY_BITRATE = 1_500_000
+#: A keyframe heavier than this many average frames (and than MIN_HEAVY_KEYFRAME bytes) makes
+#: preparation transcode: each one leaves as N x its packets at once.
+MAX_KEYFRAME_FRAMES = 12
+MIN_HEAVY_KEYFRAME = 48 * 1024
+#: A transcode's keyframe at most this percentage of one frame's share of the bitrate
+#: (libvpx's rc_max_intra_bitrate_pct, as a browser's WebRTC VP8 encoder sets it at 30 fps).
+TARGET_MAX_INTRA_PCT = 900
 #: Playouts at once on this server (each: one thread, one loopback peer connection).
 MAX_PLAYOUTS = 64
 VIDEO_CLOCK, AUDIO_CLOCK = 90000, 48000
@@ -193,6 +210,15 @@ class Probe:
     #: Whether video packets come out of presentation order (B-frames).
     reordered: bool
     video_packets: int
+    #: The video's bytes in all, and its largest keyframe's.
+    video_bytes: int = 0
+    max_keyframe_bytes: int = 0
+
+    @property
+    def video_bitrate(self) -> float:
+        """Bits per second over the file (its packets' span, at least one frame long)."""
+        span = max(self.duration, 1.0 / (self.fps or 30.0), 1e-3)
+        return self.video_bytes * 8 / span
 
 
 #: First bytes of sound-only files (told apart for a clearer refusal, never opened).
@@ -244,7 +270,7 @@ def probe(path: str) -> Probe:
         audio = next(iter(container.streams.audio), None)
         keyframes: list[float] = []
         last_time, first_time, top_pts = 0.0, None, None
-        reordered, count = False, 0
+        reordered, count, total, heaviest = False, 0, 0, 0
         streams = [video] + ([audio] if audio is not None else [])
         try:
             for packet in container.demux(*streams):
@@ -260,8 +286,10 @@ def probe(path: str) -> Probe:
                 top_pts = packet.pts if top_pts is None else max(top_pts, packet.pts)
                 last_time = max(last_time, seconds)
                 count += 1
+                total += packet.size
                 if packet.is_keyframe:
                     keyframes.append(seconds)
+                    heaviest = max(heaviest, packet.size)
         except (av.FFmpegError, OSError, ValueError) as exc:
             logger.info("greeting media %s: demux failed: %s", path, exc)
             raise BadMedia("greeting_media.damaged") from None
@@ -276,7 +304,7 @@ def probe(path: str) -> Probe:
         return Probe(container.format.name, video.codec_context.name, video.codec_context.width or 0,
                      video.codec_context.height or 0, float(rate) if rate else 0.0,
                      audio.codec_context.name if audio is not None else None, round(duration, 3),
-                     round(interval, 3), reordered, count)
+                     round(interval, 3), reordered, count, total, heaviest)
     finally:
         container.close()
 
@@ -293,6 +321,11 @@ def plan(found: Probe) -> dict[str, Any]:
         why = f"keyframes {found.max_keyframe_interval:.1f} s apart"
     elif found.width * found.height > MAX_COPY_PIXELS:
         why = f"{found.width}x{found.height}"
+    elif found.video_bitrate > MAX_COPY_BITRATE:
+        why = f"{found.video_bitrate / 1000:.0f} kbps"
+    elif found.max_keyframe_bytes > max(MIN_HEAVY_KEYFRAME,
+                                        MAX_KEYFRAME_FRAMES * found.video_bytes / max(1, found.video_packets)):
+        why = f"keyframes of {found.max_keyframe_bytes // 1024} KB"
     video = "vp8" if why else "copy"
     audio = None if found.audio_codec is None else "copy" if found.audio_codec == "opus" else "opus"
     container = "mp4" if video == "copy" and found.video_codec == "h264" else "webm"
@@ -324,7 +357,8 @@ def prepare(source: str, target: str, how: dict[str, Any]) -> dict[str, Any]:
             video_out.bit_rate = TARGET_BITRATE
             video_out.codec_context.gop_size = TARGET_FPS  # a keyframe every second
             video_out.codec_context.time_base = fractions.Fraction(1, TARGET_FPS)
-            video_out.options = {"deadline": "realtime", "cpu-used": "6", "lag-in-frames": "0", "auto-alt-ref": "0"}
+            video_out.options = {"deadline": "realtime", "cpu-used": "6", "lag-in-frames": "0", "auto-alt-ref": "0",
+                                 "max-intra-rate": str(TARGET_MAX_INTRA_PCT)}
         audio_out = None
         resampler = fifo = None
         if audio_in is not None:
