@@ -277,6 +277,16 @@ async def tile_status(page, room_id: int) -> str | None:
     return await page.get_attribute(f'.wall-tile[data-room-id="{room_id}"]', "data-status")
 
 
+async def floor_label(page) -> str | None:
+    locator = page.locator("#stage .tile[data-floor-tile] .name")
+    return await locator.text_content() if await locator.count() else None
+
+
+async def _ends(label, suffix: str) -> bool:
+    text = await label
+    return text is not None and text.endswith(" · " + suffix)
+
+
 async def call_room(world, page, host_api, rid: int, room_id: int) -> None:
     """Click the room's tile and wait until the seat calls it (its tile: speaking).
 
@@ -360,6 +370,10 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
         # A1 answers: its tile says so.
         await a1.answer()
         await wait_for(lambda: _is(tile_status(page, ids["roomA1"]), "on_time"), what="A1 answered on the wall")
+        # Between calls the seat still shows A1's picture (the floor keeps it): named, with its outcome.
+        answered = "园岭街道值班室 · " + ("按时应答" if lang == "zh-CN" else "On time")
+        await wait_for(lambda: _is(floor_label(page), answered), what="the answered room named on the seat")
+        assert await page.get_attribute("#stage .tile[data-floor-tile]", "data-floor-room-id") == str(ids["roomA1"])
         # A is called and does not answer: absent when its window ends.
         await call_room(world, page, host_api, rid, ids["roomA"])
         await wait_for(lambda: _is(tile_status(page, ids["roomA"]), "absent"), timeout=20, what="A absent")
@@ -368,6 +382,11 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
         viewer = await open_page(chromium, base, f"/command?rollcall={rid}", "viewerA", lang)
         await viewer.wait_for_selector(".wall-tile", timeout=20000)
         await wait_for(lambda: _is(tile_status(viewer, ids["roomA"]), "absent"), what="the viewer's wall")
+        # The viewer came in after the call (no floor event seen): the room called last, A, absent.
+        absent = "缺席" if lang == "zh-CN" else "Absent"
+        for p in (page, viewer):
+            await wait_for(lambda p=p: _ends(floor_label(p), absent), what="the absent room named on the seat")
+            assert await p.get_attribute("#stage .tile[data-floor-tile]", "data-floor-room-id") == str(ids["roomA"])
         assert await viewer.locator(".wall-tile[data-callable]").count() == 0
         assert await viewer.locator("#next").is_hidden() and await viewer.locator("#start").is_hidden()
     finally:

@@ -27,6 +27,9 @@ let rooms = []; // [{duty_room_id, name}] on the wall, in order
 let page = 0;
 let looked = new Map(); // duty_room_id -> {taken_at, problems} from the last look
 let spotRoom = null; // the duty room spot-checked on the seat (scope wall)
+// The duty room whose picture the floor carries (`rollcall_floor`): it stays on the floor after
+// its call ends (absent, answered) until the next room is called, so the seat keeps naming it.
+let floorRoom = null;
 
 function setStatus(state) {
   const line = $("status");
@@ -181,6 +184,7 @@ class Seat {
         if (msg.roll_call_id === rollCallId) renderBoard(msg.board);
         break;
       case "rollcall_floor":
+        if (msg.roll_call_id === rollCallId) floorRoom = msg.duty_room_id;
         showCalled();
         break;
       case "room_closed":
@@ -239,7 +243,14 @@ function showCalled() {
   $("called").hidden = !room;
   $("seat-empty").hidden = rollCallId !== null || spotRoom !== null;
   if (!room) {
-    seat.peers.showFloor(null, "—");
+    // Between calls the floor still shows the room called last: its name and how its call ended.
+    // (After a reload, before any rollcall_floor: the room whose call began last.)
+    const called = board ? board.rooms.filter((r) => typeof r.called_at === "number") : [];
+    const lastId = floorRoom !== null ? floorRoom
+      : called.reduce((a, r) => (a === null || r.called_at > a.called_at ? r : a), null)?.duty_room_id ?? null;
+    const last = board && lastId !== null ? board.rooms.find((r) => r.duty_room_id === lastId) : null;
+    if (last) seat.peers.showFloor(last.duty_room_id, `${last.name} · ${t("st_" + last.status)}`);
+    else seat.peers.showFloor(null, "—");
     return;
   }
   $("called-name").textContent = room.name;
