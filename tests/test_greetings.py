@@ -359,7 +359,15 @@ async def test_scope_roles_and_bad_input_store_nothing(city):
     host = await api_session(city, "hostA", lang="en")
     viewer = await api_session(city, "viewer")
     officer = await api_session(city, "officerA")
+    mayor_api = await api_session(city, "mayor")
     try:
+        # The leaders a host may greet for: its own scope's (never the mayor above it); a leader
+        # only itself; a viewer none.
+        resp = await host.get(f"{base}/api/greetings/leaders")
+        assert resp.status == 200 and await resp.json() == [{"id": ids["leaderA"], "name": "leaderA", "unit": "东城区"}]
+        resp = await mayor_api.get(f"{base}/api/greetings/leaders")
+        assert [row["id"] for row in await resp.json()] == [ids["mayor"]]
+        assert (await viewer.get(f"{base}/api/greetings/leaders")).status == 403
         # A district host cannot greet another district's rooms: 404, as if it did not exist.
         resp = await host.post(f"{base}/api/greetings", json={"title": "慰问", "unit_ids": [ids["B"]],
                                                               "leader_account_id": ids["leaderA"]})
@@ -443,7 +451,7 @@ async def test_scope_roles_and_bad_input_store_nothing(city):
         calendar = await (await viewer.get(f"{base}/api/rooms/{ids['甲']}/greetings.ics")).text()
         assert "市长新春慰问" in calendar and mayors["status"] == "scheduled"
     finally:
-        for session in (host, viewer, officer):
+        for session in (host, viewer, officer, mayor_api):
             await session.close()
 
 
@@ -608,13 +616,13 @@ async def test_a_console_in_chromium_is_pulled_into_a_greeting_and_plays_it_with
             await browser.close()
 
 
-async def _leader_page(browser, base: str, cookies: dict[str, str]):
+async def _leader_page(browser, base: str, cookies: dict[str, str], query: str = ""):
     """The greetings page in a new context signed in with ``cookies`` (the leader's)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     await context.add_cookies([{"name": "dutycall_session", "value": cookies["dutycall_session"], "url": base}])
     page = await context.new_page()
     page.on("pageerror", lambda exc: print(f"[leader page] pageerror: {exc}"))
-    await page.goto(f"{base}/greetings")
+    await page.goto(f"{base}/greetings{query}")
     return page
 
 
@@ -1137,3 +1145,42 @@ async def test_the_leader_page_uploads_a_video_and_creates_a_recorded_greeting(c
     async with city.app[DIRECTORY].sessionmaker() as db:
         stored = (await db.execute(select(Greeting).where(Greeting.title == "录播慰问"))).scalar_one()
     assert (stored.media_id, stored.late_join) == (int(chosen), "start")
+
+
+async def test_a_host_picks_the_leader_from_a_list_on_the_page(city, tmp_path):
+    """A host (en) greets on a leader's behalf by choosing a name from its scope's leaders, not by
+    typing an account number; without a choice the page says so and nothing is stored."""
+    from playwright.async_api import async_playwright
+
+    from .browser import launch
+
+    base = base_of(city)
+    cookies = await sign_in(base, "hostA", PASSWORD)
+    async with async_playwright() as pw:
+        browser = await launch(pw, tmp_path / "chromium")
+        try:
+            page = await _leader_page(browser, base, cookies, "?lang=en")
+            await page.wait_for_selector("#g-leader-label:not([hidden])", timeout=30000)
+            options = page.locator("#g-leader option")
+            await wait_for(lambda: _count(options, 2), timeout=20, what="the scope's leaders listed")
+            assert await options.all_text_contents() == ["Choose a leader", "leaderA · 东城区"]
+            await page.fill("#g-title", "Festival greeting")
+            await page.select_option("#g-leader", "")
+            await page.click("#g-create")
+            await wait_for(lambda: _text(page.locator("#error"), "Choose a leader"), what="a leader asked for")
+            await page.select_option("#g-leader", str(city.ids["leaderA"]))
+            await page.click("#g-create")
+            row = page.locator("#list tr[data-greeting-id]", has_text="Festival greeting")
+            await row.wait_for(timeout=30000)
+            assert "leaderA" in await row.text_content()
+            await page.screenshot(path=str(SHOTS / "greeting-host-leader-picker-en.png"), full_page=True)
+        finally:
+            await browser.close()
+    async with city.app[DIRECTORY].sessionmaker() as db:
+        stored = (await db.execute(select(Greeting))).scalars().all()
+    assert [(g.title, g.leader_account_id, g.created_by) for g in stored] == [
+        ("Festival greeting", city.ids["leaderA"], city.ids["hostA"])]
+
+
+async def _count(locator, expected: int) -> bool:
+    return await locator.count() == expected

@@ -54,6 +54,8 @@ from .naming import greeting_room, parse_greeting_room
 logger = logging.getLogger(__name__)
 
 TITLE_MAX = 128
+#: The most leaders the picker lists (a city has a few dozen).
+LEADERS_MAX = 500
 #: How long the room that replied keeps full quality while the floor returns (its keyframe).
 FLOOR_HANDOVER = 2.0
 #: How far in the past a scheduled time may lie (a clock a little behind, a slow form).
@@ -326,6 +328,21 @@ class Greetings:
             names = await self._leader_names(db, records)
         return [{**self._describe(r, names.get(r.leader_account_id, ""), None), "room": greeting_room(r.id)}
                 for r in records]
+
+    async def leaders(self, who: Principal) -> list[dict[str, Any]]:
+        """The leaders ``who`` may greet on behalf of (``GET /api/greetings/leaders``, the page's
+        picker): a leader only themselves; a host or admin every active leader account of its own
+        scope, never one above it (as :meth:`create` checks), by unit then name."""
+        self._require_starter(who)
+        async with self.sessionmaker() as db:
+            query = (select(Account, Unit).join(Unit, Unit.id == Account.unit_id)
+                     .where(Account.role == Role.leader, Account.active.is_(True),
+                            Unit.path.startswith(who.unit_path, autoescape=True))
+                     .order_by(Unit.path, Account.display_name, Account.id).limit(LEADERS_MAX))
+            if who.role is Role.leader:
+                query = query.where(Account.id == who.id)
+            rows = (await db.execute(query)).all()
+        return [{"id": account.id, "name": account.display_name, "unit": unit.name} for account, unit in rows]
 
     async def room_calendar(self, who: Principal, room_id: int) -> bytes:
         """A duty room's scheduled greetings as iCalendar (RFC 5545): a console's own room; for an

@@ -89,6 +89,11 @@ async def upcoming_greetings(request: web.Request) -> web.Response:
     return web.json_response(await request.app[GREETINGS].upcoming(principal_of(request)))
 
 
+@routes.get("/api/greetings/leaders")
+async def greeting_leaders(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[GREETINGS].leaders(principal_of(request)))
+
+
 @routes.get("/api/greetings/{id}")
 async def greeting_detail(request: web.Request) -> web.Response:
     return web.json_response(await request.app[GREETINGS].detail(principal_of(request), _id(request)))

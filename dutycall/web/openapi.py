@@ -446,6 +446,10 @@ ROUTES: list[tuple[str, str, str, str, Any, Any]] = [
     ("get", "/api/greetings/upcoming", "greetings",
      "Scheduled and live greetings: a console's of its own room, an account's in its scope", None,
      {"type": "array", "items": {"type": "object"}}),
+    ("get", "/api/greetings/leaders", "greetings",
+     "The leaders you may greet on behalf of (a leader: only yourself; a host or admin: the active leader "
+     "accounts of your scope), by unit then name: id, name, unit", None,
+     {"type": "array", "items": {"type": "object", "properties": {"id": ID, "name": TEXT, "unit": TEXT}}}),
     ("get", "/api/greetings/{id}", "greetings",
      "A greeting with its receipts (per room: first joined, seconds watched, joins, offline) and rooms watching",
      None, {"type": "object"}),

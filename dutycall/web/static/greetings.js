@@ -44,6 +44,18 @@ async function loadMedia() {
   return rows;
 }
 
+// The leaders a host may greet on behalf of (its scope's): "name · unit" in a select, never an id typed.
+async function loadLeaders() {
+  const rows = await api("GET", "/api/greetings/leaders").catch(() => []);
+  const pick = $("g-leader").options[0];
+  pick.dataset.i18n = rows.length ? "gr_leader_pick" : "gr_no_leaders";
+  pick.textContent = t(pick.dataset.i18n);
+  $("g-leader").replaceChildren(pick, ...rows.map((leader) =>
+    el("option", { value: String(leader.id), textContent: `${leader.name} · ${leader.unit}` })));
+  if (rows.length === 1) $("g-leader").value = String(rows[0].id);
+  return rows;
+}
+
 // Upload a video (the raw file as the body), then wait while the server prepares it.
 async function uploadMedia(file) {
   const state = $("g-upload-state");
@@ -283,7 +295,10 @@ $("create-form").addEventListener("submit", async (event) => {
     body.media_id = Number($("g-media").value);
     body.late_join = $("g-late").value;
   }
-  if (me.role !== "leader") body.leader_account_id = Number($("g-leader").value);
+  if (me.role !== "leader") {
+    if (!$("g-leader").value) return showError(t("gr_leader_pick"));
+    body.leader_account_id = Number($("g-leader").value);
+  }
   const when = document.querySelector('input[name="g-when"]:checked').value;
   if (when === "at") {
     // Typed on the deployment's wall clock (i18n.js), not the browser's; sent with its offset.
@@ -303,7 +318,7 @@ $("create-form").addEventListener("submit", async (event) => {
 async function onSignedIn() {
   $("create-section").hidden = !mayStart();
   $("g-leader-label").hidden = !mayStart() || me.role === "leader";
-  if (mayStart()) await Promise.all([loadUnits(), loadMedia()]);
+  if (mayStart()) await Promise.all([loadUnits(), loadMedia(), me.role === "leader" ? null : loadLeaders()]);
   await loadList().catch((err) => showError(err.message));
 }
 

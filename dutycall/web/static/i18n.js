@@ -3,7 +3,7 @@
 const MESSAGES = {
   "zh-CN": {
     gr_doc: "dutycall · 领导慰问", gr_title: "领导慰问", gr_new: "发起慰问", gr_f_title: "标题",
-    gr_leader: "代表领导（账号编号）", gr_when: "时间", gr_now: "手动开始", gr_at: "定时开始",
+    gr_leader: "代表领导", gr_leader_pick: "请选择领导", gr_no_leaders: "管辖范围内没有领导账号", gr_when: "时间", gr_now: "手动开始", gr_at: "定时开始",
     gr_units: "对象单位（不选：管辖范围内全部值班室）", gr_create: "创建", gr_list: "慰问列表", gr_col_title: "标题",
     gr_col_leader: "领导", gr_col_status: "状态", gr_col_time: "时间", gr_col_rooms: "收看/对象", gr_start: "开始",
     gr_enter: "进入直播", gr_end: "结束", gr_cancel: "取消", gr_receipts: "回执", gr_status_scheduled: "未开始",
@@ -200,7 +200,7 @@ const MESSAGES = {
   },
   en: {
     gr_doc: "dutycall · Leadership greetings", gr_title: "Leadership greetings", gr_new: "New greeting", gr_f_title: "Title",
-    gr_leader: "On behalf of (leader's account id)", gr_when: "When", gr_now: "Start by hand", gr_at: "Start at",
+    gr_leader: "On behalf of", gr_leader_pick: "Choose a leader", gr_no_leaders: "No leader account in your scope", gr_when: "When", gr_now: "Start by hand", gr_at: "Start at",
     gr_units: "Units (none: every duty room in your scope)", gr_create: "Create", gr_list: "Greetings", gr_col_title: "Title",
     gr_col_leader: "Leader", gr_col_status: "Status", gr_col_time: "Time", gr_col_rooms: "Watching/rooms", gr_start: "Start",
     gr_enter: "Go live", gr_end: "End", gr_cancel: "Cancel", gr_receipts: "Receipts", gr_status_scheduled: "Scheduled",
