@@ -474,6 +474,14 @@ KEYFRAME_CAP_HELP = ("cap the publisher's keyframe at PCT %% of a frame's share 
                      "browser's VP8 encoder does (default 900); 0: uncapped")
 
 
+def keyframe_cap_arg(text: str) -> int:
+    """``--keyframe-cap``: a percentage, 0 (uncapped) or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("a percentage, 0 or more (0: uncapped)")
+    return value
+
+
 def leader_packets(bitrate: int, keyframe_cap: int) -> tuple[list[bytes], dict[str, Any]]:
     """The publisher's pre-encoded 640x360 30 fps loop, and what its frames weigh."""
     from dutycall.synthetic import PreEncodedTrack
@@ -577,7 +585,7 @@ def main() -> None:
     parser.add_argument("--bitrate", type=int, default=700_000, help="publisher bitrate (bps)")
     parser.add_argument("--busy-cores", type=int, default=0,
                         help="busy-loop processes beside the server for the run (CPU contention)")
-    parser.add_argument("--keyframe-cap", type=int, default=900, metavar="PCT", help=KEYFRAME_CAP_HELP)
+    parser.add_argument("--keyframe-cap", type=keyframe_cap_arg, default=900, metavar="PCT", help=KEYFRAME_CAP_HELP)
     parser.add_argument("--media-workers", type=int, default=0,
                         help="the server's media worker processes (--media-workers); 0: none")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",

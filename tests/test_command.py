@@ -282,11 +282,6 @@ async def floor_label(page) -> str | None:
     return await locator.text_content() if await locator.count() else None
 
 
-async def _ends(label, suffix: str) -> bool:
-    text = await label
-    return text is not None and text.endswith(" · " + suffix)
-
-
 async def call_room(world, page, host_api, rid: int, room_id: int) -> None:
     """Click the room's tile and wait until the seat calls it (its tile: speaking).
 
@@ -374,6 +369,7 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
         answered = "园岭街道值班室 · " + ("按时应答" if lang == "zh-CN" else "On time")
         await wait_for(lambda: _is(floor_label(page), answered), what="the answered room named on the seat")
         assert await page.get_attribute("#stage .tile[data-floor-tile]", "data-floor-room-id") == str(ids["roomA1"])
+        assert await page.locator("#stage .tile[data-floor-tile] video").is_visible()
         # A is called and does not answer: absent when its window ends.
         await call_room(world, page, host_api, rid, ids["roomA"])
         await wait_for(lambda: _is(tile_status(page, ids["roomA"]), "absent"), timeout=20, what="A absent")
@@ -382,11 +378,14 @@ async def test_seat_shows_the_called_room_and_the_wall_calls(world, chromium, la
         viewer = await open_page(chromium, base, f"/command?rollcall={rid}", "viewerA", lang)
         await viewer.wait_for_selector(".wall-tile", timeout=20000)
         await wait_for(lambda: _is(tile_status(viewer, ids["roomA"]), "absent"), what="the viewer's wall")
-        # The viewer came in after the call (no floor event seen): the room called last, A, absent.
-        absent = "缺席" if lang == "zh-CN" else "Absent"
+        # An absence empties the floor: no room named, and no frozen last frame shown as if live
+        # (the viewer, who came in after, is told so by the join's snapshot).
         for p in (page, viewer):
-            await wait_for(lambda p=p: _ends(floor_label(p), absent), what="the absent room named on the seat")
-            assert await p.get_attribute("#stage .tile[data-floor-tile]", "data-floor-room-id") == str(ids["roomA"])
+            # (The tile is named "—" from the start: wait for the seat to have said who has the floor.)
+            await wait_for(lambda p=p: _is(p.get_attribute("#stage .tile[data-floor-tile]", "data-floor-room-id"), ""),
+                           what="an empty floor on the seat")
+            assert await floor_label(p) == "—"
+            assert not await p.locator("#stage .tile[data-floor-tile] video").is_visible()
         assert await viewer.locator(".wall-tile[data-callable]").count() == 0
         assert await viewer.locator("#next").is_hidden() and await viewer.locator("#start").is_hidden()
     finally:

@@ -333,8 +333,8 @@ async def test_a_greeting_nobody_leads_ends_by_itself(city):
         await wait_for(lambda: greetings._live[gid].unattended is None, what="the leader back")
         # The page closed: the greeting ends by itself, the consoles told, the receipts closed.
         greetings.unattended_after = 1.5
+        left = time.monotonic()  # before: the server may start its timer before close() returns
         await leader.close()
-        left = time.monotonic()
         await a.client.wait_event("greeting_ended", timeout=20, greeting_id=gid)
         assert time.monotonic() - left >= 1.4
         await greetings.settled()
@@ -361,8 +361,14 @@ async def test_scope_roles_and_bad_input_store_nothing(city):
     officer = await api_session(city, "officerA")
     mayor_api = await api_session(city, "mayor")
     try:
-        # The leaders a host may greet for: its own scope's (never the mayor above it); a leader
-        # only itself; a viewer none.
+        # The leaders a host may greet for: its own scope's (never the mayor above it, nor a
+        # neighbouring district's, nor a deactivated one); a leader only itself; a viewer none.
+        directory = city.app[DIRECTORY]
+        _, admin = await directory.sign_in("admin", ADMIN_PASSWORD)
+        for username, unit in (("leaderB", "B"), ("leaderA2", "A")):
+            made = await directory.create_account(admin, {"username": username, "display_name": username,
+                                                          "password": PASSWORD, "role": "leader", "unit_id": ids[unit]})
+        await directory.update_account(admin, made["id"], {"active": False})  # leaderA2
         resp = await host.get(f"{base}/api/greetings/leaders")
         assert resp.status == 200 and await resp.json() == [{"id": ids["leaderA"], "name": "leaderA", "unit": "东城区"}]
         resp = await mayor_api.get(f"{base}/api/greetings/leaders")

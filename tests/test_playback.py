@@ -205,7 +205,8 @@ async def test_chromium_plays_a_segment_and_seeks_with_range(recorded, tmp_path)
             await page.click("#sign-in")
             section = page.locator("[data-section='inc_footage']")
             await section.wait_for(timeout=30000)
-            assert segment["sha256"] in await section.inner_text()
+            # The section shows "正在读取现场视频…" until the footage list has come (a busy machine).
+            await wait_for(lambda: _contains(section, segment["sha256"]), timeout=30, what="the segment listed")
             await section.locator(f"[data-segment='{segment['id']}'] button.play").click()
             video = section.locator("video")
             await video.wait_for(timeout=30000)
@@ -466,3 +467,7 @@ async def test_a_cancelled_range_download_waits_for_its_remux_and_deletes_the_fi
         await task
     assert made and not made[0].exists() and list(playback.temp_directory.iterdir()) == []
     playback.close()
+
+
+async def _contains(locator, text: str) -> bool:
+    return text in await locator.inner_text()

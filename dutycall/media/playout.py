@@ -213,11 +213,13 @@ class Probe:
     #: The video's bytes in all, and its largest keyframe's.
     video_bytes: int = 0
     max_keyframe_bytes: int = 0
+    #: Seconds from the first video packet to the last (the file's duration may be its audio's).
+    video_span: float = 0.0
 
     @property
     def video_bitrate(self) -> float:
-        """Bits per second over the file (its packets' span, at least one frame long)."""
-        span = max(self.duration, 1.0 / (self.fps or 30.0), 1e-3)
+        """The video's bits per second over its own packets' span, plus one frame."""
+        span = max(self.video_span + 1.0 / (self.fps or 30.0), 1e-3)
         return self.video_bytes * 8 / span
 
 
@@ -304,7 +306,7 @@ def probe(path: str) -> Probe:
         return Probe(container.format.name, video.codec_context.name, video.codec_context.width or 0,
                      video.codec_context.height or 0, float(rate) if rate else 0.0,
                      audio.codec_context.name if audio is not None else None, round(duration, 3),
-                     round(interval, 3), reordered, count, total, heaviest)
+                     round(interval, 3), reordered, count, total, heaviest, last_time - first_time)
     finally:
         container.close()
 

@@ -284,6 +284,10 @@ class RollCallCoordinator(EffectHandlers):
             shown = await read(step.state) if read is not None else None
             await uow.commit()  # before any effect: a crash after it loses nothing the consoles saw
             live.state = step.state
+            if isinstance(shown, dict) and "seq" in shown:
+                # Numbered again now that it is the live state: a push that read the old state
+                # during the commit got a higher seq than the board taken before it.
+                shown["seq"] = next(self._board_seq)
             for effect in step.effects:
                 self._effects[type(effect)](roll_call_id, live, effect, rostered)
         self.followers.changed(roll_call_id)

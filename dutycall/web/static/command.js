@@ -27,8 +27,9 @@ let rooms = []; // [{duty_room_id, name}] on the wall, in order
 let page = 0;
 let looked = new Map(); // duty_room_id -> {taken_at, problems} from the last look
 let spotRoom = null; // the duty room spot-checked on the seat (scope wall)
-// The duty room whose picture the floor carries (`rollcall_floor`): it stays on the floor after
-// its call ends (absent, answered) until the next room is called, so the seat keeps naming it.
+// The duty room whose picture the floor carries, as the server says (the join's snapshot, then
+// every `rollcall_floor`; null: nobody). A room that answered keeps the floor until the next call,
+// so the seat keeps naming it; an absence, a skip or an excuse empties it (its picture stops).
 let floorRoom = null;
 
 function setStatus(state) {
@@ -144,6 +145,8 @@ class Seat {
       this.signalling.joined();
       setStatus("connected");
       this.participants = new Map(joined.participants.map((p) => [p.participant_id, p]));
+      const holder = joined.floor && this.participants.get(joined.floor.participant_id);
+      floorRoom = holder && typeof holder.duty_room_id === "number" ? holder.duty_room_id : null;
       this.peers.iceServers = joined.ice_servers || [];
       if (this.stream) await this.peers.publish();
       if (!current()) return;
@@ -184,7 +187,7 @@ class Seat {
         if (msg.roll_call_id === rollCallId) renderBoard(msg.board);
         break;
       case "rollcall_floor":
-        if (msg.roll_call_id === rollCallId) floorRoom = msg.duty_room_id;
+        if (msg.roll_call_id === rollCallId) floorRoom = typeof msg.duty_room_id === "number" ? msg.duty_room_id : null;
         showCalled();
         break;
       case "room_closed":
@@ -243,12 +246,9 @@ function showCalled() {
   $("called").hidden = !room;
   $("seat-empty").hidden = rollCallId !== null || spotRoom !== null;
   if (!room) {
-    // Between calls the floor still shows the room called last: its name and how its call ended.
-    // (After a reload, before any rollcall_floor: the room whose call began last.)
-    const called = board ? board.rooms.filter((r) => typeof r.called_at === "number") : [];
-    const lastId = floorRoom !== null ? floorRoom
-      : called.reduce((a, r) => (a === null || r.called_at > a.called_at ? r : a), null)?.duty_room_id ?? null;
-    const last = board && lastId !== null ? board.rooms.find((r) => r.duty_room_id === lastId) : null;
+    // Between calls a room that answered still has the floor: its name and how its call ended.
+    // An emptied floor shows no picture (the last frame would stay, frozen, as if live).
+    const last = board && floorRoom !== null ? board.rooms.find((r) => r.duty_room_id === floorRoom) : null;
     if (last) seat.peers.showFloor(last.duty_room_id, `${last.name} · ${t("st_" + last.status)}`);
     else seat.peers.showFloor(null, "—");
     return;

@@ -46,7 +46,13 @@ async function loadMedia() {
 
 // The leaders a host may greet on behalf of (its scope's): "name · unit" in a select, never an id typed.
 async function loadLeaders() {
-  const rows = await api("GET", "/api/greetings/leaders").catch(() => []);
+  let rows;
+  try {
+    rows = await api("GET", "/api/greetings/leaders");
+  } catch (err) {
+    showError(err.message); // not "no leader": the list could not be read
+    return [];
+  }
   const pick = $("g-leader").options[0];
   pick.dataset.i18n = rows.length ? "gr_leader_pick" : "gr_no_leaders";
   pick.textContent = t(pick.dataset.i18n);

@@ -191,6 +191,8 @@ class Peers {
     if (!entry) return;
     entry.tile.nameEl.textContent = name;
     entry.tile.el.dataset.floorRoomId = dutyRoomId === null ? "" : dutyRoomId;
+    if (dutyRoomId === null) entry.tile.el.dataset.floorEmpty = "";
+    else delete entry.tile.el.dataset.floorEmpty;
   }
 
   // Watches one publication; `dutyRoomId` marks the tile of a duty room's console.
