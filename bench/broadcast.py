@@ -43,7 +43,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.fanout import KEYFRAME_CAP_HELP, keyframe_cap_arg, leader_packets, measure  # noqa: E402
+from bench.fanout import KEYFRAME_CAP_HELP, baseline_delivered, keyframe_cap_arg, leader_packets, measure  # noqa: E402
 
 
 def load_average() -> float:
@@ -86,8 +86,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                              server_args=server_args)
         result["baseline_server_cpu"] = round(base["server_cpu"], 4)
         result["baseline_min_fps"] = round(base["min_any_fps"], 2)
-        # A baseline that delivered (next to) nothing cost nothing: no ratio from it.
-        delivered = base["min_any_fps"] >= 0.5 * main["publisher_fps"] and base["server_cpu"]
+        delivered = baseline_delivered(base, main["publisher_fps"])
         result["ratio"] = round(main["server_cpu"] / base["server_cpu"], 4) if delivered else None
     else:
         base = await measure("passthrough", 1, 1, args.seconds, packets, server_args=server_args)

@@ -482,6 +482,16 @@ def keyframe_cap_arg(text: str) -> int:
     return value
 
 
+def baseline_delivered(baseline: dict[str, Any], source_fps: float) -> bool:
+    """Whether a baseline run delivered enough to compare with: one whose worst subscriber got
+    under half the source's rate cost next to nothing, so no ratio is taken from it."""
+    if baseline["min_any_fps"] >= 0.5 * source_fps and baseline["server_cpu"]:
+        return True
+    print(f"warning: the baseline's worst subscriber got {baseline['min_any_fps']:.1f} fps: no ratio",
+          file=sys.stderr)
+    return False
+
+
 def leader_packets(bitrate: int, keyframe_cap: int) -> tuple[list[bytes], dict[str, Any]]:
     """The publisher's pre-encoded 640x360 30 fps loop, and what its frames weigh."""
     from dutycall.synthetic import PreEncodedTrack
@@ -527,10 +537,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.baseline:
         return result
     baseline = await measure("transcode", args.subscribers, args.per_worker, args.seconds, packets, args.busy_cores)
-    if baseline["min_any_fps"] < 0.5 * sfu["publisher_fps"]:
-        # A baseline that delivered (next to) nothing cost nothing: no ratio from it.
-        print(f"warning: the baseline's worst subscriber got {baseline['min_any_fps']:.1f} fps: no ratio",
-              file=sys.stderr)
+    if not baseline_delivered(baseline, sfu["publisher_fps"]):
         return {**result, "baseline_server_cpu": round(baseline["server_cpu"], 4), "ratio": None,
                 "baseline_min_fps": round(baseline["min_any_fps"], 2)}
     return {

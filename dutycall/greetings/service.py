@@ -227,12 +227,8 @@ class Greetings:
                 # alike, so a district cannot learn of another's videos.
                 if media is None or media.status != "ready" or not who.covers(media.unit_path):
                     raise Invalid("greetings.media_not_ready", field="media_id", id=media_id)
-            leader = await db.get(Account, leader_id)
-            leader_unit = await db.get(Unit, leader.unit_id) if leader is not None else None
-            if leader is None or leader_unit is None or leader.role is not Role.leader or not leader.active or (
-                    who.role is Role.leader and leader.id != who.id) or not who.covers(leader_unit.path):
-                # A leader greets in their own name; a host on behalf of a leader in its own scope
-                # (never one above it: a district's greeting must not appear as the mayor's).
+            leader = (await db.execute(self._leaders_of(who).where(Account.id == leader_id))).scalars().first()
+            if leader is None:
                 raise NotFound("greetings.leader_not_found", field="leader_account_id", id=leader_id)
             paths = await self._target_paths(db, who, list(dict.fromkeys(unit_ids)))
             room_ids = await self._rooms_under(db, paths)
@@ -335,14 +331,20 @@ class Greetings:
         scope, never one above it (as :meth:`create` checks), by unit then name."""
         self._require_starter(who)
         async with self.sessionmaker() as db:
-            query = (select(Account, Unit).join(Unit, Unit.id == Account.unit_id)
-                     .where(Account.role == Role.leader, Account.active.is_(True),
-                            Unit.path.startswith(who.unit_path, autoescape=True))
-                     .order_by(Unit.path, Account.display_name, Account.id).limit(LEADERS_MAX))
-            if who.role is Role.leader:
-                query = query.where(Account.id == who.id)
+            query = self._leaders_of(who).order_by(Unit.path, Account.display_name, Account.id).limit(LEADERS_MAX)
             rows = (await db.execute(query)).all()
         return [{"id": account.id, "name": account.display_name, "unit": unit.name} for account, unit in rows]
+
+    @staticmethod
+    def _leaders_of(who: Principal) -> Any:
+        """The one rule for whom ``who`` may greet on behalf of (:meth:`create`, :meth:`leaders`):
+        a leader greets in their own name; a host or admin on behalf of an active leader account
+        of its own scope, never one above it (a district's greeting must not appear as the
+        mayor's). Selects (Account, Unit)."""
+        query = (select(Account, Unit).join(Unit, Unit.id == Account.unit_id)
+                 .where(Account.role == Role.leader, Account.active.is_(True),
+                        Unit.path.startswith(who.unit_path, autoescape=True)))
+        return query.where(Account.id == who.id) if who.role is Role.leader else query
 
     async def room_calendar(self, who: Principal, room_id: int) -> bytes:
         """A duty room's scheduled greetings as iCalendar (RFC 5545): a console's own room; for an
